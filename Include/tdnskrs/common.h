@@ -1,0 +1,59 @@
+/*
+ * tdnskrs/common.h — return codes, memory ownership and version of libtdnskrs.
+ *
+ * Conventions used by every libtdnskrs function:
+ *   - The status is the return value: KRS_OK (0) on success, a negative KRS_E* code on failure.
+ *     Codes are never renumbered; new ones are only ever added at the end.
+ *   - Results come back through out-parameters. Out-parameters are set to NULL / 0 on entry,
+ *     and are only filled when the function returns KRS_OK: a failing call never hands out
+ *     a partial buffer.
+ *   - Every buffer the library returns is freed with krs_free(), which zeroizes it first.
+ *     Never pass library memory to free().
+ *   - All functions are safe to call from several threads at once, and never abort the
+ *     calling process: invalid input is reported through the return code.
+ */
+#ifndef TDNSKRS_COMMON_H
+#define TDNSKRS_COMMON_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Return codes. */
+#define KRS_OK           0   /* success */
+#define KRS_ERROR       -1   /* unspecified internal failure */
+#define KRS_ENOMEM      -2   /* memory allocation failed */
+#define KRS_EINVAL      -3   /* invalid argument: NULL where not allowed, unknown handle */
+#define KRS_ECRYPTO     -4   /* cryptographic failure: authentication tag, signature or key agreement failed */
+#define KRS_EDNS        -5   /* DNS protocol error */
+#define KRS_EKEYTYPE    -6   /* key handle of the wrong kind: other backend, or public where private is needed */
+#define KRS_EMALFORMED  -7   /* input is not well-formed: bad hex, JWK, JWE, base64, lengths */
+#define KRS_ETOOBIG     -8   /* input exceeds a size limit; rejected before it was parsed */
+#define KRS_EPOLICY     -9   /* well-formed but refused by policy: algorithm not allowed, crit, zip */
+
+/*
+ * Human-readable text for a return code. Never NULL; unknown codes give "unknown error".
+ * Ownership: static storage, do not free.
+ */
+const char *krs_strerror(int code);
+
+/*
+ * Library version, e.g. "0.1.0".
+ * Ownership: static storage, do not free.
+ */
+const char *krs_version(void);
+
+/*
+ * Frees a buffer returned by libtdnskrs (ciphertext, plaintext, serialized key, JSON).
+ * The buffer is overwritten with zeros before it is released. NULL is ignored, and so is
+ * a pointer the library did not hand out (it is left untouched).
+ */
+void krs_free(void *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TDNSKRS_COMMON_H */

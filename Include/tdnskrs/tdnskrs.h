@@ -1,0 +1,13 @@
+/*
+ * tdnskrs/tdnskrs.h — umbrella header of libtdnskrs, the TDNS Key Receiver Service library.
+ *
+ *   #include <tdnskrs/tdnskrs.h>
+ *   cc app.c $(pkg-config --cflags --libs tdnskrs)
+ */
+#ifndef TDNSKRS_TDNSKRS_H
+#define TDNSKRS_TDNSKRS_H
+
+#include "common.h"
+#include "crypto.h"
+
+#endif /* TDNSKRS_TDNSKRS_H */

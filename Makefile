@@ -1,0 +1,120 @@
+# libtdnskrs — build, test, install.
+#
+#   make            shipping library build/lib/libtdnskrs.so (static Swift runtime), server plugins
+#   make test       every test; ends with one line "N passed, N failed"
+#   make demo       the main job on loopback (for now: the hosting proof in named and knotd)
+#   make install    PREFIX=/usr/local DESTDIR= : library, headers, tdnskrs.pc, plugins
+#   make deps       the Debian packages the project needs (run as root)
+
+SHELL       := /bin/bash
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+LIBDIR      ?= $(PREFIX)/lib
+INCLUDEDIR  ?= $(PREFIX)/include
+
+VERSION     := 0.1.0
+SOMAJOR     := 0
+BUILD       := build
+SHIP_SCRATCH:= .build-ship
+SWIFT       ?= swift
+CC          ?= cc
+CFLAGS      ?= -O2 -g
+WARN        := -Wall -Wextra -Werror
+VENV        := .venv
+
+LIB_REAL    := $(BUILD)/lib/libtdnskrs.so.$(VERSION)
+LIB_SONAME  := libtdnskrs.so.$(SOMAJOR)
+DLZ_PLUGIN  := $(BUILD)/lib/dlz_tdnskrs.so
+KNOT_PLUGIN := $(BUILD)/lib/mod-tdnskrs.so
+
+DEBIAN_PACKAGES := pkg-config libssl-dev libcjose-dev libjansson-dev libjson-c-dev bind9-dev \
+	bind9 bind9-utils bind9-dnsutils knot knot-dnsutils libknot-dev nsd ldnsutils jose \
+	valgrind python3-venv g++
+
+SWIFT_SOURCES := $(shell find Sources Include -name '*.swift' -o -name '*.h' -o -name '*.modulemap') Package.swift
+
+.PHONY: all lib plugins deps test test-swift demo install clean venv
+
+all: deps-auto lib plugins
+
+# --- dependencies -----------------------------------------------------------------------------
+
+# Installs what is missing when run as root; otherwise only reports it.
+deps-auto:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then echo "installing: $$missing"; $(MAKE) --no-print-directory deps; \
+	  else echo "missing Debian packages (run 'sudo make deps'): $$missing" >&2; exit 1; fi; \
+	fi
+
+deps:
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_PACKAGES)
+
+.PHONY: deps-auto
+
+# --- the shipping library ---------------------------------------------------------------------
+
+# Static Swift runtime, NODELETE (hosts dlclose modules on reload), only the C API exported.
+lib: $(LIB_REAL)
+
+$(LIB_REAL): $(SWIFT_SOURCES) Sources/TDNSKRSCABI/exports.map
+	$(SWIFT) build -c release --product tdnskrs --scratch-path $(SHIP_SCRATCH) \
+	  -Xswiftc -static-stdlib \
+	  -Xlinker -z -Xlinker nodelete \
+	  -Xlinker -soname=$(LIB_SONAME) \
+	  -Xlinker --version-script=$(CURDIR)/Sources/TDNSKRSCABI/exports.map
+	@mkdir -p $(BUILD)/lib
+	cp $(SHIP_SCRATCH)/release/libtdnskrs.so $@
+	strip --strip-unneeded $@
+	ln -sf libtdnskrs.so.$(VERSION) $(BUILD)/lib/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(BUILD)/lib/libtdnskrs.so
+
+# --- server plugins (thin C shims over the public headers) -------------------------------------
+
+PLUGIN_LDFLAGS := -shared -L$(BUILD)/lib -ltdnskrs -Wl,-rpath,'$$ORIGIN' -Wl,-z,nodelete -Wl,-z,defs -lpthread
+
+plugins: $(DLZ_PLUGIN) $(KNOT_PLUGIN)
+
+$(DLZ_PLUGIN): Sources/Plugins/bind9-dlz/dlz_tdnskrs.c Sources/Plugins/bind9-dlz/dlz_minimal.h $(LIB_REAL)
+	$(CC) $(CFLAGS) $(WARN) -std=c11 -fPIC -fvisibility=hidden -IInclude -o $@ $< $(PLUGIN_LDFLAGS)
+
+$(KNOT_PLUGIN): Sources/Plugins/knot-module/mod_tdnskrs.c $(LIB_REAL)
+	$(CC) $(CFLAGS) $(WARN) -std=gnu11 -fPIC -fvisibility=hidden -IInclude $$(pkg-config --cflags libknot) -o $@ $< \
+	  $(PLUGIN_LDFLAGS) $$(pkg-config --libs libknot)
+
+# --- tests ------------------------------------------------------------------------------------
+
+venv: $(VENV)/.done
+$(VENV)/.done: Tests/interop/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/interop/requirements.txt
+	touch $@
+
+test: all venv
+	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) PYTHON=$(CURDIR)/$(VENV)/bin/python SWIFT=$(SWIFT) CC=$(CC) \
+	  bash Tests/run-all.sh
+
+demo: all
+	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) bash Tests/hosting/demo.sh
+
+# --- install ----------------------------------------------------------------------------------
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/tdnskrs $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -m 0755 $(LIB_REAL) $(DESTDIR)$(LIBDIR)/
+	ln -sf libtdnskrs.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
+	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libtdnskrs.so
+	install -m 0644 Include/tdnskrs/*.h $(DESTDIR)$(INCLUDEDIR)/tdnskrs/
+	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
+	  Sources/TDNSKRSCABI/tdnskrs.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tdnskrs.pc
+	install -d $(DESTDIR)/usr/lib/bind
+	install -m 0755 $(DLZ_PLUGIN) $(DESTDIR)/usr/lib/bind/
+	install -m 0755 $(LIB_REAL) $(DESTDIR)/usr/lib/bind/
+	ln -sf libtdnskrs.so.$(VERSION) $(DESTDIR)/usr/lib/bind/$(LIB_SONAME)
+	knotmods=$$(pkg-config --variable=module_instdir knotd); install -d $(DESTDIR)$$knotmods; \
+	  install -m 0755 $(KNOT_PLUGIN) $(DESTDIR)$$knotmods/; \
+	  install -m 0755 $(LIB_REAL) $(DESTDIR)$$knotmods/; ln -sf libtdnskrs.so.$(VERSION) $(DESTDIR)$$knotmods/$(LIB_SONAME)
+
+clean:
+	rm -rf $(BUILD) $(SHIP_SCRATCH)
