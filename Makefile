@@ -31,7 +31,7 @@ DEBIAN_PACKAGES := pkg-config libssl-dev libcjose-dev libjansson-dev libjson-c-d
 	bind9 bind9-utils bind9-dnsutils knot knot-dnsutils libknot-dev nsd ldnsutils jose \
 	valgrind python3-venv g++
 
-SWIFT_SOURCES := $(shell find Sources Include -name '*.swift' -o -name '*.h' -o -name '*.modulemap') Package.swift
+SWIFT_SOURCES := $(shell find Sources Include -path Sources/Plugins -prune -o \( -name '*.swift' -o -name '*.h' -o -name '*.modulemap' \) -print) Package.swift
 
 .PHONY: all lib plugins deps test test-swift demo install clean venv
 
@@ -56,11 +56,13 @@ deps:
 # --- the shipping library ---------------------------------------------------------------------
 
 # Static Swift runtime, NODELETE (hosts dlclose modules on reload), only the C API exported.
+# lld, not the default gold: gold leaves the version script's localized Swift metadata symbols
+# in .dynsym (as LOCAL entries `nm -D` lists); lld drops them.
 lib: $(LIB_REAL)
 
 $(LIB_REAL): $(SWIFT_SOURCES) Sources/TDNSKRSCABI/exports.map
 	$(SWIFT) build -c release --product tdnskrs --scratch-path $(SHIP_SCRATCH) \
-	  -Xswiftc -static-stdlib \
+	  -Xswiftc -static-stdlib -Xswiftc -use-ld=lld \
 	  -Xlinker -z -Xlinker nodelete \
 	  -Xlinker -soname=$(LIB_SONAME) \
 	  -Xlinker --version-script=$(CURDIR)/Sources/TDNSKRSCABI/exports.map
@@ -72,12 +74,13 @@ $(LIB_REAL): $(SWIFT_SOURCES) Sources/TDNSKRSCABI/exports.map
 
 # --- server plugins (thin C shims over the public headers) -------------------------------------
 
-PLUGIN_LDFLAGS := -shared -L$(BUILD)/lib -ltdnskrs -Wl,-rpath,'$$ORIGIN' -Wl,-z,nodelete -Wl,-z,defs -lpthread
+# No -z defs for the Knot module: its knotd_* symbols resolve against the knotd executable at load time.
+PLUGIN_LDFLAGS := -shared -L$(BUILD)/lib -ltdnskrs -Wl,-rpath,'$$ORIGIN' -Wl,-z,nodelete -lpthread
 
 plugins: $(DLZ_PLUGIN) $(KNOT_PLUGIN)
 
 $(DLZ_PLUGIN): Sources/Plugins/bind9-dlz/dlz_tdnskrs.c Sources/Plugins/bind9-dlz/dlz_minimal.h $(LIB_REAL)
-	$(CC) $(CFLAGS) $(WARN) -std=c11 -fPIC -fvisibility=hidden -IInclude -o $@ $< $(PLUGIN_LDFLAGS)
+	$(CC) $(CFLAGS) $(WARN) -std=c11 -fPIC -fvisibility=hidden -IInclude -o $@ $< $(PLUGIN_LDFLAGS) -Wl,-z,defs
 
 $(KNOT_PLUGIN): Sources/Plugins/knot-module/mod_tdnskrs.c $(LIB_REAL)
 	$(CC) $(CFLAGS) $(WARN) -std=gnu11 -fPIC -fvisibility=hidden -IInclude $$(pkg-config --cflags libknot) -o $@ $< \

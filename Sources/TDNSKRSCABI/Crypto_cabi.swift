@@ -12,36 +12,40 @@ enum KeyObject: Sendable {
     case josePrivate(JOSEPrivateKey)
 }
 
-/// A heap object whose address is the handle C sees.
-private final class KeyBox: Sendable {
-    let object: KeyObject
-    init(_ object: KeyObject) { self.object = object }
-}
-
-/// Live key handles. A handle from C is only ever used as a dictionary key, never
-/// dereferenced, so a stale, foreign or garbage pointer yields KRS_EINVAL instead of a crash.
+/// Live key handles. A handle is a number from a counter that never repeats, dressed as a
+/// pointer; it is only ever used as a dictionary key, never dereferenced. A stale, foreign or
+/// garbage handle therefore yields KRS_EINVAL instead of a crash, and a freed handle can never
+/// come back to life as some other key.
 private final class KeyHandles: Sendable {
     static let shared = KeyHandles()
-    private let live = Mutex<[UInt: KeyBox]>([:])
+    private struct State {
+        var live: [UInt: KeyObject] = [:]
+        var next: UInt = 0x1000
+    }
+    private let state = Mutex(State())
 
-    func make(_ object: KeyObject) -> UnsafeMutableRawPointer {
-        let box = KeyBox(object)
-        let handle = Unmanaged.passUnretained(box).toOpaque()
-        live.withLock { $0[UInt(bitPattern: handle)] = box }
-        return handle
+    /// Registers a key; nil only if the counter could not form a pointer (it cannot: it is never 0).
+    func make(_ object: KeyObject) -> UnsafeMutableRawPointer? {
+        state.withLock { s in
+            // Step by 16 so handles look like aligned pointers; 2^60 handles before wrapping.
+            s.next &+= 16
+            if s.next == 0 { s.next = 0x1000 }
+            s.live[s.next] = object
+            return UnsafeMutableRawPointer(bitPattern: s.next)
+        }
     }
 
     func lookup(_ handle: UnsafeMutableRawPointer?) -> KeyObject? {
         guard let handle else { return nil }
-        return live.withLock { $0[UInt(bitPattern: handle)]?.object }
+        return state.withLock { $0.live[UInt(bitPattern: handle)] }
     }
 
     /// Releases a handle if it is live and `matches` accepts its object.
     func release(_ handle: UnsafeMutableRawPointer?, if matches: (KeyObject) -> Bool) {
         guard let handle else { return }
-        live.withLock { table in
+        state.withLock { s in
             let key = UInt(bitPattern: handle)
-            if let box = table[key], matches(box.object) { table[key] = nil }
+            if let object = s.live[key], matches(object) { s.live[key] = nil }
         }
     }
 }
@@ -71,8 +75,13 @@ enum BackendEntry<Ops: CryptoBackendOps> {
         guard let pub, let priv else { return KRS_EINVAL }
         do {
             let pair = try Ops.generate()
-            pub.pointee = KeyHandles.shared.make(pair.public)
-            priv.pointee = KeyHandles.shared.make(pair.private)
+            guard let pubHandle = KeyHandles.shared.make(pair.public) else { return KRS_ERROR }
+            guard let privHandle = KeyHandles.shared.make(pair.private) else {
+                freePublic(pubHandle)
+                return KRS_ERROR
+            }
+            pub.pointee = pubHandle
+            priv.pointee = privHandle
             return KRS_OK
         } catch {
             return error.code.krsCode
@@ -91,7 +100,8 @@ enum BackendEntry<Ops: CryptoBackendOps> {
         case .bytes(var text):
             defer { zeroize(&text) }
             do {
-                out.pointee = KeyHandles.shared.make(try parser(text))
+                guard let handle = KeyHandles.shared.make(try parser(text)) else { return KRS_ERROR }
+                out.pointee = handle
                 return KRS_OK
             } catch {
                 return error.code.krsCode
@@ -163,23 +173,6 @@ enum BackendEntry<Ops: CryptoBackendOps> {
 
     static func freePrivate(_ key: UnsafeMutableRawPointer?) {
         KeyHandles.shared.release(key, if: Ops.isPrivate)
-    }
-
-    /// The crypto_backend_t table. Its function pointers are non-capturing closures, which
-    /// Swift emits as plain C functions.
-    static func table(name: StaticString) -> crypto_backend_t {
-        crypto_backend_t(
-            name: staticCString(name),
-            generate_keypair: { generateKeypair($0, $1) },
-            parse_public_key: { parse($0, $1, $2, Ops.parsePublic) },
-            parse_private_key: { parse($0, $1, $2, Ops.parsePrivate) },
-            encrypt: { encrypt($0, $1, $2, $3, $4) },
-            decrypt: { decrypt($0, $1, $2, $3, $4) },
-            free_public_key: { freePublic($0) },
-            free_private_key: { freePrivate($0) },
-            serialize_public_key: { serialize($0, $1, $2, Ops.serializePublic) },
-            serialize_private_key: { serialize($0, $1, $2, Ops.serializePrivate) }
-        )
     }
 }
 
@@ -253,15 +246,39 @@ enum JOSEBackendOps: CryptoBackendOps {
 
 /// The two tables live in static memory for the life of the process: written once by
 /// Swift's thread-safe lazy global initialisation, read-only afterwards.
+/// The function pointers are non-capturing closures over a concrete BackendEntry, which Swift
+/// emits as plain C functions (a closure over a generic parameter could not be one).
 nonisolated(unsafe) private let hpkeBackend: UnsafeMutablePointer<crypto_backend_t> = {
+    typealias E = BackendEntry<HPKEBackendOps>
     let p = UnsafeMutablePointer<crypto_backend_t>.allocate(capacity: 1)
-    p.initialize(to: BackendEntry<HPKEBackendOps>.table(name: "hpke"))
+    p.initialize(to: crypto_backend_t(
+        name: staticCString("hpke"),
+        generate_keypair: { E.generateKeypair($0, $1) },
+        parse_public_key: { E.parse($0, $1, $2, HPKEBackendOps.parsePublic) },
+        parse_private_key: { E.parse($0, $1, $2, HPKEBackendOps.parsePrivate) },
+        encrypt: { E.encrypt($0, $1, $2, $3, $4) },
+        decrypt: { E.decrypt($0, $1, $2, $3, $4) },
+        free_public_key: { E.freePublic($0) },
+        free_private_key: { E.freePrivate($0) },
+        serialize_public_key: { E.serialize($0, $1, $2, HPKEBackendOps.serializePublic) },
+        serialize_private_key: { E.serialize($0, $1, $2, HPKEBackendOps.serializePrivate) }))
     return p
 }()
 
 nonisolated(unsafe) private let joseBackend: UnsafeMutablePointer<crypto_backend_t> = {
+    typealias E = BackendEntry<JOSEBackendOps>
     let p = UnsafeMutablePointer<crypto_backend_t>.allocate(capacity: 1)
-    p.initialize(to: BackendEntry<JOSEBackendOps>.table(name: "jose"))
+    p.initialize(to: crypto_backend_t(
+        name: staticCString("jose"),
+        generate_keypair: { E.generateKeypair($0, $1) },
+        parse_public_key: { E.parse($0, $1, $2, JOSEBackendOps.parsePublic) },
+        parse_private_key: { E.parse($0, $1, $2, JOSEBackendOps.parsePrivate) },
+        encrypt: { E.encrypt($0, $1, $2, $3, $4) },
+        decrypt: { E.decrypt($0, $1, $2, $3, $4) },
+        free_public_key: { E.freePublic($0) },
+        free_private_key: { E.freePrivate($0) },
+        serialize_public_key: { E.serialize($0, $1, $2, JOSEBackendOps.serializePublic) },
+        serialize_private_key: { E.serialize($0, $1, $2, JOSEBackendOps.serializePrivate) }))
     return p
 }()
 
