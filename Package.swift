@@ -5,8 +5,14 @@
 // Target borders (see STYLE.md in the project docs):
 //   CTDNSKRS     the hand-written public C headers in Include/, as a Clang module
 //   CCjose       cjose (JOSE) through pkg-config; only *_cjose.swift files import it
-//   TDNSCrypto   HPKE (swift-crypto), JOSE (cjose), strict JSON/JWK/JWE parsing; no C pointers leave it
-//   TDNSKRSCABI  the only target with @_cdecl entry points, Unmanaged and C buffers
+//   TDNSCore     what every layer shares: the error type (codes map 1:1 to KRS_E*), hex,
+//                base64/base64url, a strict bounded JSON parser
+//   TDNSWire     DNS wire format: messages, names, EDNS(0), CHUNK, KEY/SIG; pure Swift, no crypto, no C
+//   TDNSCrypto   HPKE (swift-crypto), JOSE (cjose), strict JSON/JWK/JWE parsing, DNSSEC key
+//                material (PKCS#8, DNSKEY, key tags), SIG(0) signatures; no C pointers leave it
+//   TDNSKRS      the receiver: settings, manifests, reassembly, decryption policy, key stores,
+//                replay cache, audit log
+//   TDNSKRSCABI  the only target with @c entry points, C buffers and pointers
 //
 // The shipping libtdnskrs.so is built by the Makefile with a static Swift runtime in
 // its own scratch path; `swift build` / `swift test` stay ordinary debug builds.
@@ -19,6 +25,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-asn1", exact: "1.7.4"),
     ],
     targets: [
         .systemLibrary(name: "CTDNSKRS", path: "Include"),
@@ -26,21 +33,35 @@ let package = Package(
             name: "CCjose", path: "Sources/CCjose", pkgConfig: "cjose",
             providers: [.apt(["libcjose-dev", "libjansson-dev", "libssl-dev"])]
         ),
+        .target(name: "TDNSCore"),
+        .target(name: "TDNSWire", dependencies: ["TDNSCore"]),
         .target(
             name: "TDNSCrypto",
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
                 "CCjose",
+                "TDNSCore",
+                "TDNSWire",
             ]
         ),
         .target(
+            name: "TDNSKRS",
+            dependencies: ["TDNSCore", "TDNSWire", "TDNSCrypto"]
+        ),
+        .target(
             name: "TDNSKRSCABI",
-            dependencies: ["TDNSCrypto", "CTDNSKRS"],
+            dependencies: ["TDNSKRS", "TDNSCore", "TDNSWire", "TDNSCrypto", "CTDNSKRS"],
             exclude: ["exports.map", "tdnskrs.pc.in"]
         ),
+        // Shared test helpers (vector files, error-code expectations); linked by tests only.
+        .target(name: "TDNSTestSupport", dependencies: ["TDNSCore"], path: "Tests/TDNSTestSupport"),
+        .testTarget(name: "TDNSCoreTests", dependencies: ["TDNSCore", "TDNSTestSupport"]),
+        .testTarget(name: "TDNSWireTests", dependencies: ["TDNSWire", "TDNSCore", "TDNSTestSupport"]),
+        .testTarget(name: "TDNSCryptoTests", dependencies: ["TDNSCrypto", "TDNSCore", "TDNSTestSupport"]),
         .testTarget(
-            name: "TDNSCryptoTests",
-            dependencies: ["TDNSCrypto"]
+            name: "TDNSKRSTests",
+            dependencies: ["TDNSKRS", "TDNSCore", "TDNSWire", "TDNSCrypto", "TDNSTestSupport"]
         ),
     ]
 )

@@ -1,3 +1,4 @@
+import TDNSCore
 import Crypto
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -21,7 +22,7 @@ public enum HPKECipher {
     /// Base mode seal: returns `enc ‖ ct`.
     public static func seal(
         _ plaintext: [UInt8], to recipient: HPKEPublicKey, info: [UInt8] = [], aad: [UInt8] = []
-    ) throws(CryptoError) -> [UInt8] {
+    ) throws(TDNSError) -> [UInt8] {
         try checkPlaintext(plaintext)
         do {
             var sender = try HPKE.Sender(recipientKey: recipient.key, ciphersuite: suite, info: Data(info))
@@ -35,7 +36,7 @@ public enum HPKECipher {
     /// Base mode open of `enc ‖ ct`.
     public static func open(
         _ ciphertext: [UInt8], with recipient: HPKEPrivateKey, info: [UInt8] = [], aad: [UInt8] = []
-    ) throws(CryptoError) -> [UInt8] {
+    ) throws(TDNSError) -> [UInt8] {
         let (enc, body) = try split(ciphertext)
         do {
             var context = try HPKE.Recipient(
@@ -50,7 +51,7 @@ public enum HPKECipher {
     public static func sealAuth(
         _ plaintext: [UInt8], to recipient: HPKEPublicKey, from sender: HPKEPrivateKey,
         info: [UInt8] = [], aad: [UInt8] = []
-    ) throws(CryptoError) -> [UInt8] {
+    ) throws(TDNSError) -> [UInt8] {
         try checkPlaintext(plaintext)
         do {
             var context = try HPKE.Sender(
@@ -66,7 +67,7 @@ public enum HPKECipher {
     public static func openAuth(
         _ ciphertext: [UInt8], with recipient: HPKEPrivateKey, from sender: HPKEPublicKey,
         info: [UInt8] = [], aad: [UInt8] = []
-    ) throws(CryptoError) -> [UInt8] {
+    ) throws(TDNSError) -> [UInt8] {
         let (enc, body) = try split(ciphertext)
         do {
             var context = try HPKE.Recipient(
@@ -78,13 +79,13 @@ public enum HPKECipher {
         }
     }
 
-    private static func checkPlaintext(_ plaintext: [UInt8]) throws(CryptoError) {
+    private static func checkPlaintext(_ plaintext: [UInt8]) throws(TDNSError) {
         guard plaintext.count <= CryptoLimits.maxPlaintext else {
             throw .tooBig("plaintext is \(plaintext.count) bytes, limit \(CryptoLimits.maxPlaintext)")
         }
     }
 
-    private static func split(_ ciphertext: [UInt8]) throws(CryptoError) -> (ArraySlice<UInt8>, ArraySlice<UInt8>) {
+    private static func split(_ ciphertext: [UInt8]) throws(TDNSError) -> (ArraySlice<UInt8>, ArraySlice<UInt8>) {
         guard ciphertext.count <= CryptoLimits.maxHPKECiphertext else {
             throw .tooBig("HPKE ciphertext is \(ciphertext.count) bytes, limit \(CryptoLimits.maxHPKECiphertext)")
         }

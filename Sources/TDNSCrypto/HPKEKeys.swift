@@ -1,3 +1,4 @@
+import TDNSCore
 import Crypto
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -10,7 +11,7 @@ public struct HPKEPublicKey: Sendable {
     let key: Curve25519.KeyAgreement.PublicKey
 
     /// Parses 32 raw bytes. The all-zero key is refused, as the Go backend does.
-    public init(rawRepresentation raw: [UInt8]) throws(CryptoError) {
+    public init(rawRepresentation raw: [UInt8]) throws(TDNSError) {
         guard raw.count == 32 else { throw .malformed("HPKE public key must be 32 bytes, got \(raw.count)") }
         guard raw.contains(where: { $0 != 0 }) else { throw .malformed("HPKE public key is all zeros") }
         guard !X25519.hasSmallOrder(raw) else { throw .malformed("HPKE public key is a small-order point") }
@@ -23,7 +24,7 @@ public struct HPKEPublicKey: Sendable {
 
     /// Parses a key as found in files and configuration: 32 raw bytes, or 64 hex characters
     /// with `#` comment lines and surrounding whitespace ignored.
-    public init(text: [UInt8]) throws(CryptoError) {
+    public init(text: [UInt8]) throws(TDNSError) {
         var raw = try hpkeKeyBytes(text, what: "public")
         defer { zeroize(&raw) }
         try self.init(rawRepresentation: raw)
@@ -44,7 +45,7 @@ public struct HPKEPrivateKey: Sendable {
     public let publicKey: HPKEPublicKey
 
     /// Parses 32 raw bytes (the scalar as CIRCL marshals it, unclamped). All zeros is refused.
-    public init(rawRepresentation raw: [UInt8]) throws(CryptoError) {
+    public init(rawRepresentation raw: [UInt8]) throws(TDNSError) {
         guard raw.count == 32 else { throw .malformed("HPKE private key must be 32 bytes, got \(raw.count)") }
         guard raw.contains(where: { $0 != 0 }) else { throw .malformed("HPKE private key is all zeros") }
         do {
@@ -55,7 +56,7 @@ public struct HPKEPrivateKey: Sendable {
         publicKey = HPKEPublicKey(key.publicKey)
     }
 
-    public init(text: [UInt8]) throws(CryptoError) {
+    public init(text: [UInt8]) throws(TDNSError) {
         var raw = try hpkeKeyBytes(text, what: "private")
         defer { zeroize(&raw) }
         try self.init(rawRepresentation: raw)
@@ -79,7 +80,7 @@ public struct HPKEPrivateKey: Sendable {
 }
 
 /// Raw bytes of an HPKE key given as 32 raw bytes or as key-file hex text.
-private func hpkeKeyBytes(_ text: [UInt8], what: String) throws(CryptoError) -> [UInt8] {
+private func hpkeKeyBytes(_ text: [UInt8], what: String) throws(TDNSError) -> [UInt8] {
     guard text.count <= CryptoLimits.maxKeyText else {
         throw .tooBig("HPKE \(what) key text is \(text.count) bytes, limit \(CryptoLimits.maxKeyText)")
     }

@@ -1,3 +1,4 @@
+import TDNSCore
 import CTDNSKRS
 import Synchronization
 import TDNSCrypto
@@ -8,7 +9,7 @@ import Glibc
 
 // MARK: - Return codes
 
-extension CryptoError.Code {
+extension TDNSError.Code {
     /// The C return code of Include/tdnskrs/common.h.
     var krsCode: Int32 {
         switch self {

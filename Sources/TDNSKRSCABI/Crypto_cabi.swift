@@ -1,3 +1,4 @@
+import TDNSCore
 import CTDNSKRS
 import Synchronization
 import TDNSCrypto
@@ -54,13 +55,13 @@ private final class KeyHandles: Sendable {
 
 /// The operations a backend supplies; the C entry points below do all pointer work once.
 protocol CryptoBackendOps {
-    static func generate() throws(CryptoError) -> (public: KeyObject, private: KeyObject)
-    static func parsePublic(_ text: [UInt8]) throws(CryptoError) -> KeyObject
-    static func parsePrivate(_ text: [UInt8]) throws(CryptoError) -> KeyObject
-    static func encrypt(_ plaintext: [UInt8], to key: KeyObject) throws(CryptoError) -> [UInt8]
-    static func decrypt(_ ciphertext: [UInt8], with key: KeyObject) throws(CryptoError) -> [UInt8]
-    static func serializePublic(_ key: KeyObject) throws(CryptoError) -> String
-    static func serializePrivate(_ key: KeyObject) throws(CryptoError) -> String
+    static func generate() throws(TDNSError) -> (public: KeyObject, private: KeyObject)
+    static func parsePublic(_ text: [UInt8]) throws(TDNSError) -> KeyObject
+    static func parsePrivate(_ text: [UInt8]) throws(TDNSError) -> KeyObject
+    static func encrypt(_ plaintext: [UInt8], to key: KeyObject) throws(TDNSError) -> [UInt8]
+    static func decrypt(_ ciphertext: [UInt8], with key: KeyObject) throws(TDNSError) -> [UInt8]
+    static func serializePublic(_ key: KeyObject) throws(TDNSError) -> String
+    static func serializePrivate(_ key: KeyObject) throws(TDNSError) -> String
     static func isPublic(_ key: KeyObject) -> Bool
     static func isPrivate(_ key: KeyObject) -> Bool
     static var maxCiphertext: Int { get }
@@ -90,7 +91,7 @@ enum BackendEntry<Ops: CryptoBackendOps> {
 
     static func parse(
         _ data: UnsafePointer<CChar>?, _ len: Int, _ out: UnsafeMutablePointer<UnsafeMutableRawPointer?>?,
-        _ parser: ([UInt8]) throws(CryptoError) -> KeyObject
+        _ parser: ([UInt8]) throws(TDNSError) -> KeyObject
     ) -> Int32 {
         out?.pointee = nil
         guard let out else { return KRS_EINVAL }
@@ -154,7 +155,7 @@ enum BackendEntry<Ops: CryptoBackendOps> {
 
     static func serialize(
         _ key: UnsafeMutableRawPointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
-        _ outLen: UnsafeMutablePointer<Int>?, _ serializer: (KeyObject) throws(CryptoError) -> String
+        _ outLen: UnsafeMutablePointer<Int>?, _ serializer: (KeyObject) throws(TDNSError) -> String
     ) -> Int32 {
         out?.pointee = nil
         outLen?.pointee = 0
@@ -179,29 +180,29 @@ enum BackendEntry<Ops: CryptoBackendOps> {
 // MARK: - "hpke"
 
 enum HPKEBackendOps: CryptoBackendOps {
-    static func generate() throws(CryptoError) -> (public: KeyObject, private: KeyObject) {
+    static func generate() throws(TDNSError) -> (public: KeyObject, private: KeyObject) {
         let key = HPKEPrivateKey.generate()
         return (.hpkePublic(key.publicKey), .hpkePrivate(key))
     }
-    static func parsePublic(_ text: [UInt8]) throws(CryptoError) -> KeyObject { .hpkePublic(try HPKEPublicKey(text: text)) }
-    static func parsePrivate(_ text: [UInt8]) throws(CryptoError) -> KeyObject { .hpkePrivate(try HPKEPrivateKey(text: text)) }
-    static func encrypt(_ plaintext: [UInt8], to key: KeyObject) throws(CryptoError) -> [UInt8] {
-        guard case .hpkePublic(let k) = key else { throw CryptoError(.wrongKeyType, "not an HPKE public key") }
+    static func parsePublic(_ text: [UInt8]) throws(TDNSError) -> KeyObject { .hpkePublic(try HPKEPublicKey(text: text)) }
+    static func parsePrivate(_ text: [UInt8]) throws(TDNSError) -> KeyObject { .hpkePrivate(try HPKEPrivateKey(text: text)) }
+    static func encrypt(_ plaintext: [UInt8], to key: KeyObject) throws(TDNSError) -> [UInt8] {
+        guard case .hpkePublic(let k) = key else { throw TDNSError(.wrongKeyType, "not an HPKE public key") }
         return try HPKECipher.seal(plaintext, to: k)
     }
-    static func decrypt(_ ciphertext: [UInt8], with key: KeyObject) throws(CryptoError) -> [UInt8] {
-        guard case .hpkePrivate(let k) = key else { throw CryptoError(.wrongKeyType, "not an HPKE private key") }
+    static func decrypt(_ ciphertext: [UInt8], with key: KeyObject) throws(TDNSError) -> [UInt8] {
+        guard case .hpkePrivate(let k) = key else { throw TDNSError(.wrongKeyType, "not an HPKE private key") }
         return try HPKECipher.open(ciphertext, with: k)
     }
-    static func serializePublic(_ key: KeyObject) throws(CryptoError) -> String {
+    static func serializePublic(_ key: KeyObject) throws(TDNSError) -> String {
         switch key {
         case .hpkePublic(let k): return k.hex
         case .hpkePrivate(let k): return k.publicKey.hex
-        default: throw CryptoError(.wrongKeyType, "not an HPKE key")
+        default: throw TDNSError(.wrongKeyType, "not an HPKE key")
         }
     }
-    static func serializePrivate(_ key: KeyObject) throws(CryptoError) -> String {
-        guard case .hpkePrivate(let k) = key else { throw CryptoError(.wrongKeyType, "not an HPKE private key") }
+    static func serializePrivate(_ key: KeyObject) throws(TDNSError) -> String {
+        guard case .hpkePrivate(let k) = key else { throw TDNSError(.wrongKeyType, "not an HPKE private key") }
         return k.hex
     }
     static func isPublic(_ key: KeyObject) -> Bool { if case .hpkePublic = key { true } else { false } }
@@ -212,29 +213,29 @@ enum HPKEBackendOps: CryptoBackendOps {
 // MARK: - "jose"
 
 enum JOSEBackendOps: CryptoBackendOps {
-    static func generate() throws(CryptoError) -> (public: KeyObject, private: KeyObject) {
+    static func generate() throws(TDNSError) -> (public: KeyObject, private: KeyObject) {
         let key = try JOSEPrivateKey.generate()
         return (.josePublic(key.publicKey), .josePrivate(key))
     }
-    static func parsePublic(_ text: [UInt8]) throws(CryptoError) -> KeyObject { .josePublic(try JOSEPublicKey(jwk: text)) }
-    static func parsePrivate(_ text: [UInt8]) throws(CryptoError) -> KeyObject { .josePrivate(try JOSEPrivateKey(jwk: text)) }
-    static func encrypt(_ plaintext: [UInt8], to key: KeyObject) throws(CryptoError) -> [UInt8] {
-        guard case .josePublic(let k) = key else { throw CryptoError(.wrongKeyType, "not a JOSE public key") }
+    static func parsePublic(_ text: [UInt8]) throws(TDNSError) -> KeyObject { .josePublic(try JOSEPublicKey(jwk: text)) }
+    static func parsePrivate(_ text: [UInt8]) throws(TDNSError) -> KeyObject { .josePrivate(try JOSEPrivateKey(jwk: text)) }
+    static func encrypt(_ plaintext: [UInt8], to key: KeyObject) throws(TDNSError) -> [UInt8] {
+        guard case .josePublic(let k) = key else { throw TDNSError(.wrongKeyType, "not a JOSE public key") }
         return try JWE.encrypt(plaintext, to: k)
     }
-    static func decrypt(_ ciphertext: [UInt8], with key: KeyObject) throws(CryptoError) -> [UInt8] {
-        guard case .josePrivate(let k) = key else { throw CryptoError(.wrongKeyType, "not a JOSE private key") }
+    static func decrypt(_ ciphertext: [UInt8], with key: KeyObject) throws(TDNSError) -> [UInt8] {
+        guard case .josePrivate(let k) = key else { throw TDNSError(.wrongKeyType, "not a JOSE private key") }
         return try JWE.decrypt(ciphertext, with: k)
     }
-    static func serializePublic(_ key: KeyObject) throws(CryptoError) -> String {
+    static func serializePublic(_ key: KeyObject) throws(TDNSError) -> String {
         switch key {
         case .josePublic(let k): return k.jwkJSON()
         case .josePrivate(let k): return k.publicKey.jwkJSON()
-        default: throw CryptoError(.wrongKeyType, "not a JOSE key")
+        default: throw TDNSError(.wrongKeyType, "not a JOSE key")
         }
     }
-    static func serializePrivate(_ key: KeyObject) throws(CryptoError) -> String {
-        guard case .josePrivate(let k) = key else { throw CryptoError(.wrongKeyType, "not a JOSE private key") }
+    static func serializePrivate(_ key: KeyObject) throws(TDNSError) -> String {
+        guard case .josePrivate(let k) = key else { throw TDNSError(.wrongKeyType, "not a JOSE private key") }
         return k.jwkJSON()
     }
     static func isPublic(_ key: KeyObject) -> Bool { if case .josePublic = key { true } else { false } }

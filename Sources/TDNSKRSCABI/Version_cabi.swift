@@ -1,3 +1,4 @@
+import TDNSCore
 import CTDNSKRS
 
 /// The library version; bumped with every release (SemVer of the C API).

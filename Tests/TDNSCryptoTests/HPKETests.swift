@@ -1,4 +1,6 @@
+import TDNSCore
 import Testing
+import TDNSTestSupport
 @testable import TDNSCrypto
 
 @Suite("HPKE backend")
@@ -26,16 +28,16 @@ struct HPKETests {
             #expect(sender.publicKey.hex == (try v.string("pkSm")))
             #expect(try HPKECipher.openAuth(ciphertext, with: recipient, from: sender.publicKey, info: info, aad: aad) == expected)
             // The same bytes must not open without sender authentication, nor with another sender.
-            #expect(throws: CryptoError.self) { try HPKECipher.open(ciphertext, with: recipient, info: info, aad: aad) }
+            #expect(throws: TDNSError.self) { try HPKECipher.open(ciphertext, with: recipient, info: info, aad: aad) }
             let other = HPKEPrivateKey.generate()
-            #expect(throws: CryptoError.self) {
+            #expect(throws: TDNSError.self) {
                 try HPKECipher.openAuth(ciphertext, with: recipient, from: other.publicKey, info: info, aad: aad)
             }
         }
         // Wrong AAD fails.
-        #expect(throws: CryptoError.self) {
+        #expect(throws: TDNSError.self) {
             if mode == 0 { _ = try HPKECipher.open(ciphertext, with: recipient, info: info, aad: []) }
-            else { throw CryptoError(.cryptoFailure, "covered above") }
+            else { throw TDNSError(.cryptoFailure, "covered above") }
         }
     }
 
@@ -60,7 +62,7 @@ struct HPKETests {
         for v in try file.objects("negative") {
             let keyEntry = try #require(keys.first { ($0["name"] as? String) == (v["recipient"] as? String) })
             let key = try HPKEPrivateKey(text: Array(try keyEntry.string("private_key_hex").utf8))
-            let error = #expect(throws: CryptoError.self) { try HPKECipher.open(try base64Bytes(v.string("ciphertext_b64")), with: key) }
+            let error = #expect(throws: TDNSError.self) { try HPKECipher.open(try base64Bytes(v.string("ciphertext_b64")), with: key) }
             #expect(error?.code == .cryptoFailure)
         }
         // Key serialization example from the Go GenerateKeypair.
@@ -95,7 +97,7 @@ struct HPKETests {
     }
 
     @Test("bad keys are refused with specific codes", arguments: [
-        ("empty", "", CryptoError.Code.malformed),
+        ("empty", "", TDNSError.Code.malformed),
         ("63 hex", String(repeating: "a", count: 63), .malformed),
         ("65 hex", String(repeating: "a", count: 65), .malformed),
         ("non-hex", String(repeating: "g", count: 64), .malformed),
@@ -104,30 +106,30 @@ struct HPKETests {
         ("comment only", "# nothing here\n", .malformed),
         ("oversize", "", .tooBig),
     ])
-    func badKeys(name: String, text: String, code: CryptoError.Code) {
+    func badKeys(name: String, text: String, code: TDNSError.Code) {
         let text = name == "oversize" ? String(repeating: "a", count: 16 * 1024 + 1) : text
-        let pub = #expect(throws: CryptoError.self, "\(name)") { try HPKEPublicKey(text: Array(text.utf8)) }
+        let pub = #expect(throws: TDNSError.self, "\(name)") { try HPKEPublicKey(text: Array(text.utf8)) }
         #expect(pub?.code == code)
-        let priv = #expect(throws: CryptoError.self, "\(name)") { try HPKEPrivateKey(text: Array(text.utf8)) }
+        let priv = #expect(throws: TDNSError.self, "\(name)") { try HPKEPrivateKey(text: Array(text.utf8)) }
         #expect(priv?.code == code)
     }
 
     @Test("raw all-zero keys are refused")
     func zeroRaw() {
-        #expect(throws: CryptoError.self) { try HPKEPublicKey(text: [UInt8](repeating: 0, count: 32)) }
-        #expect(throws: CryptoError.self) { try HPKEPrivateKey(text: [UInt8](repeating: 0, count: 32)) }
+        #expect(throws: TDNSError.self) { try HPKEPublicKey(text: [UInt8](repeating: 0, count: 32)) }
+        #expect(throws: TDNSError.self) { try HPKEPrivateKey(text: [UInt8](repeating: 0, count: 32)) }
     }
 
     @Test("ciphertexts: short, tampered, low-order enc")
     func badCiphertexts() throws {
         let key = HPKEPrivateKey.generate()
         let ct = try HPKECipher.seal(Array("hello".utf8), to: key.publicKey)
-        let short = #expect(throws: CryptoError.self) { try HPKECipher.open(Array(ct.prefix(47)), with: key) }
+        let short = #expect(throws: TDNSError.self) { try HPKECipher.open(Array(ct.prefix(47)), with: key) }
         #expect(short?.code == .malformed)
         for i in [0, 31, 32, ct.count - 1] {
             var t = ct
             t[i] ^= 0x01
-            let e = #expect(throws: CryptoError.self) { try HPKECipher.open(t, with: key) }
+            let e = #expect(throws: TDNSError.self) { try HPKECipher.open(t, with: key) }
             #expect(e?.code == .cryptoFailure)
         }
         // enc = identity (all zeros) and small-order points give an all-zero DH result.
@@ -138,16 +140,16 @@ struct HPKETests {
             try hexBytes("5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157"),
         ]
         for enc in lowOrder {
-            let e = #expect(throws: CryptoError.self) { try HPKECipher.open(enc + Array(ct.dropFirst(32)), with: key) }
+            let e = #expect(throws: TDNSError.self) { try HPKECipher.open(enc + Array(ct.dropFirst(32)), with: key) }
             #expect(e?.code == .cryptoFailure)
         }
         // Small-order public keys are refused at parse time, also with the top bit set.
         for point in lowOrder.dropFirst() {
-            let e = #expect(throws: CryptoError.self) { try HPKEPublicKey(rawRepresentation: point) }
+            let e = #expect(throws: TDNSError.self) { try HPKEPublicKey(rawRepresentation: point) }
             #expect(e?.code == .malformed)
             var high = point
             high[31] |= 0x80
-            #expect(throws: CryptoError.self) { try HPKEPublicKey(rawRepresentation: high) }
+            #expect(throws: TDNSError.self) { try HPKEPublicKey(rawRepresentation: high) }
         }
     }
 }

@@ -1,6 +1,8 @@
+import TDNSCore
 import Crypto
 import Foundation
 import Testing
+import TDNSTestSupport
 
 @testable import TDNSCrypto
 
@@ -41,25 +43,6 @@ enum Vectors {
 }
 
 func u8(_ s: String) -> [UInt8] { Array(s.utf8) }
-
-/// Asserts that `body` throws a `CryptoError` with `code`.
-func expectCode(
-    _ code: TDNSCrypto.CryptoError.Code,
-    _ comment: Comment? = nil,
-    sourceLocation: SourceLocation = #_sourceLocation,
-    _ body: () throws -> Void
-) {
-    let context = comment.map { "\($0): " } ?? ""
-    do {
-        try body()
-        Issue.record("\(context)expected CryptoError \(code), nothing was thrown", sourceLocation: sourceLocation)
-    } catch let error as TDNSCrypto.CryptoError {
-        let message = "\(context)got \(error.code): \(error.reason)"
-        #expect(error.code == code, "\(message)", sourceLocation: sourceLocation)
-    } catch {
-        Issue.record("\(context)unexpected error type \(error)", sourceLocation: sourceLocation)
-    }
-}
 
 func b64u(_ s: String) -> String { Base64URL.encode(Array(s.utf8)) }
 func b64u(_ b: [UInt8]) -> String { Base64URL.encode(b) }

@@ -5,6 +5,7 @@
 // IV/tag/signature lengths, ephemeral key on P-256). Only what passes is handed to cjose
 // (JOSE_cjose.swift) for the cryptography.
 
+import TDNSCore
 import Crypto
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -28,12 +29,12 @@ public final class JOSEPublicKey: Sendable {
     /// - Throws: `.tooBig` over ``CryptoLimits/maxKeyText`` (checked before parsing);
     ///   `.wrongKeyType` for another key type or curve or a private JWK; `.policy` for another
     ///   `use`/`alg`; `.malformed` otherwise.
-    public convenience init(jwk: [UInt8]) throws(CryptoError) {
+    public convenience init(jwk: [UInt8]) throws(TDNSError) {
         let value = try ECJWK.parseText(jwk)
         try self.init(ECJWK.parsePublic(value))
     }
 
-    init(_ parsed: ECPublicJWK) throws(CryptoError) {
+    init(_ parsed: ECPublicJWK) throws(TDNSError) {
         x = parsed.x
         y = parsed.y
         metadata = parsed.metadata
@@ -63,23 +64,23 @@ public final class JOSEPrivateKey: Sendable {
     ///
     /// - Throws: as ``JOSEPublicKey/init(jwk:)``; `.wrongKeyType` when `d` is missing,
     ///   `.malformed` when it has the wrong length, is out of range or does not match.
-    public convenience init(jwk: [UInt8]) throws(CryptoError) {
+    public convenience init(jwk: [UInt8]) throws(TDNSError) {
         let value = try ECJWK.parseText(jwk)
         let parsed = try ECJWK.parsePrivate(value)
         try self.init(key: parsed.key, publicJWK: parsed.publicJWK)
     }
 
-    init(key: P256.KeyAgreement.PrivateKey, publicJWK: ECPublicJWK) throws(CryptoError) {
+    init(key: P256.KeyAgreement.PrivateKey, publicJWK: ECPublicJWK) throws(TDNSError) {
         self.key = key
         self.publicKey = try JOSEPublicKey(publicJWK)
-        cjose = try withPrivateScalar(key) { (d) throws(CryptoError) -> CJOSEKey in
+        cjose = try withPrivateScalar(key) { (d) throws(TDNSError) -> CJOSEKey in
             try CJOSEKey(x: publicJWK.x, y: publicJWK.y, d: d)
         }
     }
 
     /// A fresh key with the metadata of the Go backend's `GenerateKeypair`
     /// (`"use":"enc"`, `"alg":"ECDH-ES"`).
-    public static func generate() throws(CryptoError) -> JOSEPrivateKey {
+    public static func generate() throws(TDNSError) -> JOSEPrivateKey {
         let key = P256.KeyAgreement.PrivateKey()
         let point = Array(key.publicKey.x963Representation)
         guard point.count == 65 else { throw .internalFailure("unexpected P-256 public key encoding") }
@@ -139,7 +140,7 @@ public enum JWE {
     /// one, so callers that talk to a Go peer must not send it.
     ///
     /// - Throws: `.tooBig` over ``CryptoLimits/maxPlaintext``; `.internalFailure` if cjose fails.
-    public static func encrypt(_ plaintext: [UInt8], to recipient: JOSEPublicKey) throws(CryptoError) -> [UInt8] {
+    public static func encrypt(_ plaintext: [UInt8], to recipient: JOSEPublicKey) throws(TDNSError) -> [UInt8] {
         guard plaintext.count <= CryptoLimits.maxPlaintext else {
             throw .tooBig("plaintext exceeds \(CryptoLimits.maxPlaintext) bytes")
         }
@@ -157,18 +158,18 @@ public enum JWE {
     /// (another type or curve: `.policy`; bad shape or lengths: `.malformed`; point not on
     /// the curve: `.cryptoFailure`); ciphertext ≤ ``CryptoLimits/maxPlaintext`` (`.tooBig`).
     /// Then cjose decrypts; a failed key agreement or tag check is `.cryptoFailure`.
-    public static func decrypt(_ compact: [UInt8], with key: JOSEPrivateKey) throws(CryptoError) -> [UInt8] {
+    public static func decrypt(_ compact: [UInt8], with key: JOSEPrivateKey) throws(TDNSError) -> [UInt8] {
         try decrypt(compact, with: key, policy: .production)
     }
 
-    static func decrypt(_ compact: [UInt8], with key: JOSEPrivateKey, policy: JWEPolicy) throws(CryptoError) -> [UInt8] {
+    static func decrypt(_ compact: [UInt8], with key: JOSEPrivateKey, policy: JWEPolicy) throws(TDNSError) -> [UInt8] {
         try preparse(compact, policy: policy)
         return try CJOSE.jweDecrypt(compact, with: key.cjose)
     }
 
     /// The strict pre-parse of ``decrypt(_:with:)``; returns the protected header.
     @discardableResult
-    static func preparse(_ compact: [UInt8], policy: JWEPolicy) throws(CryptoError) -> JSONValue {
+    static func preparse(_ compact: [UInt8], policy: JWEPolicy) throws(TDNSError) -> JSONValue {
         guard compact.count <= CryptoLimits.maxJWECompact else {
             throw .tooBig("JWE of \(compact.count) bytes exceeds \(CryptoLimits.maxJWECompact)")
         }
@@ -219,7 +220,7 @@ public enum JWE {
 
     /// The sender's ephemeral key must be a public EC P-256 JWK on the curve (PROTOCOL §19):
     /// an invalid-curve point never reaches the key agreement.
-    private static func checkEphemeralKey(_ epk: JSONValue?) throws(CryptoError) {
+    private static func checkEphemeralKey(_ epk: JSONValue?) throws(TDNSError) {
         guard let epk else { throw .malformed("JWE header lacks \"epk\"") }
         guard case .object = epk else { throw .malformed("JWE epk is not an object") }
         guard !epk.hasMember("d") else { throw .malformed("JWE epk contains a private key") }
@@ -229,7 +230,7 @@ public enum JWE {
         guard kty.utf8.elementsEqual("EC".utf8), crv.utf8.elementsEqual("P-256".utf8) else {
             throw .policy("JWE epk must be an EC P-256 key")
         }
-        do throws(CryptoError) {
+        do throws(TDNSError) {
             _ = try ECJWK.parsePublic(epk, offCurve: .cryptoFailure)
         } catch where error.code == .cryptoFailure || error.code == .malformed {
             throw error
@@ -239,7 +240,7 @@ public enum JWE {
         }
     }
 
-    private static func strictSegment(_ segment: ArraySlice<UInt8>, what: String) throws(CryptoError) -> [UInt8] {
+    private static func strictSegment(_ segment: ArraySlice<UInt8>, what: String) throws(TDNSError) -> [UInt8] {
         do {
             return try Base64URL.decode(segment)
         } catch {
@@ -266,7 +267,7 @@ public enum JWS {
     /// `{"alg":"ES256","cty":"application/octet-stream","typ":"JWS"}`.
     ///
     /// - Throws: `.tooBig` over ``maxPayload``; `.internalFailure` if cjose fails.
-    public static func sign(_ payload: [UInt8], with key: JOSEPrivateKey) throws(CryptoError) -> [UInt8] {
+    public static func sign(_ payload: [UInt8], with key: JOSEPrivateKey) throws(TDNSError) -> [UInt8] {
         guard payload.count <= maxPayload else { throw .tooBig("JWS payload exceeds \(maxPayload) bytes") }
         return try CJOSE.jwsSign(payload, with: key.cjose)
     }
@@ -278,14 +279,14 @@ public enum JWS {
     /// (`.tooBig`), a strict JSON object (`.malformed`), `alg` exactly "ES256" (else `.policy`),
     /// no `crit` (`.policy`); signature exactly 64 bytes (`.malformed`). A signature that does
     /// not verify is `.cryptoFailure`.
-    public static func verify(_ compact: [UInt8], with key: JOSEPublicKey) throws(CryptoError) -> [UInt8] {
+    public static func verify(_ compact: [UInt8], with key: JOSEPublicKey) throws(TDNSError) -> [UInt8] {
         let payload = try preparse(compact)
         try CJOSE.jwsVerify(compact, with: key.cjose)
         return payload
     }
 
     /// The strict pre-parse of ``verify(_:with:)``; returns the decoded payload.
-    static func preparse(_ compact: [UInt8]) throws(CryptoError) -> [UInt8] {
+    static func preparse(_ compact: [UInt8]) throws(TDNSError) -> [UInt8] {
         guard compact.count <= maxCompact else {
             throw .tooBig("JWS of \(compact.count) bytes exceeds \(maxCompact)")
         }
@@ -320,7 +321,7 @@ public enum JWS {
 enum JOSEHeader {
     /// Decodes and parses a protected header segment: strict base64url of at most
     /// ``CryptoLimits/maxJOSEHeader`` bytes holding a strict JSON object.
-    static func parse(_ segment: ArraySlice<UInt8>, what: String, maxDepth: Int) throws(CryptoError) -> JSONValue {
+    static func parse(_ segment: ArraySlice<UInt8>, what: String, maxDepth: Int) throws(TDNSError) -> JSONValue {
         // Base64url length of maxJOSEHeader bytes, so oversize headers are refused undecoded.
         let maxEncoded = (CryptoLimits.maxJOSEHeader * 4 + 2) / 3
         guard segment.count <= maxEncoded else {
@@ -333,7 +334,7 @@ enum JOSEHeader {
             throw .malformed("\(what) header is not strict base64url")
         }
         let header: JSONValue
-        do throws(CryptoError) {
+        do throws(TDNSError) {
             header = try JSONValue.parse(bytes, maxDepth: maxDepth, maxSize: CryptoLimits.maxJOSEHeader)
         } catch where error.code == .tooBig {
             throw error
@@ -344,7 +345,7 @@ enum JOSEHeader {
         return header
     }
 
-    static func requiredString(_ header: JSONValue, _ name: String, what: String) throws(CryptoError) -> String {
+    static func requiredString(_ header: JSONValue, _ name: String, what: String) throws(TDNSError) -> String {
         guard let value = header[name] else { throw .malformed("\(what) header lacks \"\(name)\"") }
         guard case .string(let s) = value else { throw .malformed("\(what) header \"\(name)\" is not a string") }
         return s

@@ -15,6 +15,7 @@
 //   reach AES-GCM and fail there, if at all); the pre-parse refuses them. It does refuse
 //   truncated GCM tags.
 
+import TDNSCore
 import CCjose
 import Synchronization
 
@@ -33,7 +34,7 @@ final class CJOSEKey: Sendable {
 
     /// Builds a P-256 key from raw, already validated coordinates (and scalar): never from
     /// untrusted JWK text, which cjose would parse with its own, laxer rules.
-    init(x: [UInt8], y: [UInt8], d: [UInt8]?) throws(CryptoError) {
+    init(x: [UInt8], y: [UInt8], d: [UInt8]?) throws(TDNSError) {
         var err = cjose_err()
         // cjose copies the spec's bytes; its pointers are non-const only by declaration.
         let created: OpaquePointer? = x.withUnsafeBufferPointer { xp in
@@ -72,7 +73,7 @@ final class CJOSEKey: Sendable {
 /// Thin wrappers over the cjose calls JWE and JWS need.
 enum CJOSE {
     /// ECDH-ES + A256GCM compact JWE of `plaintext` to `key` (PROTOCOL §8.2).
-    static func jweEncrypt(_ plaintext: [UInt8], to key: CJOSEKey) throws(CryptoError) -> [UInt8] {
+    static func jweEncrypt(_ plaintext: [UInt8], to key: CJOSEKey) throws(TDNSError) -> [UInt8] {
         var err = cjose_err()
         guard let header = cjose_header_new(&err) else {
             throw .internalFailure("cjose_header_new failed: \(cjoseMessage(err))")
@@ -81,7 +82,7 @@ enum CJOSE {
         guard cjose_header_set(header, "alg", "ECDH-ES", &err), cjose_header_set(header, "enc", "A256GCM", &err) else {
             throw .internalFailure("cjose_header_set failed: \(cjoseMessage(err))")
         }
-        return try key.withKey { (jwk) throws(CryptoError) -> [UInt8] in
+        return try key.withKey { (jwk) throws(TDNSError) -> [UInt8] in
             let jwe: OpaquePointer? = withNonNullBytes(plaintext) { p, n in
                 cjose_jwe_encrypt(jwk, header, p, n, &err)
             }
@@ -97,14 +98,14 @@ enum CJOSE {
 
     /// Decrypts a compact JWE that passed the strict pre-parse. The plaintext cjose returns is
     /// copied, then cleared and freed.
-    static func jweDecrypt(_ compact: [UInt8], with key: CJOSEKey) throws(CryptoError) -> [UInt8] {
+    static func jweDecrypt(_ compact: [UInt8], with key: CJOSEKey) throws(TDNSError) -> [UInt8] {
         var err = cjose_err()
         let imported: OpaquePointer? = withNonNullChars(compact) { p, n in cjose_jwe_import(p, n, &err) }
         guard let jwe = imported else {
             throw .malformed("JWE rejected by cjose: \(cjoseMessage(err))")
         }
         defer { cjose_jwe_release(jwe) }
-        return try key.withKey { (jwk) throws(CryptoError) -> [UInt8] in
+        return try key.withKey { (jwk) throws(TDNSError) -> [UInt8] in
             var length = 0
             err.code = CJOSE_ERR_NONE
             guard let plaintext = cjose_jwe_decrypt(jwe, jwk, &length, &err) else {
@@ -120,7 +121,7 @@ enum CJOSE {
     }
 
     /// ES256 compact JWS over `payload` with the go-jose header (PROTOCOL §8.3).
-    static func jwsSign(_ payload: [UInt8], with key: CJOSEKey) throws(CryptoError) -> [UInt8] {
+    static func jwsSign(_ payload: [UInt8], with key: CJOSEKey) throws(TDNSError) -> [UInt8] {
         var err = cjose_err()
         guard let header = cjose_header_new(&err) else {
             throw .internalFailure("cjose_header_new failed: \(cjoseMessage(err))")
@@ -132,7 +133,7 @@ enum CJOSE {
         else {
             throw .internalFailure("cjose_header_set failed: \(cjoseMessage(err))")
         }
-        return try key.withKey { (jwk) throws(CryptoError) -> [UInt8] in
+        return try key.withKey { (jwk) throws(TDNSError) -> [UInt8] in
             let jws: OpaquePointer? = withNonNullBytes(payload) { p, n in cjose_jws_sign(jwk, header, p, n, &err) }
             guard let jws else { throw .internalFailure("cjose_jws_sign failed: \(cjoseMessage(err))") }
             defer { cjose_jws_release(jws) }
@@ -145,7 +146,7 @@ enum CJOSE {
     }
 
     /// Verifies a compact JWS that passed the strict pre-parse.
-    static func jwsVerify(_ compact: [UInt8], with key: CJOSEKey) throws(CryptoError) {
+    static func jwsVerify(_ compact: [UInt8], with key: CJOSEKey) throws(TDNSError) {
         var err = cjose_err()
         let imported: OpaquePointer? = withNonNullChars(compact) { p, n in cjose_jws_import(p, n, &err) }
         guard let jws = imported else {

@@ -1,6 +1,7 @@
 // Strict EC P-256 JSON Web Keys (RFC 7517 §4, RFC 7518 §6.2) as the tdns JOSE backend writes
 // them (PROTOCOL §8.1), validated with swift-crypto before any C library sees the key.
 
+import TDNSCore
 import Crypto
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -48,7 +49,7 @@ enum ECJWK {
     )
 
     /// Size check and strict JSON parse of key text; the result is a JSON object.
-    static func parseText(_ text: [UInt8]) throws(CryptoError) -> JSONValue {
+    static func parseText(_ text: [UInt8]) throws(TDNSError) -> JSONValue {
         guard text.count <= CryptoLimits.maxKeyText else {
             throw .tooBig("JWK text of \(text.count) bytes exceeds \(CryptoLimits.maxKeyText)")
         }
@@ -58,15 +59,15 @@ enum ECJWK {
     }
 
     /// Checks `kty`/`crv`, the member set and the optional members.
-    static func checkShape(_ jwk: JSONValue) throws(CryptoError) -> JWKMetadata {
+    static func checkShape(_ jwk: JSONValue) throws(TDNSError) -> JWKMetadata {
         guard case .object(let members) = jwk else { throw .malformed("JWK is not a JSON object") }
         for (name, _) in members where !allowedMembers.contains(Array(name.utf8)) {
             throw .malformed("JWK has an unsupported member")
         }
         let kty = try requiredString(jwk, "kty")
-        guard kty.utf8.elementsEqual("EC".utf8) else { throw CryptoError(.wrongKeyType, "JWK kty must be \"EC\"") }
+        guard kty.utf8.elementsEqual("EC".utf8) else { throw TDNSError(.wrongKeyType, "JWK kty must be \"EC\"") }
         let crv = try requiredString(jwk, "crv")
-        guard crv.utf8.elementsEqual("P-256".utf8) else { throw CryptoError(.wrongKeyType, "JWK crv must be \"P-256\"") }
+        guard crv.utf8.elementsEqual("P-256".utf8) else { throw TDNSError(.wrongKeyType, "JWK crv must be \"P-256\"") }
 
         let use = try optionalString(jwk, "use")
         if let use, !(use.utf8.elementsEqual("enc".utf8) || use.utf8.elementsEqual("sig".utf8)) {
@@ -90,20 +91,20 @@ enum ECJWK {
 
     /// Parses a public JWK. `offCurve` is the code for coordinates that are not a point of
     /// P-256: `.malformed` for key text, `.cryptoFailure` for a JWE's ephemeral key.
-    static func parsePublic(_ jwk: JSONValue, offCurve: CryptoError.Code = .malformed) throws(CryptoError) -> ECPublicJWK {
+    static func parsePublic(_ jwk: JSONValue, offCurve: TDNSError.Code = .malformed) throws(TDNSError) -> ECPublicJWK {
         let metadata = try checkShape(jwk)
         guard !jwk.hasMember("d") else {
-            throw CryptoError(.wrongKeyType, "public JWK must not contain \"d\"")
+            throw TDNSError(.wrongKeyType, "public JWK must not contain \"d\"")
         }
         return try publicPart(jwk, metadata: metadata, offCurve: offCurve)
     }
 
     /// Parses a private JWK: the public part as ``parsePublic(_:offCurve:)``, `d` of 32 bytes
     /// that yields the same point.
-    static func parsePrivate(_ jwk: JSONValue) throws(CryptoError) -> (key: P256.KeyAgreement.PrivateKey, publicJWK: ECPublicJWK) {
+    static func parsePrivate(_ jwk: JSONValue) throws(TDNSError) -> (key: P256.KeyAgreement.PrivateKey, publicJWK: ECPublicJWK) {
         let metadata = try checkShape(jwk)
         guard let dValue = jwk["d"] else {
-            throw CryptoError(.wrongKeyType, "private JWK must contain \"d\"")
+            throw TDNSError(.wrongKeyType, "private JWK must contain \"d\"")
         }
         let pub = try publicPart(jwk, metadata: metadata, offCurve: .malformed)
         guard case .string(let dText) = dValue else { throw .malformed("JWK d must be a string") }
@@ -122,7 +123,7 @@ enum ECJWK {
         return (key, pub)
     }
 
-    private static func publicPart(_ jwk: JSONValue, metadata: JWKMetadata, offCurve: CryptoError.Code) throws(CryptoError) -> ECPublicJWK {
+    private static func publicPart(_ jwk: JSONValue, metadata: JWKMetadata, offCurve: TDNSError.Code) throws(TDNSError) -> ECPublicJWK {
         let x = try decodeFixed(try requiredString(jwk, "x"), name: "x")
         let y = try decodeFixed(try requiredString(jwk, "y"), name: "y")
         let key = try publicKey(x: x, y: y, offCurve: offCurve)
@@ -130,27 +131,27 @@ enum ECJWK {
     }
 
     /// The swift-crypto key for `04 ‖ x ‖ y`; BoringSSL refuses points not on the curve.
-    static func publicKey(x: [UInt8], y: [UInt8], offCurve: CryptoError.Code) throws(CryptoError) -> P256.KeyAgreement.PublicKey {
+    static func publicKey(x: [UInt8], y: [UInt8], offCurve: TDNSError.Code) throws(TDNSError) -> P256.KeyAgreement.PublicKey {
         do {
             return try P256.KeyAgreement.PublicKey(x963Representation: [0x04] + x + y)
         } catch {
-            throw CryptoError(offCurve, "EC point is not on P-256")
+            throw TDNSError(offCurve, "EC point is not on P-256")
         }
     }
 
-    private static func requiredString(_ jwk: JSONValue, _ name: String) throws(CryptoError) -> String {
+    private static func requiredString(_ jwk: JSONValue, _ name: String) throws(TDNSError) -> String {
         guard let v = jwk[name] else { throw .malformed("JWK lacks \"\(name)\"") }
         guard case .string(let s) = v else { throw .malformed("JWK \"\(name)\" must be a string") }
         return s
     }
 
-    private static func optionalString(_ jwk: JSONValue, _ name: String) throws(CryptoError) -> String? {
+    private static func optionalString(_ jwk: JSONValue, _ name: String) throws(TDNSError) -> String? {
         guard let v = jwk[name] else { return nil }
         guard case .string(let s) = v else { throw .malformed("JWK \"\(name)\" must be a string") }
         return s
     }
 
-    private static func decodeFixed(_ text: String, name: String) throws(CryptoError) -> [UInt8] {
+    private static func decodeFixed(_ text: String, name: String) throws(TDNSError) -> [UInt8] {
         var bytes: [UInt8]
         do {
             bytes = try Base64URL.decode(text)

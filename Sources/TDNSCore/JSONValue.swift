@@ -42,11 +42,11 @@ extension JSONValue {
         _ bytes: [UInt8],
         maxDepth: Int = defaultMaxDepth,
         maxSize: Int = defaultMaxSize
-    ) throws(CryptoError) -> JSONValue {
+    ) throws(TDNSError) -> JSONValue {
         guard bytes.count <= maxSize else {
             throw .tooBig("JSON text of \(bytes.count) bytes exceeds the limit of \(maxSize)")
         }
-        return try bytes.withUnsafeBufferPointer { (buf) throws(CryptoError) -> JSONValue in
+        return try bytes.withUnsafeBufferPointer { (buf) throws(TDNSError) -> JSONValue in
             var parser = JSONParser(input: buf, maxDepth: max(0, maxDepth))
             return try parser.parseDocument()
         }
@@ -57,11 +57,11 @@ extension JSONValue {
         _ bytes: ArraySlice<UInt8>,
         maxDepth: Int = defaultMaxDepth,
         maxSize: Int = defaultMaxSize
-    ) throws(CryptoError) -> JSONValue {
+    ) throws(TDNSError) -> JSONValue {
         guard bytes.count <= maxSize else {
             throw .tooBig("JSON text of \(bytes.count) bytes exceeds the limit of \(maxSize)")
         }
-        return try bytes.withUnsafeBufferPointer { (buf) throws(CryptoError) -> JSONValue in
+        return try bytes.withUnsafeBufferPointer { (buf) throws(TDNSError) -> JSONValue in
             var parser = JSONParser(input: buf, maxDepth: max(0, maxDepth))
             return try parser.parseDocument()
         }
@@ -310,7 +310,7 @@ private struct JSONParser {
         self.maxDepth = maxDepth
     }
 
-    mutating func parseDocument() throws(CryptoError) -> JSONValue {
+    mutating func parseDocument() throws(TDNSError) -> JSONValue {
         if input.count >= 3, input[0] == 0xEF, input[1] == 0xBB, input[2] == 0xBF {
             throw .malformed("JSON: byte order mark")
         }
@@ -330,11 +330,11 @@ private struct JSONParser {
         }
     }
 
-    private func fail(_ what: String) -> CryptoError {
+    private func fail(_ what: String) -> TDNSError {
         .malformed("JSON: \(what) at offset \(pos)")
     }
 
-    private mutating func parseValue() throws(CryptoError) -> JSONValue {
+    private mutating func parseValue() throws(TDNSError) -> JSONValue {
         var stack: [Frame] = []
         while true {
             // Parse the start of one value; a non-empty container pushes a frame and the loop
@@ -432,7 +432,7 @@ private struct JSONParser {
     }
 
     /// A member name and the ':' after it.
-    private mutating func parseMemberName() throws(CryptoError) -> (string: String, bytes: [UInt8]) {
+    private mutating func parseMemberName() throws(TDNSError) -> (string: String, bytes: [UInt8]) {
         guard pos < input.count, input[pos] == UInt8(ascii: "\"") else { throw fail("expected a member name") }
         let name = try parseString()
         skipWhitespace()
@@ -441,7 +441,7 @@ private struct JSONParser {
         return name
     }
 
-    private mutating func expectLiteral(_ literal: StaticString) throws(CryptoError) {
+    private mutating func expectLiteral(_ literal: StaticString) throws(TDNSError) {
         let count = literal.utf8CodeUnitCount
         guard input.count - pos >= count else { throw fail("invalid literal") }
         let lit = UnsafeBufferPointer(start: literal.utf8Start, count: count)
@@ -451,7 +451,7 @@ private struct JSONParser {
         pos += count
     }
 
-    private mutating func parseNumber() throws(CryptoError) -> String {
+    private mutating func parseNumber() throws(TDNSError) -> String {
         let start = pos
         func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
         if input[pos] == UInt8(ascii: "-") { pos += 1 }
@@ -477,7 +477,7 @@ private struct JSONParser {
     }
 
     /// A string starting at the opening quote; returns the unescaped text and its UTF-8 bytes.
-    private mutating func parseString() throws(CryptoError) -> (string: String, bytes: [UInt8]) {
+    private mutating func parseString() throws(TDNSError) -> (string: String, bytes: [UInt8]) {
         pos += 1  // opening quote
         var out: [UInt8] = []
         while true {
@@ -532,7 +532,7 @@ private struct JSONParser {
         }
     }
 
-    private mutating func parseHex4() throws(CryptoError) -> UInt16 {
+    private mutating func parseHex4() throws(TDNSError) -> UInt16 {
         guard input.count - pos >= 4 else { throw fail("short \\u escape") }
         var v: UInt16 = 0
         for _ in 0..<4 {
@@ -552,7 +552,7 @@ private struct JSONParser {
 
     /// Length of the well-formed UTF-8 sequence (Unicode Table 3-7) that starts with a non-ASCII
     /// byte at `at`; throws for anything else.
-    private func validUTF8SequenceLength(at i: Int) throws(CryptoError) -> Int {
+    private func validUTF8SequenceLength(at i: Int) throws(TDNSError) -> Int {
         let b0 = input[i]
         func cont(_ k: Int, _ lo: UInt8 = 0x80, _ hi: UInt8 = 0xBF) -> Bool {
             i + k < input.count && input[i + k] >= lo && input[i + k] <= hi

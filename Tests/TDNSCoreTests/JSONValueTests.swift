@@ -1,6 +1,7 @@
 import Testing
+import TDNSTestSupport
 
-@testable import TDNSCrypto
+@testable import TDNSCore
 
 @Suite("JSONValue")
 struct JSONValueTests {

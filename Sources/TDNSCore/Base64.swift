@@ -21,18 +21,18 @@ public enum Base64URL {
 
     /// Decodes base64url text without padding. Throws `.malformed` for `=`, characters outside
     /// the URL-safe alphabet, an impossible length, or non-zero trailing bits.
-    public static func decode(_ text: some Collection<UInt8>) throws(CryptoError) -> [UInt8] {
+    public static func decode(_ text: some Collection<UInt8>) throws(TDNSError) -> [UInt8] {
         try base64Decode(text, table: decodeTable, padded: false)
     }
 
     /// Decodes base64url text given as a string, with the same rules.
-    public static func decode(_ text: String) throws(CryptoError) -> [UInt8] {
+    public static func decode(_ text: String) throws(TDNSError) -> [UInt8] {
         try decode(Array(text.utf8))
     }
 
     /// Checks `text` exactly as ``decode(_:)`` would and returns the decoded length, without
     /// allocating the decoded bytes (used to validate a large JWE ciphertext segment).
-    static func validatedDecodedLength(_ text: some Collection<UInt8>) throws(CryptoError) -> Int {
+    package static func validatedDecodedLength(_ text: some Collection<UInt8>) throws(TDNSError) -> Int {
         try base64Validate(text, table: decodeTable, padded: false)
     }
 }
@@ -55,12 +55,12 @@ public enum Base64 {
     /// Decodes padded standard base64. Throws `.malformed` unless the length is a multiple of 4,
     /// padding (at most two `=`) appears only at the end, every other character is in the
     /// standard alphabet, and the unused trailing bits are zero.
-    public static func decode(_ text: some Collection<UInt8>) throws(CryptoError) -> [UInt8] {
+    public static func decode(_ text: some Collection<UInt8>) throws(TDNSError) -> [UInt8] {
         try base64Decode(text, table: decodeTable, padded: true)
     }
 
     /// Decodes padded standard base64 given as a string.
-    public static func decode(_ text: String) throws(CryptoError) -> [UInt8] {
+    public static func decode(_ text: String) throws(TDNSError) -> [UInt8] {
         try decode(Array(text.utf8))
     }
 }
@@ -120,7 +120,7 @@ private func base64Encode(_ input: some Collection<UInt8>, alphabet: [UInt8], pa
 
 /// The length of the data part (padding removed) and the decoded length, after checking the
 /// length and the placement of padding.
-private func base64Shape(_ text: UnsafeBufferPointer<UInt8>, padded: Bool) throws(CryptoError) -> (dataCount: Int, decodedCount: Int) {
+private func base64Shape(_ text: UnsafeBufferPointer<UInt8>, padded: Bool) throws(TDNSError) -> (dataCount: Int, decodedCount: Int) {
     var dataCount = text.count
     if padded {
         guard text.count % 4 == 0 else { throw .malformed("base64: length is not a multiple of 4") }
@@ -134,10 +134,10 @@ private func base64Shape(_ text: UnsafeBufferPointer<UInt8>, padded: Bool) throw
 }
 
 /// Validates every character and the trailing bits; returns the decoded length.
-private func base64Validate(_ input: some Collection<UInt8>, table: [UInt8], padded: Bool) throws(CryptoError) -> Int {
-    let run: (UnsafeBufferPointer<UInt8>) throws(CryptoError) -> Int = { (text) throws(CryptoError) -> Int in
+private func base64Validate(_ input: some Collection<UInt8>, table: [UInt8], padded: Bool) throws(TDNSError) -> Int {
+    let run: (UnsafeBufferPointer<UInt8>) throws(TDNSError) -> Int = { (text) throws(TDNSError) -> Int in
         let shape = try base64Shape(text, padded: padded)
-        try table.withUnsafeBufferPointer { (tab) throws(CryptoError) -> Void in
+        try table.withUnsafeBufferPointer { (tab) throws(TDNSError) -> Void in
             for i in 0..<shape.dataCount where tab[Int(text[i])] == invalidSextet {
                 throw .malformed("base64: invalid character")
             }
@@ -148,7 +148,7 @@ private func base64Validate(_ input: some Collection<UInt8>, table: [UInt8], pad
     return try withContiguousBytes(input, run)
 }
 
-private func checkTrailingBits(_ text: UnsafeBufferPointer<UInt8>, dataCount: Int, table: UnsafeBufferPointer<UInt8>) throws(CryptoError) {
+private func checkTrailingBits(_ text: UnsafeBufferPointer<UInt8>, dataCount: Int, table: UnsafeBufferPointer<UInt8>) throws(TDNSError) {
     switch dataCount % 4 {
     case 2:
         guard table[Int(text[dataCount - 1])] & 0x0F == 0 else { throw .malformed("base64: non-canonical trailing bits") }
@@ -159,10 +159,10 @@ private func checkTrailingBits(_ text: UnsafeBufferPointer<UInt8>, dataCount: In
     }
 }
 
-private func base64Decode(_ input: some Collection<UInt8>, table: [UInt8], padded: Bool) throws(CryptoError) -> [UInt8] {
-    let run: (UnsafeBufferPointer<UInt8>) throws(CryptoError) -> [UInt8] = { (text) throws(CryptoError) -> [UInt8] in
+private func base64Decode(_ input: some Collection<UInt8>, table: [UInt8], padded: Bool) throws(TDNSError) -> [UInt8] {
+    let run: (UnsafeBufferPointer<UInt8>) throws(TDNSError) -> [UInt8] = { (text) throws(TDNSError) -> [UInt8] in
         let shape = try base64Shape(text, padded: padded)
-        return try table.withUnsafeBufferPointer { (tab) throws(CryptoError) -> [UInt8] in
+        return try table.withUnsafeBufferPointer { (tab) throws(TDNSError) -> [UInt8] in
             try checkTrailingBits(text, dataCount: shape.dataCount, table: tab)
             var bad = false
             let out = [UInt8](unsafeUninitializedCapacity: shape.decodedCount) { buf, initialized in
@@ -215,15 +215,15 @@ private func base64Decode(_ input: some Collection<UInt8>, table: [UInt8], padde
 /// Runs `body` over contiguous storage of `input`, copying only when the collection has none.
 private func withContiguousBytes<R>(
     _ input: some Collection<UInt8>,
-    _ body: (UnsafeBufferPointer<UInt8>) throws(CryptoError) -> R
-) throws(CryptoError) -> R {
+    _ body: (UnsafeBufferPointer<UInt8>) throws(TDNSError) -> R
+) throws(TDNSError) -> R {
     // withContiguousStorageIfAvailable does not forward typed throws; carry the error out by hand.
-    var failure: CryptoError? = nil
+    var failure: TDNSError? = nil
     let direct: R?? = input.withContiguousStorageIfAvailable { buf -> R? in
-        do throws(CryptoError) { return try body(buf) } catch { failure = error; return nil }
+        do throws(TDNSError) { return try body(buf) } catch { failure = error; return nil }
     }
     if let failure { throw failure }
     if let direct, let value = direct { return value }
     let copy = Array(input)
-    return try copy.withUnsafeBufferPointer { (buf) throws(CryptoError) -> R in try body(buf) }
+    return try copy.withUnsafeBufferPointer { (buf) throws(TDNSError) -> R in try body(buf) }
 }

@@ -1,0 +1,3 @@
+import Testing
+@testable import TDNSKRS
+@Test func krsModuleLoads() { _ = TDNSKRS.self }

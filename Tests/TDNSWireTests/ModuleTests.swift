@@ -1,0 +1,3 @@
+import Testing
+@testable import TDNSWire
+@Test func wireModuleLoads() { _ = TDNSWire.self }
