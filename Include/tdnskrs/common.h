@@ -32,6 +32,14 @@ extern "C" {
 #define KRS_EMALFORMED  -7   /* input is not well-formed: bad hex, JWK, JWE, base64, lengths */
 #define KRS_ETOOBIG     -8   /* input exceeds a size limit; rejected before it was parsed */
 #define KRS_EPOLICY     -9   /* well-formed but refused by policy: algorithm not allowed, crit, zip */
+#define KRS_EAUTH      -10   /* a distribution's signature or HMAC did not verify */
+#define KRS_EUNSIGNED  -11   /* unsigned (HMAC-only) distribution while require_signature=yes */
+#define KRS_EREPLAY    -12   /* distribution ID already processed for this node */
+#define KRS_ESTALE     -13   /* timestamp too old or in the future; JWT expired or not yet valid */
+#define KRS_ESTORAGE   -14   /* writing the key store or the state directory failed */
+#define KRS_ECONFIG    -15   /* a setting is unknown, malformed or inconsistent */
+#define KRS_EWRONGNODE -16   /* meant for another node, or another distribution ID */
+#define KRS_EKEYMISMATCH -17 /* key tag differs from key_id, or private key does not match its DNSKEY */
 
 /*
  * Human-readable text for a return code. Never NULL; unknown codes give "unknown error".

@@ -52,16 +52,19 @@ typedef struct crypto_backend {
 
     /*
      * Parses a public key from data[0..len) (format: see the backend description above).
-     * Returns KRS_OK, KRS_EINVAL, KRS_EMALFORMED (not a valid key, all-zero HPKE key, point
-     * not on the curve, "d" present) or KRS_ETOOBIG.
+     * Returns KRS_OK, KRS_EINVAL, KRS_ETOOBIG, or:
+     *   KRS_EMALFORMED  not a valid key: bad hex or JSON, wrong lengths, all-zero or
+     *                   small-order HPKE key, point not on the curve, unknown JWK members
+     *   KRS_EKEYTYPE    JOSE: a JWK of another type or curve than EC P-256, or one with "d"
+     *   KRS_EPOLICY     JOSE: "alg" other than ECDH-ES/ES256, or "use" other than enc/sig
      * Ownership: *pub_key with free_public_key.
      */
     int (*parse_public_key)(const char *data, size_t len, void **pub_key);
 
     /*
      * Parses a private key from data[0..len).
-     * Returns KRS_OK, KRS_EINVAL, KRS_EMALFORMED (including a JWK without "d", or whose
-     * x/y do not belong to d) or KRS_ETOOBIG.
+     * Returns as parse_public_key, except that KRS_EKEYTYPE means a JWK without "d" (or of
+     * another type or curve), and KRS_EMALFORMED includes a "d" whose x/y do not match.
      * Ownership: *priv_key with free_private_key.
      */
     int (*parse_private_key)(const char *data, size_t len, void **priv_key);

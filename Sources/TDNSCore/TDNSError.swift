@@ -16,6 +16,23 @@ public struct TDNSError: Error, Equatable, CustomStringConvertible, Sendable {
         case policy
         /// Anything else: a library we call failed unexpectedly (`KRS_ERROR`).
         case internalFailure
+        /// A signature or HMAC over a distribution or manifest did not verify (`KRS_EAUTH`).
+        case authentication
+        /// An unsigned (HMAC-only) distribution while signatures are required (`KRS_EUNSIGNED`).
+        case unsigned
+        /// The distribution ID was processed before (`KRS_EREPLAY`).
+        case replay
+        /// Timestamp too old or in the future, or a JWT outside its validity (`KRS_ESTALE`).
+        case stale
+        /// Writing to or removing from the key store or state directory failed (`KRS_ESTORAGE`).
+        case storage
+        /// A setting is unknown, malformed or inconsistent (`KRS_ECONFIG`).
+        case config
+        /// Meant for another node, or not the distribution that was asked for (`KRS_EWRONGNODE`).
+        case wrongNode
+        /// Key material does not match its description: key tag ≠ key_id, private key ≠ DNSKEY
+        /// (`KRS_EKEYMISMATCH`).
+        case keyMismatch
     }
 
     public let code: Code
@@ -33,4 +50,12 @@ public struct TDNSError: Error, Equatable, CustomStringConvertible, Sendable {
     package static func cryptoFailure(_ reason: String) -> TDNSError { TDNSError(.cryptoFailure, reason) }
     package static func tooBig(_ reason: String) -> TDNSError { TDNSError(.tooBig, reason) }
     package static func internalFailure(_ reason: String) -> TDNSError { TDNSError(.internalFailure, reason) }
+    package static func authentication(_ reason: String) -> TDNSError { TDNSError(.authentication, reason) }
+    package static func unsigned(_ reason: String) -> TDNSError { TDNSError(.unsigned, reason) }
+    package static func replay(_ reason: String) -> TDNSError { TDNSError(.replay, reason) }
+    package static func stale(_ reason: String) -> TDNSError { TDNSError(.stale, reason) }
+    package static func storage(_ reason: String) -> TDNSError { TDNSError(.storage, reason) }
+    package static func config(_ reason: String) -> TDNSError { TDNSError(.config, reason) }
+    package static func wrongNode(_ reason: String) -> TDNSError { TDNSError(.wrongNode, reason) }
+    package static func keyMismatch(_ reason: String) -> TDNSError { TDNSError(.keyMismatch, reason) }
 }

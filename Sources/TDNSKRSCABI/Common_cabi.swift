@@ -19,6 +19,14 @@ extension TDNSError.Code {
         case .tooBig: KRS_ETOOBIG
         case .policy: KRS_EPOLICY
         case .internalFailure: KRS_ERROR
+        case .authentication: KRS_EAUTH
+        case .unsigned: KRS_EUNSIGNED
+        case .replay: KRS_EREPLAY
+        case .stale: KRS_ESTALE
+        case .storage: KRS_ESTORAGE
+        case .config: KRS_ECONFIG
+        case .wrongNode: KRS_EWRONGNODE
+        case .keyMismatch: KRS_EKEYMISMATCH
         }
     }
 }
@@ -36,6 +44,14 @@ public func krs_strerror(_ code: Int32) -> UnsafePointer<CChar>? {
     case KRS_EMALFORMED: staticCString("malformed input")
     case KRS_ETOOBIG: staticCString("input exceeds a size limit")
     case KRS_EPOLICY: staticCString("refused by policy: algorithm or header not allowed")
+    case KRS_EAUTH: staticCString("authentication failed: signature or HMAC did not verify")
+    case KRS_EUNSIGNED: staticCString("unsigned distribution refused: signatures are required")
+    case KRS_EREPLAY: staticCString("replay: distribution already processed")
+    case KRS_ESTALE: staticCString("stale: timestamp outside the accepted window")
+    case KRS_ESTORAGE: staticCString("key store or state directory write failed")
+    case KRS_ECONFIG: staticCString("invalid configuration")
+    case KRS_EWRONGNODE: staticCString("distribution is for another node or another distribution ID")
+    case KRS_EKEYMISMATCH: staticCString("key material does not match its key tag or DNSKEY")
     default: staticCString("unknown error")
     }
 }

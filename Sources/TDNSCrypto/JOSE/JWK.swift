@@ -61,13 +61,15 @@ enum ECJWK {
     /// Checks `kty`/`crv`, the member set and the optional members.
     static func checkShape(_ jwk: JSONValue) throws(TDNSError) -> JWKMetadata {
         guard case .object(let members) = jwk else { throw .malformed("JWK is not a JSON object") }
-        for (name, _) in members where !allowedMembers.contains(Array(name.utf8)) {
-            throw .malformed("JWK has an unsupported member")
-        }
+        // Key type and curve first, so that every key of another kind (RSA, oct, OKP, P-384)
+        // gets the same code whatever other members it has.
         let kty = try requiredString(jwk, "kty")
         guard kty.utf8.elementsEqual("EC".utf8) else { throw TDNSError(.wrongKeyType, "JWK kty must be \"EC\"") }
         let crv = try requiredString(jwk, "crv")
         guard crv.utf8.elementsEqual("P-256".utf8) else { throw TDNSError(.wrongKeyType, "JWK crv must be \"P-256\"") }
+        for (name, _) in members where !allowedMembers.contains(Array(name.utf8)) {
+            throw .malformed("JWK has an unsupported member")
+        }
 
         let use = try optionalString(jwk, "use")
         if let use, !(use.utf8.elementsEqual("enc".utf8) || use.utf8.elementsEqual("sig".utf8)) {
