@@ -9,7 +9,8 @@ fails=0
 check() { if "$@"; then echo "PASS: $name"; else echo "FAIL: $name"; fails=$((fails + 1)); fi; }
 
 name="make install PREFIX=/usr/local DESTDIR=<stage>"
-check make -s -C "$root" install PREFIX=/usr/local DESTDIR="$stage" >/dev/null
+quiet_install() { make -s -C "$root" install PREFIX=/usr/local DESTDIR="$stage" >/dev/null; }
+check quiet_install
 
 name="installed: library with soname links, headers, tdnskrs.pc, DLZ and Knot plugins"
 check test -f "$stage/usr/local/lib/libtdnskrs.so.0.1.0" -a -L "$stage/usr/local/lib/libtdnskrs.so.0" \
