@@ -1,3 +1,4 @@
 import Testing
 @testable import TDNSKRS
-@Test func krsModuleLoads() { _ = TDNSKRS.self }
+
+@Test("a fixed clock is fixed") func fixedClock() { #expect(KRSClock.fixed(42).now == 42) }
