@@ -52,6 +52,7 @@ run_suite c-abi bash "$here/cabi/run.sh"
 run_suite headers bash "$here/cabi/headers.sh"
 run_suite symbols bash "$here/cabi/symbols.sh"
 run_suite interop bash "$here/interop/run.sh"
+run_suite krs-c bash "$here/krs/run.sh"
 run_suite install bash "$here/install/run.sh"
 run_suite hosting bash "$here/hosting/run.sh"
 

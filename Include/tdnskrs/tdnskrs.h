@@ -9,5 +9,6 @@
 
 #include "common.h"
 #include "crypto.h"
+#include "krs.h"
 
 #endif /* TDNSKRS_TDNSKRS_H */

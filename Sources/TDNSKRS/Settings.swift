@@ -66,7 +66,9 @@ public struct KRSSettings: Sendable {
         try self.init(values: values)
     }
 
-    init(values: [String: String]) throws(TDNSError) {
+    init(values given: [String: String]) throws(TDNSError) {
+        // An empty value means "not set", so a config file's entry can be switched off from argv.
+        let values = given.filter { !$0.value.isEmpty }
         func required(_ name: String) throws(TDNSError) -> String {
             guard let v = values[name], !v.isEmpty else { throw .config("\(name): required setting is missing") }
             return v

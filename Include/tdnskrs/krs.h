@@ -1,0 +1,97 @@
+/*
+ * tdnskrs/krs.h — the Key Receiver Service: from the CHUNK records of a distribution to
+ * installed DNSSEC key files.
+ *
+ * A context holds one node's settings and keys. Every function is thread-safe; distributions
+ * processed through contexts that share a state_dir are serialized by a lock file, so a host
+ * may create a new context before destroying the old one (BIND and Knot reload that way).
+ */
+#ifndef TDNSKRS_KRS_H
+#define TDNSKRS_KRS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct krs_context krs_context_t;
+
+/*
+ * Creates a context from "key=value" settings. argv may also hold "config=PATH": the file's
+ * lines (one key=value per line, '#' comments) are read first and argv entries override them.
+ *
+ *   node_id=edge1.example.net.        this node's ID, FQDN with trailing dot (required)
+ *   control_zone=kdc.example.com.     the KDC's control zone (required)
+ *   state_dir=/var/lib/tdnskrs        replay record, audit log, lock (required; created 0700)
+ *   key_store=bind|none               where keys go (default bind)
+ *   key_dir=/var/cache/bind/keys      BIND key-file directory (required for key_store=bind)
+ *   hpke_private_key=HEX|PATH         node's HPKE key: 64 hex characters or a tdns key file
+ *   jose_private_key=JWK|PATH         node's JOSE key: private JWK JSON or a file holding it
+ *                                     (at least one of the two keys is required)
+ *   kdc_signing_pubkey=JWK|PATH       the KDC's ES256 public key (from enrollment)
+ *   require_signature=yes|no          refuse HMAC-only distributions (default: yes when
+ *                                     kdc_signing_pubkey is set, else no)
+ *   now=UNIX_SECONDS                  fixed clock, for tests (default: the system clock)
+ *   max_skew=60s                      tolerated clock skew (seconds or a Go duration)
+ *   chunk_rrtype=65288|65015          CHUNK type code of the KDC (default 65288)
+ *   max_distribution_size=BYTES       cap on one distribution (default 67108864)
+ *
+ * Returns KRS_OK, KRS_EINVAL (NULL out_ctx, NULL in argv), KRS_ECONFIG (unknown, missing or
+ * malformed setting; unreadable key file), KRS_ESTORAGE (state_dir cannot be created).
+ * On failure krs_last_error(NULL) tells why, naming the setting, in the calling thread.
+ * Ownership: *out_ctx with krs_cleanup.
+ */
+int krs_init(krs_context_t **out_ctx, int argc, const char *const *argv);
+
+/* Destroys a context. NULL is ignored. Secrets held by the context are zeroized. */
+void krs_cleanup(krs_context_t *ctx);
+
+/*
+ * Processes one distribution for this node: the RDATAs of its CHUNK records — the manifest
+ * (sequence 0) and the data chunks, in any order; identical duplicates are tolerated.
+ *
+ * The manifest is authenticated (HMAC, or the KDC's JWT signature), checked to be for this
+ * node and this distribution_id, fresh and not a replay; the payload is reassembled,
+ * verified (KDC JWS when present) and decrypted; every operation is validated; then all keys
+ * are installed atomically. On any failure nothing is installed and nothing is recorded.
+ *
+ * Returns KRS_OK with *out_report_json set to the status report of the confirmation
+ * ({"successful_keys":[{"zone_name":…,"key_id":…}]} or a component report), or:
+ *   KRS_EINVAL        NULL arguments, count 0, NULL rdata with non-zero length
+ *   KRS_EMALFORMED    malformed records, manifest, chunks, base64, payload or key material
+ *   KRS_ETOOBIG       over max_distribution_size or another limit
+ *   KRS_EAUTH         manifest HMAC, JWT or JWS signature does not verify
+ *   KRS_EUNSIGNED     HMAC-only distribution while require_signature=yes
+ *   KRS_EWRONGNODE    for another node, or the manifest names another distribution_id
+ *   KRS_ESTALE        timestamp outside distribution_ttl ± max_skew; JWT expired
+ *   KRS_EREPLAY       this distribution_id was processed before
+ *   KRS_ECRYPTO       decryption failed
+ *   KRS_EKEYTYPE      encrypted for a backend this node has no key for
+ *   KRS_EPOLICY       unknown crypto, content type or DNSSEC algorithm; JOSE header refused
+ *   KRS_EKEYMISMATCH  key tag differs from key_id, or the private key is not the DNSKEY's
+ *   KRS_ESTORAGE      key files or state could not be written (nothing was installed)
+ * krs_last_error(ctx) gives the reason in words.
+ * Ownership: *out_report_json with krs_free.
+ */
+int krs_process_distribution(krs_context_t *ctx, const char *distribution_id,
+                             const uint8_t *const *rdata, const size_t *rdata_len, size_t count,
+                             char **out_report_json);
+
+/*
+ * The human-readable reason of the last failure on ctx, or "" if there was none. With
+ * ctx == NULL: the reason of the last failed krs_init in the calling thread.
+ * Never NULL; never contains key material.
+ * Ownership: owned by the library; valid until the next failing call on the same context
+ * (or, for NULL, the next krs_init in this thread) or krs_cleanup. Copy it to keep it.
+ */
+const char *krs_last_error(krs_context_t *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TDNSKRS_KRS_H */

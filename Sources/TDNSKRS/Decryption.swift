@@ -1,0 +1,71 @@
+import TDNSCore
+import TDNSCrypto
+
+/// Turns the transport blob B into plaintext (PROTOCOL §6), enforcing the signature policy
+/// of §19.
+struct Decryption {
+    var hpkeKey: HPKEPrivateKey?
+    var joseKey: JOSEPrivateKey?
+    var kdcSigningKey: JOSEPublicKey?
+
+    struct Result {
+        var plaintext: [UInt8]
+        /// The ciphertext was a JWS verified with the KDC signing key.
+        var signatureVerified: Bool
+    }
+
+    /// - Parameter blob: B, ASCII standard base64 of the ciphertext C.
+    /// - Parameter crypto: the manifest's `crypto`; nil selects the v1 HPKE layout.
+    func decrypt(blob: [UInt8], crypto: String?) throws(TDNSError) -> Result {
+        var ciphertext: [UInt8]
+        do {
+            ciphertext = try Base64.decode(blob)
+        } catch {
+            throw .malformed("transport payload is not valid base64")
+        }
+        var verified = false
+        if Self.looksLikeJWS(ciphertext) {
+            // A KDC-signed distribution: JWS(ES256) whose payload is the real ciphertext (§8.3).
+            guard let kdcSigningKey else {
+                throw .authentication("signed distribution, but no kdc_signing_pubkey is configured to verify it")
+            }
+            do {
+                ciphertext = try JWS.verify(ciphertext, with: kdcSigningKey)
+            } catch where error.code == .cryptoFailure {
+                throw .authentication("distribution signature does not verify with the KDC signing key")
+            }
+            verified = true
+        }
+        let plaintext: [UInt8]
+        switch crypto {
+        case nil:
+            // v1: enc is duplicated in front of the HPKE ciphertext; skip the first copy.
+            guard ciphertext.count >= 32 else { throw .malformed("v1 ciphertext is shorter than 32 bytes") }
+            plaintext = try HPKECipher.open(Array(ciphertext.dropFirst(32)), with: try hpke())
+        case "hpke"?:
+            plaintext = try HPKECipher.open(ciphertext, with: try hpke())
+        case "jose"?:
+            guard let joseKey else { throw TDNSError(.wrongKeyType, "JOSE distribution, but no jose_private_key is configured") }
+            plaintext = try JWE.decrypt(ciphertext, with: joseKey)
+        case let other?:
+            throw .policy("unknown crypto \"\(other.prefix(32))\" in manifest")
+        }
+        return Result(plaintext: plaintext, signatureVerified: verified)
+    }
+
+    private func hpke() throws(TDNSError) -> HPKEPrivateKey {
+        guard let hpkeKey else { throw TDNSError(.wrongKeyType, "HPKE distribution, but no hpke_private_key is configured") }
+        return hpkeKey
+    }
+
+    /// PROTOCOL §6: printable ASCII with exactly two dots is a JWS (a JWE has four).
+    static func looksLikeJWS(_ bytes: [UInt8]) -> Bool {
+        guard !bytes.isEmpty else { return false }
+        var dots = 0
+        for b in bytes {
+            guard b >= 0x21 && b <= 0x7e else { return false }
+            if b == UInt8(ascii: ".") { dots += 1 }
+        }
+        return dots == 2
+    }
+}

@@ -1,0 +1,205 @@
+import CTDNSKRS
+import Synchronization
+import TDNSCore
+import TDNSKRS
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// MARK: - Contexts
+
+/// What a `krs_context_t *` stands for: the receiver and the context's last error text.
+final class KRSContext: Sendable {
+    let receiver: KeyReceiver
+    let lastError = ErrorText()
+
+    init(receiver: KeyReceiver) { self.receiver = receiver }
+}
+
+/// Live contexts, keyed by never-repeating handles (as the key handles of Crypto_cabi.swift):
+/// a stale or foreign `krs_context_t *` is refused with KRS_EINVAL, never dereferenced.
+private final class Contexts: Sendable {
+    static let shared = Contexts()
+    private struct State {
+        var live: [UInt: KRSContext] = [:]
+        var next: UInt = 0x2000
+    }
+    private let state = Mutex(State())
+
+    func add(_ context: KRSContext) -> OpaquePointer? {
+        state.withLock { s in
+            s.next &+= 16
+            if s.next == 0 { s.next = 0x2000 }
+            s.live[s.next] = context
+            return OpaquePointer(bitPattern: s.next)
+        }
+    }
+
+    func lookup(_ handle: OpaquePointer?) -> KRSContext? {
+        guard let handle else { return nil }
+        return state.withLock { $0.live[UInt(bitPattern: handle)] }
+    }
+
+    func remove(_ handle: OpaquePointer?) -> KRSContext? {
+        guard let handle else { return nil }
+        return state.withLock { $0.live.removeValue(forKey: UInt(bitPattern: handle)) }
+    }
+}
+
+/// A context's last error as a C string. The previous few texts are kept alive a little
+/// longer, so a pointer another thread got from krs_last_error just before a new failure
+/// does not dangle at once.
+final class ErrorText: Sendable {
+    private static let kept = 8
+    /// Addresses of malloc'ed C strings, newest last. (Stored as integers: region-based
+    /// isolation will not let raw pointers in and out of a Mutex.)
+    private let texts = Mutex<[UInt]>([])
+
+    func set(_ message: String) {
+        guard let copy = strdup(message) else { return }
+        let address = UInt(bitPattern: copy)
+        let dropped: UInt? = texts.withLock { list in
+            list.append(address)
+            return list.count > Self.kept ? list.removeFirst() : nil
+        }
+        if let dropped { free(UnsafeMutableRawPointer(bitPattern: dropped)) }
+    }
+
+    var current: UnsafePointer<CChar>? {
+        let address = texts.withLock { $0.last }
+        return address.flatMap { UnsafePointer<CChar>(bitPattern: $0) }
+    }
+
+    deinit {
+        let all = texts.withLock { list in
+            defer { list.removeAll() }
+            return list
+        }
+        for address in all { free(UnsafeMutableRawPointer(bitPattern: address)) }
+    }
+}
+
+// MARK: - The reason of a failed krs_init, per thread
+
+/// krs_init has no context to hang its error on, so the reason lives in thread-local storage
+/// (like errno), freed by the key's destructor when the thread ends.
+private let initErrorKey: pthread_key_t? = {
+    var key = pthread_key_t()
+    return pthread_key_create(&key, { free($0) }) == 0 ? key : nil
+}()
+
+private func setInitError(_ message: String?) {
+    guard let key = initErrorKey else { return }
+    free(pthread_getspecific(key))
+    let copy = message.flatMap { strdup($0) }
+    pthread_setspecific(key, copy.map { UnsafeRawPointer($0) })
+}
+
+// MARK: - Entry points
+
+/// Longest `key=value` argument read from C.
+private let maxArgumentLength = 65536
+
+@c @implementation
+public func krs_init(
+    _ outCtx: UnsafeMutablePointer<OpaquePointer?>?, _ argc: Int32, _ argv: UnsafePointer<UnsafePointer<CChar>?>?
+) -> Int32 {
+    outCtx?.pointee = nil
+    setInitError(nil)
+    guard let outCtx else {
+        setInitError("krs_init: out_ctx is NULL")
+        return KRS_EINVAL
+    }
+    guard argc >= 0, argc <= 1024, argc == 0 || argv != nil else {
+        setInitError("krs_init: argc/argv are invalid")
+        return KRS_EINVAL
+    }
+    var arguments: [String] = []
+    for i in 0..<Int(argc) {
+        guard let arg = argv?[i] else {
+            setInitError("krs_init: argv[\(i)] is NULL")
+            return KRS_EINVAL
+        }
+        guard strnlen(arg, maxArgumentLength + 1) <= maxArgumentLength,
+              let text = String(validatingCString: arg) else {
+            setInitError("krs_init: argv[\(i)] is too long or not UTF-8")
+            return KRS_EINVAL
+        }
+        arguments.append(text)
+    }
+    do {
+        let settings = try KRSSettings(arguments: arguments)
+        let context = KRSContext(receiver: try KeyReceiver(settings: settings))
+        guard let handle = Contexts.shared.add(context) else { return KRS_ERROR }
+        outCtx.pointee = handle
+        return KRS_OK
+    } catch {
+        setInitError(error.reason)
+        return error.code.krsCode
+    }
+}
+
+@c @implementation
+public func krs_cleanup(_ ctx: OpaquePointer?) {
+    _ = Contexts.shared.remove(ctx)
+}
+
+@c @implementation
+public func krs_last_error(_ ctx: OpaquePointer?) -> UnsafePointer<CChar>? {
+    if ctx == nil {
+        if let key = initErrorKey, let p = pthread_getspecific(key) {
+            return UnsafePointer(p.assumingMemoryBound(to: CChar.self))
+        }
+        return staticCString("")
+    }
+    guard let context = Contexts.shared.lookup(ctx) else { return staticCString("invalid context") }
+    return context.lastError.current ?? staticCString("")
+}
+
+/// Longest distribution ID read from C (IDs are at most 16 hex characters).
+private let maxDistributionIDLength = 64
+/// RDATA is at most 65535 bytes (RFC 1035 RDLENGTH).
+private let maxRDataLength = 65535
+
+@c @implementation
+public func krs_process_distribution(
+    _ ctx: OpaquePointer?, _ distributionID: UnsafePointer<CChar>?,
+    _ rdata: UnsafePointer<UnsafePointer<UInt8>?>?, _ rdataLen: UnsafePointer<Int>?, _ count: Int,
+    _ outReport: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
+) -> Int32 {
+    outReport?.pointee = nil
+    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    func fail(_ code: Int32, _ message: String) -> Int32 {
+        context.lastError.set(message)
+        return code
+    }
+    guard let outReport else { return fail(KRS_EINVAL, "out_report_json is NULL") }
+    guard let distributionID, strnlen(distributionID, maxDistributionIDLength + 1) <= maxDistributionIDLength,
+          let id = String(validatingCString: distributionID) else {
+        return fail(KRS_EINVAL, "distribution_id is NULL, too long or not UTF-8")
+    }
+    guard count > 0, count <= KeyReceiver.maxRecords, let rdata, let rdataLen else {
+        return fail(KRS_EINVAL, "rdata, rdata_len and count must describe 1–\(KeyReceiver.maxRecords) records")
+    }
+    var records: [[UInt8]] = []
+    records.reserveCapacity(count)
+    for i in 0..<count {
+        let length = rdataLen[i]
+        guard length >= 0, length <= maxRDataLength else {
+            return fail(KRS_EMALFORMED, "rdata_len[\(i)] = \(length) is not a valid RDATA length")
+        }
+        switch bytesFromC(rdata[i], length, limit: maxRDataLength) {
+        case .bytes(let b): records.append(b)
+        case .invalid: return fail(KRS_EINVAL, "rdata[\(i)] is NULL")
+        case .tooBig: return fail(KRS_EMALFORMED, "rdata_len[\(i)] exceeds 65535")
+        }
+    }
+    do {
+        let result = try context.receiver.process(distributionID: id, records: records)
+        var length = 0
+        return deliver(text: result.reportJSON, to: outReport, length: &length)
+    } catch {
+        return fail(error.code.krsCode, error.reason)
+    }
+}

@@ -1,0 +1,114 @@
+/*
+ * C-level test of the distribution pipeline through the public header: the distribution the
+ * Go KDC made (Tests/Vectors/distribution.json) goes through krs_process_distribution.
+ *
+ * usage: test_krs STATE_DIR KEY_DIR NODE_ID CONTROL_ZONE HPKE_KEY_FILE NOW DIST_ID RDATA_HEX
+ * (the node key is read from a tdns key file, so no key material appears on a command line)
+ * Prints one PASS/FAIL line per check (never key material); exit status 1 if any failed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tdnskrs/tdnskrs.h>
+
+static int failures;
+
+static void check(int ok, const char *name, const char *detail) {
+    if (ok) {
+        printf("PASS: %s\n", name);
+    } else {
+        printf("FAIL: %s — %s\n", name, detail ? detail : "");
+        failures++;
+    }
+}
+
+static uint8_t *from_hex(const char *hex, size_t *len) {
+    size_t n = strlen(hex) / 2;
+    uint8_t *out = malloc(n ? n : 1);
+    if (!out) exit(2);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) exit(2);
+        out[i] = (uint8_t)v;
+    }
+    *len = n;
+    return out;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 9) {
+        fprintf(stderr, "usage: %s STATE KEYDIR NODE CZ HPKEKEY NOW DISTID RDATAHEX\n", argv[0]);
+        return 2;
+    }
+    char a[8][1024];
+    snprintf(a[0], sizeof a[0], "state_dir=%s", argv[1]);
+    snprintf(a[1], sizeof a[1], "key_dir=%s", argv[2]);
+    snprintf(a[2], sizeof a[2], "node_id=%s", argv[3]);
+    snprintf(a[3], sizeof a[3], "control_zone=%s", argv[4]);
+    snprintf(a[4], sizeof a[4], "hpke_private_key=%s", argv[5]);
+    snprintf(a[5], sizeof a[5], "now=%s", argv[6]);
+    snprintf(a[6], sizeof a[6], "key_store=bind");
+    snprintf(a[7], sizeof a[7], "colour=blue");
+    const char *settings[8] = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]};
+    char detail[512];
+
+    /* A setting nobody knows is refused, and the reason names it. */
+    krs_context_t *ctx = (krs_context_t *)0x1;
+    int rc = krs_init(&ctx, 8, settings);
+    snprintf(detail, sizeof detail, "rc %d, ctx %p, reason \"%s\"", rc, (void *)ctx, krs_last_error(NULL));
+    check(rc == KRS_ECONFIG && ctx == NULL && strstr(krs_last_error(NULL), "colour") != NULL,
+          "krs_init refuses an unknown setting with KRS_ECONFIG and names it", detail);
+    check(krs_init(NULL, 7, settings) == KRS_EINVAL, "krs_init(NULL out_ctx) -> KRS_EINVAL", NULL);
+
+    rc = krs_init(&ctx, 7, settings);
+    snprintf(detail, sizeof detail, "rc %d: %s", rc, krs_last_error(NULL));
+    check(rc == KRS_OK && ctx != NULL, "krs_init with the vector's node settings", detail);
+    if (rc != KRS_OK) return 1;
+
+    size_t len = 0;
+    uint8_t *rdata = from_hex(argv[8], &len);
+    const uint8_t *records[1] = {rdata};
+    size_t lengths[1] = {len};
+    char *report = (char *)0x1;
+
+    check(krs_process_distribution(ctx, argv[7], records, lengths, 0, &report) == KRS_EINVAL && report == NULL,
+          "count 0 -> KRS_EINVAL, out-param NULL", NULL);
+    check(krs_process_distribution(ctx, NULL, records, lengths, 1, &report) == KRS_EINVAL,
+          "NULL distribution_id -> KRS_EINVAL", NULL);
+    check(krs_process_distribution(ctx, argv[7], records, lengths, 1, NULL) == KRS_EINVAL,
+          "NULL out_report_json -> KRS_EINVAL", NULL);
+    check(krs_process_distribution(NULL, argv[7], records, lengths, 1, &report) == KRS_EINVAL,
+          "NULL context -> KRS_EINVAL", NULL);
+
+    /* A flipped HMAC byte: refused, nothing installed. */
+    rdata[5] ^= 1;
+    rc = krs_process_distribution(ctx, argv[7], records, lengths, 1, &report);
+    snprintf(detail, sizeof detail, "rc %d: %s", rc, krs_last_error(ctx));
+    check(rc == KRS_EAUTH && report == NULL, "manifest with a corrupted HMAC -> KRS_EAUTH", detail);
+    rdata[5] ^= 1;
+
+    rc = krs_process_distribution(ctx, argv[7], records, lengths, 1, &report);
+    snprintf(detail, sizeof detail, "rc %d: %s", rc, krs_last_error(ctx));
+    check(rc == KRS_OK && report != NULL, "krs_process_distribution of the Go KDC's distribution", detail);
+    if (report) {
+        const char *want = "{\"successful_keys\":[{\"zone_name\":\"example.com.\",\"key_id\":\"23719\"}]}";
+        snprintf(detail, sizeof detail, "report %s", report);
+        check(strcmp(report, want) == 0, "status report lists example.com. key 23719", detail);
+        krs_free(report);
+        report = NULL;
+    }
+
+    rc = krs_process_distribution(ctx, argv[7], records, lengths, 1, &report);
+    snprintf(detail, sizeof detail, "rc %d: %s", rc, krs_last_error(ctx));
+    check(rc == KRS_EREPLAY && report == NULL && strstr(krs_last_error(ctx), "already processed") != NULL,
+          "the same distribution again -> KRS_EREPLAY with a reason", detail);
+    check(strcmp(krs_strerror(KRS_EREPLAY), "unknown error") != 0, "krs_strerror(KRS_EREPLAY) has a text", NULL);
+
+    krs_cleanup(ctx);
+    krs_cleanup(NULL);
+    check(krs_process_distribution(ctx, argv[7], records, lengths, 1, &report) == KRS_EINVAL,
+          "a cleaned-up context -> KRS_EINVAL, not a crash", NULL);
+    free(rdata);
+    return failures ? 1 : 0;
+}
