@@ -20,6 +20,33 @@ extern "C" {
 
 typedef struct krs_context krs_context_t;
 
+/* Log levels passed to krs_host_ops_t.log. */
+#define KRS_LOG_ERROR   0
+#define KRS_LOG_WARNING 1
+#define KRS_LOG_INFO    2
+#define KRS_LOG_DEBUG   3
+
+/* The host-operations ABI version this header describes. */
+#define KRS_HOST_OPS_VERSION 1
+
+/*
+ * Callbacks a host gives the library, so that logs go into the host's own logging, "now"
+ * comes from the host's clock, and the host learns when keys changed (to reload). Every
+ * member may be NULL. Callbacks may be called from any thread, but never concurrently for
+ * one context; they must not call back into the library for the same context.
+ */
+typedef struct krs_host_ops {
+    uint32_t version;   /* KRS_HOST_OPS_VERSION */
+    uint32_t size;      /* sizeof(krs_host_ops_t) */
+    void *user;         /* passed as the first argument of every callback */
+    /* A log line (never key material); message is valid only during the call. */
+    void (*log)(void *user, int level, const char *message);
+    /* The current time in Unix seconds; used for every freshness check. */
+    int64_t (*clock)(void *user);
+    /* A key file was installed (installed = 1) or removed (installed = 0). */
+    void (*key_changed)(void *user, const char *zone, uint16_t key_tag, uint8_t algorithm, int installed);
+} krs_host_ops_t;
+
 /*
  * Creates a context from "key=value" settings. argv may also hold "config=PATH": the file's
  * lines (one key=value per line, '#' comments) are read first and argv entries override them.
@@ -80,6 +107,14 @@ void krs_cleanup(krs_context_t *ctx);
 int krs_process_distribution(krs_context_t *ctx, const char *distribution_id,
                              const uint8_t *const *rdata, const size_t *rdata_len, size_t count,
                              char **out_report_json);
+
+/*
+ * Installs host callbacks on a context (replacing earlier ones; NULL removes them). The
+ * structure is copied. A host clock overrides the now= setting.
+ * Returns KRS_OK, KRS_EINVAL (unknown context, or a version/size this library does not
+ * know: the host was built against another ABI).
+ */
+int krs_set_host_ops(krs_context_t *ctx, const krs_host_ops_t *ops);
 
 /*
  * The human-readable reason of the last failure on ctx, or "" if there was none. With

@@ -28,9 +28,9 @@ enum Content {
     static let keyOperationTypes: Set<String> = ["key_operations", "mgmt_operations", "mixed_operations"]
     static let maxEntries = 4096
     static let maxPEM = 16 * 1024
-    /// The DNSSEC algorithms a roll_key may carry: RSASHA256, ECDSAP256SHA256, ECDSAP384SHA384,
-    /// Ed25519 (the KDC's algorithms, PROTOCOL §10.2, less the deprecated RSASHA512).
-    static let supportedAlgorithms: Set<DNSSECAlgorithm> = [.rsasha256, .ecdsap256sha256, .ecdsap384sha384, .ed25519]
+    /// The DNSSEC algorithms a roll_key may carry: those the KDC generates (PROTOCOL §10.2):
+    /// RSASHA256, RSASHA512, ECDSAP256SHA256, ECDSAP384SHA384, Ed25519.
+    static let supportedAlgorithms: Set<DNSSECAlgorithm> = [.rsasha256, .rsasha512, .ecdsap256sha256, .ecdsap384sha384, .ed25519]
 
     /// Parses and validates every entry of a key/mgmt/mixed payload. Any invalid entry refuses
     /// the whole distribution, so that nothing is installed from a payload that is partly wrong.

@@ -6,12 +6,13 @@ import TDNSCrypto
 import TDNSWire
 
 /// A change made to a key store, for the audit log and the host's "keys changed" hook.
-struct KeyStoreChange: Sendable {
-    enum Kind: String, Sendable { case installed, deleted }
-    var kind: Kind
-    var zone: String
-    var keyTag: UInt16
-    var algorithm: UInt8?
+public struct KeyStoreChange: Sendable {
+    public enum Kind: String, Sendable { case installed, deleted }
+    public var kind: Kind
+    public var zone: String
+    public var keyTag: UInt16
+    /// Unknown for a deletion of a key that was not there.
+    public var algorithm: UInt8?
 }
 
 /// Where distributed keys go. BIND key files now; Knot and NSD stores build on it later.

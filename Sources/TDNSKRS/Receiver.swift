@@ -35,18 +35,25 @@ public final class KeyReceiver: Sendable {
     let state: StateStore
     let store: any KeyStore
     let log: @Sendable (KRSLogLevel, String) -> Void
+    let keyChanged: @Sendable (KeyStoreChange) -> Void
 
     /// Largest number of CHUNK records one distribution may consist of (§2.5: ≤ 65535 data
     /// chunks plus the manifest).
     public static let maxRecords = 65536
 
+    /// - Parameters:
+    ///   - clock: overrides the `now=` setting and the system clock.
+    ///   - log: receives log lines (never key material).
+    ///   - keyChanged: told about every key file installed or removed, after the fact.
     public init(
         settings: KRSSettings, clock: KRSClock? = nil,
-        log: @escaping @Sendable (KRSLogLevel, String) -> Void = { _, _ in }
+        log: @escaping @Sendable (KRSLogLevel, String) -> Void = { _, _ in },
+        keyChanged: @escaping @Sendable (KeyStoreChange) -> Void = { _ in }
     ) throws(TDNSError) {
         self.settings = settings
         self.clock = clock ?? settings.fixedNow.map(KRSClock.fixed) ?? .system
         self.log = log
+        self.keyChanged = keyChanged
         state = try StateStore(directory: settings.stateDirectory)
         switch settings.keyStore {
         case .bind:
@@ -192,6 +199,7 @@ public final class KeyReceiver: Sendable {
                 if let alg = c.algorithm { extra.append(("algorithm", .integer(Int(alg)))) }
                 try auditLine(distributionID, now: now, result: c.kind.rawValue, extra: extra)
                 log(.info, "distribution \(distributionID): \(c.kind.rawValue) key \(c.keyTag) for \(c.zone)")
+                keyChanged(c)
             }
             if changes.isEmpty {
                 try auditLine(distributionID, now: now, result: "accepted", extra: [("operations", .integer(operations.count))])

@@ -9,12 +9,54 @@ import Glibc
 
 // MARK: - Contexts
 
-/// What a `krs_context_t *` stands for: the receiver and the context's last error text.
+/// What a `krs_context_t *` stands for: the receiver, the host's callbacks and the
+/// context's last error text.
 final class KRSContext: Sendable {
     let receiver: KeyReceiver
+    let host: HostHooks
     let lastError = ErrorText()
 
-    init(receiver: KeyReceiver) { self.receiver = receiver }
+    init(receiver: KeyReceiver, host: HostHooks) {
+        self.receiver = receiver
+        self.host = host
+    }
+}
+
+/// The host's krs_host_ops_t, copied. The C function pointers and the `user` pointer are the
+/// host's to keep valid; we only call them, one call at a time per context (the lock), as
+/// krs.h promises.
+final class HostHooks: @unchecked Sendable {
+    private let lock = Mutex<Void>(())
+    // Guarded by `lock`.
+    nonisolated(unsafe) private var ops: krs_host_ops_t?
+
+    func set(_ new: krs_host_ops_t?) {
+        lock.withLock { _ in ops = new }
+    }
+
+    /// The host's clock, or nil when it gave none.
+    func now() -> Int64? {
+        lock.withLock { _ in
+            guard let ops, let clock = ops.clock else { return nil }
+            return clock(ops.user)
+        }
+    }
+
+    func log(_ level: KRSLogLevel, _ message: String) {
+        lock.withLock { _ in
+            guard let ops, let log = ops.log else { return }
+            message.withCString { log(ops.user, Int32(level.rawValue), $0) }
+        }
+    }
+
+    func keyChanged(_ change: KeyStoreChange) {
+        lock.withLock { _ in
+            guard let ops, let hook = ops.key_changed else { return }
+            change.zone.withCString {
+                hook(ops.user, $0, change.keyTag, change.algorithm ?? 0, change.kind == .installed ? 1 : 0)
+            }
+        }
+    }
 }
 
 /// Live contexts, keyed by never-repeating handles (as the key handles of Crypto_cabi.swift):
@@ -130,7 +172,15 @@ public func krs_init(
     }
     do {
         let settings = try KRSSettings(arguments: arguments)
-        let context = KRSContext(receiver: try KeyReceiver(settings: settings))
+        let host = HostHooks()
+        // Time: the host's clock when it installs one, else now= or the system clock.
+        let fallback = settings.fixedNow.map(KRSClock.fixed) ?? .system
+        let receiver = try KeyReceiver(
+            settings: settings,
+            clock: KRSClock { host.now() ?? fallback.now },
+            log: { level, message in host.log(level, message) },
+            keyChanged: { change in host.keyChanged(change) })
+        let context = KRSContext(receiver: receiver, host: host)
         guard let handle = Contexts.shared.add(context) else { return KRS_ERROR }
         outCtx.pointee = handle
         return KRS_OK
@@ -143,6 +193,26 @@ public func krs_init(
 @c @implementation
 public func krs_cleanup(_ ctx: OpaquePointer?) {
     _ = Contexts.shared.remove(ctx)
+}
+
+@c @implementation
+public func krs_set_host_ops(_ ctx: OpaquePointer?, _ ops: UnsafePointer<krs_host_ops_t>?) -> Int32 {
+    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    guard let ops else {
+        context.host.set(nil)
+        return KRS_OK
+    }
+    // Read version and size before the rest: a host built against another ABI may have
+    // passed a smaller structure.
+    let header = UnsafeRawPointer(ops)
+    let version = header.loadUnaligned(as: UInt32.self)
+    let size = header.loadUnaligned(fromByteOffset: 4, as: UInt32.self)
+    guard version == KRS_HOST_OPS_VERSION, size == MemoryLayout<krs_host_ops_t>.size else {
+        context.lastError.set("krs_set_host_ops: version \(version) / size \(size) do not match this library's ABI (version \(KRS_HOST_OPS_VERSION), size \(MemoryLayout<krs_host_ops_t>.size))")
+        return KRS_EINVAL
+    }
+    context.host.set(ops.pointee)
+    return KRS_OK
 }
 
 @c @implementation

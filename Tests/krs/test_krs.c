@@ -14,6 +14,31 @@
 
 static int failures;
 
+/* Host callbacks: a settable clock, a log counter and the key changes seen. */
+struct host_state {
+    int64_t now;
+    int log_lines;
+    int installed;
+    char zone[256];
+    unsigned tag;
+};
+
+static void host_log(void *user, int level, const char *message) {
+    struct host_state *h = user;
+    (void)level;
+    if (message && *message) h->log_lines++;
+}
+
+static int64_t host_clock(void *user) { return ((struct host_state *)user)->now; }
+
+static void host_key_changed(void *user, const char *zone, uint16_t tag, uint8_t alg, int installed) {
+    struct host_state *h = user;
+    (void)alg;
+    if (installed) h->installed++;
+    snprintf(h->zone, sizeof h->zone, "%s", zone);
+    h->tag = tag;
+}
+
 static void check(int ok, const char *name, const char *detail) {
     if (ok) {
         printf("PASS: %s\n", name);
@@ -47,7 +72,7 @@ int main(int argc, char **argv) {
     snprintf(a[2], sizeof a[2], "node_id=%s", argv[3]);
     snprintf(a[3], sizeof a[3], "control_zone=%s", argv[4]);
     snprintf(a[4], sizeof a[4], "hpke_private_key=%s", argv[5]);
-    snprintf(a[5], sizeof a[5], "now=%s", argv[6]);
+    snprintf(a[5], sizeof a[5], "max_skew=30");
     snprintf(a[6], sizeof a[6], "key_store=bind");
     snprintf(a[7], sizeof a[7], "colour=blue");
     const char *settings[8] = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]};
@@ -65,6 +90,18 @@ int main(int argc, char **argv) {
     snprintf(detail, sizeof detail, "rc %d: %s", rc, krs_last_error(NULL));
     check(rc == KRS_OK && ctx != NULL, "krs_init with the vector's node settings", detail);
     if (rc != KRS_OK) return 1;
+
+    /* The host's clock decides "now" (no now= setting is given). */
+    struct host_state host = {.now = strtoll(argv[6], NULL, 10)};
+    krs_host_ops_t ops = {.version = KRS_HOST_OPS_VERSION, .size = sizeof ops, .user = &host,
+                          .log = host_log, .clock = host_clock, .key_changed = host_key_changed};
+    krs_host_ops_t wrong = ops;
+    wrong.version = 99;
+    check(krs_set_host_ops(ctx, &wrong) == KRS_EINVAL, "krs_set_host_ops refuses another ABI version", NULL);
+    wrong = ops;
+    wrong.size = 8;
+    check(krs_set_host_ops(ctx, &wrong) == KRS_EINVAL, "krs_set_host_ops refuses another structure size", NULL);
+    check(krs_set_host_ops(ctx, &ops) == KRS_OK, "krs_set_host_ops with log, clock and key_changed", NULL);
 
     size_t len = 0;
     uint8_t *rdata = from_hex(argv[8], &len);
@@ -88,9 +125,21 @@ int main(int argc, char **argv) {
     check(rc == KRS_EAUTH && report == NULL, "manifest with a corrupted HMAC -> KRS_EAUTH", detail);
     rdata[5] ^= 1;
 
+    /* An hour later on the host's clock the same distribution is stale. */
+    int64_t fresh = host.now;
+    host.now = fresh + 3600;
+    rc = krs_process_distribution(ctx, argv[7], records, lengths, 1, &report);
+    snprintf(detail, sizeof detail, "rc %d: %s", rc, krs_last_error(ctx));
+    check(rc == KRS_ESTALE && report == NULL, "an hour later by the host clock -> KRS_ESTALE", detail);
+    check(host.log_lines > 0, "refusals reach the host's log callback", NULL);
+    host.now = fresh;
+
     rc = krs_process_distribution(ctx, argv[7], records, lengths, 1, &report);
     snprintf(detail, sizeof detail, "rc %d: %s", rc, krs_last_error(ctx));
     check(rc == KRS_OK && report != NULL, "krs_process_distribution of the Go KDC's distribution", detail);
+    snprintf(detail, sizeof detail, "installed %d, zone %s, tag %u", host.installed, host.zone, host.tag);
+    check(host.installed == 1 && strcmp(host.zone, "example.com.") == 0 && host.tag == 23719,
+          "key_changed callback: example.com. key 23719 installed", detail);
     if (report) {
         const char *want = "{\"successful_keys\":[{\"zone_name\":\"example.com.\",\"key_id\":\"23719\"}]}";
         snprintf(detail, sizeof detail, "report %s", report);
