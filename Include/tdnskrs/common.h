@@ -40,6 +40,8 @@ extern "C" {
 #define KRS_ECONFIG    -15   /* a setting is unknown, malformed or inconsistent */
 #define KRS_EWRONGNODE -16   /* meant for another node, or another distribution ID */
 #define KRS_EKEYMISMATCH -17 /* key tag differs from key_id, or private key does not match its DNSKEY */
+#define KRS_ENETWORK   -18   /* network failure: connection refused or reset, address unusable */
+#define KRS_ETIMEOUT   -19   /* no answer within the time allowed */
 
 /*
  * Human-readable text for a return code. Never NULL; unknown codes give "unknown error".

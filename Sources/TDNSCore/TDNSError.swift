@@ -33,6 +33,12 @@ public struct TDNSError: Error, Equatable, CustomStringConvertible, Sendable {
         /// Key material does not match its description: key tag ≠ key_id, private key ≠ DNSKEY
         /// (`KRS_EKEYMISMATCH`).
         case keyMismatch
+        /// A network operation failed: connection refused or reset, no route (`KRS_ENETWORK`).
+        case network
+        /// No answer within the time allowed (`KRS_ETIMEOUT`).
+        case timeout
+        /// The peer answered, but with an error or not what was asked (`KRS_EDNS`).
+        case dns
     }
 
     public let code: Code
@@ -58,4 +64,7 @@ public struct TDNSError: Error, Equatable, CustomStringConvertible, Sendable {
     package static func config(_ reason: String) -> TDNSError { TDNSError(.config, reason) }
     package static func wrongNode(_ reason: String) -> TDNSError { TDNSError(.wrongNode, reason) }
     package static func keyMismatch(_ reason: String) -> TDNSError { TDNSError(.keyMismatch, reason) }
+    package static func network(_ reason: String) -> TDNSError { TDNSError(.network, reason) }
+    package static func timeout(_ reason: String) -> TDNSError { TDNSError(.timeout, reason) }
+    package static func dns(_ reason: String) -> TDNSError { TDNSError(.dns, reason) }
 }

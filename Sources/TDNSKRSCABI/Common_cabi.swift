@@ -27,6 +27,9 @@ extension TDNSError.Code {
         case .config: KRS_ECONFIG
         case .wrongNode: KRS_EWRONGNODE
         case .keyMismatch: KRS_EKEYMISMATCH
+        case .network: KRS_ENETWORK
+        case .timeout: KRS_ETIMEOUT
+        case .dns: KRS_EDNS
         }
     }
 }
@@ -52,6 +55,8 @@ public func krs_strerror(_ code: Int32) -> UnsafePointer<CChar>? {
     case KRS_ECONFIG: staticCString("invalid configuration")
     case KRS_EWRONGNODE: staticCString("distribution is for another node or another distribution ID")
     case KRS_EKEYMISMATCH: staticCString("key material does not match its key tag or DNSKEY")
+    case KRS_ENETWORK: staticCString("network failure")
+    case KRS_ETIMEOUT: staticCString("timed out")
     default: staticCString("unknown error")
     }
 }
