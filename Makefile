@@ -5,6 +5,7 @@
 #   make demo       the main job on loopback (for now: the hosting proof in named and knotd)
 #   make install    PREFIX=/usr/local DESTDIR= : library, headers, tdnskrs.pc, plugins
 #   make deps       the Debian packages the project needs (run as root)
+#   make fuzz       FUZZ_RUNS=1000000 : the libFuzzer harnesses over Tests/Fuzz/corpus (not part of `make test`)
 
 SHELL       := /bin/bash
 PREFIX      ?= /usr/local
@@ -33,9 +34,9 @@ DEBIAN_PACKAGES := pkg-config libssl-dev libcjose-dev libjansson-dev libjson-c-d
 
 SWIFT_SOURCES := $(shell find Sources Include -path Sources/Plugins -prune -o \( -name '*.swift' -o -name '*.h' -o -name '*.modulemap' \) -print) Package.swift
 
-.PHONY: all lib plugins deps test test-swift demo install clean venv
+.PHONY: all lib plugins bin deps test test-swift demo install clean venv
 
-all: deps-auto lib plugins
+all: deps-auto lib plugins bin
 
 # --- dependencies -----------------------------------------------------------------------------
 
@@ -72,6 +73,21 @@ $(LIB_REAL): $(SWIFT_SOURCES) Sources/TDNSKRSCABI/exports.map
 	ln -sf libtdnskrs.so.$(VERSION) $(BUILD)/lib/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $(BUILD)/lib/libtdnskrs.so
 
+# --- executables ------------------------------------------------------------------------------
+
+# tdns-kdc (the reference KDC) and tdns-krs (the standalone KRS), release builds with the
+# Swift runtime linked in, in their own scratch path.
+BIN_SCRATCH := .build-bin
+BINARIES    := $(BUILD)/bin/tdns-kdc $(BUILD)/bin/tdns-krs
+
+bin: $(BINARIES)
+
+$(BINARIES) &: $(SWIFT_SOURCES)
+	$(SWIFT) build -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib --product tdns-kdc
+	$(SWIFT) build -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib --product tdns-krs
+	@mkdir -p $(BUILD)/bin
+	install -m 0755 $(BIN_SCRATCH)/release/tdns-kdc $(BIN_SCRATCH)/release/tdns-krs $(BUILD)/bin/
+
 # --- server plugins (thin C shims over the public headers) -------------------------------------
 
 # No -z defs for the Knot module: its knotd_* symbols resolve against the knotd executable at load time.
@@ -101,10 +117,32 @@ test: all venv
 demo: all
 	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) bash Tests/hosting/demo.sh
 
+# --- fuzzing ----------------------------------------------------------------------------------
+
+# The harnesses of Sources/TDNSFuzzTargets as one libFuzzer binary (release, coverage, ASan) in
+# its own scratch path; Tests/Fuzz/run.sh runs each target -runs=$(FUZZ_RUNS) over its corpus
+# and prints the executions. FUZZ_MERGE=1 also minimizes what it found into Tests/Fuzz/corpus.
+# `make test` does not fuzz: it only replays the corpus (TDNSFuzzTests).
+FUZZ_SCRATCH    := .build-fuzz
+FUZZ_RUNS       ?= 1000000
+FUZZ_TARGETS    ?= dns-message chunk-rdata edns-options json-manifest jws jwe key-file
+FUZZ_SANITIZERS ?= fuzzer,address
+FUZZ_MERGE      ?= 0
+FUZZ_ARGS       ?=
+
+.PHONY: fuzz
+
+fuzz:
+	$(SWIFT) build -c release --product tdns-fuzz --scratch-path $(FUZZ_SCRATCH) \
+	  -Xswiftc -DLIBFUZZER -Xswiftc -sanitize=$(FUZZ_SANITIZERS)
+	@FUZZ_RUNS=$(FUZZ_RUNS) FUZZ_WORK=$(FUZZ_SCRATCH)/work FUZZ_MERGE=$(FUZZ_MERGE) FUZZ_ARGS="$(FUZZ_ARGS)" \
+	  bash Tests/Fuzz/run.sh $(FUZZ_SCRATCH)/release/tdns-fuzz $(FUZZ_TARGETS)
+
 # --- install ----------------------------------------------------------------------------------
 
 install: all
-	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/tdnskrs $(DESTDIR)$(LIBDIR)/pkgconfig
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/tdnskrs $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 $(BINARIES) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $(LIB_REAL) $(DESTDIR)$(LIBDIR)/
 	ln -sf libtdnskrs.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libtdnskrs.so
@@ -120,4 +158,4 @@ install: all
 	  install -m 0755 $(LIB_REAL) $(DESTDIR)$$knotmods/; ln -sf libtdnskrs.so.$(VERSION) $(DESTDIR)$$knotmods/$(LIB_SONAME)
 
 clean:
-	rm -rf $(BUILD) $(SHIP_SCRATCH)
+	rm -rf $(BUILD) $(SHIP_SCRATCH) $(BIN_SCRATCH)

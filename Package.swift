@@ -26,6 +26,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),
         .package(url: "https://github.com/apple/swift-asn1", exact: "1.7.4"),
+        .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
     ],
     targets: [
         .systemLibrary(name: "CTDNSKRS", path: "Include"),
@@ -35,6 +36,7 @@ let package = Package(
         ),
         .target(name: "TDNSCore"),
         .target(name: "TDNSWire", dependencies: ["TDNSCore"]),
+        .target(name: "TDNSTransport", dependencies: ["TDNSCore", "TDNSWire"]),
         .target(
             name: "TDNSCrypto",
             dependencies: [
@@ -47,21 +49,50 @@ let package = Package(
         ),
         .target(
             name: "TDNSKRS",
-            dependencies: ["TDNSCore", "TDNSWire", "TDNSCrypto"]
+            dependencies: ["TDNSCore", "TDNSWire", "TDNSCrypto", "TDNSTransport"]
         ),
         .target(
             name: "TDNSKRSCABI",
             dependencies: ["TDNSKRS", "TDNSCore", "TDNSWire", "TDNSCrypto", "CTDNSKRS"],
             exclude: ["exports.map", "tdnskrs.pc.in"]
         ),
+        // The reference KDC (issue 4): the library (state, distributions, enrollment, the DNS
+        // service) and the thin `tdns-kdc` command line over it.
+        .target(
+            name: "TDNSKDC",
+            dependencies: [
+                "TDNSCore", "TDNSWire", "TDNSCrypto", "TDNSTransport",
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+            ]
+        ),
+        .executableTarget(
+            name: "tdns-kdc",
+            dependencies: ["TDNSKDC", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // The standalone KRS daemon and CLI (issue 5), over the same TDNSKRS the modules use.
+        .executableTarget(
+            name: "tdns-krs",
+            dependencies: ["TDNSKRS", "TDNSCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         // Shared test helpers (vector files, error-code expectations); linked by tests only.
         .target(name: "TDNSTestSupport", dependencies: ["TDNSCore"], path: "Tests/TDNSTestSupport"),
         .testTarget(name: "TDNSCoreTests", dependencies: ["TDNSCore", "TDNSTestSupport"]),
         .testTarget(name: "TDNSWireTests", dependencies: ["TDNSWire", "TDNSCore", "TDNSTestSupport"]),
+        .testTarget(name: "TDNSTransportTests", dependencies: ["TDNSTransport", "TDNSWire", "TDNSCore", "TDNSTestSupport"]),
         .testTarget(name: "TDNSCryptoTests", dependencies: ["TDNSCrypto", "TDNSCore", "TDNSTestSupport"]),
+        .testTarget(
+            name: "TDNSKDCTests",
+            dependencies: ["TDNSKDC", "TDNSKRS", "TDNSTransport", "TDNSCore", "TDNSWire", "TDNSCrypto", "TDNSTestSupport"]
+        ),
         .testTarget(
             name: "TDNSKRSTests",
             dependencies: ["TDNSKRS", "TDNSCore", "TDNSWire", "TDNSCrypto", "TDNSTestSupport"]
         ),
+        // libFuzzer harnesses (issue 3, item 11): the harness bodies, the `tdns-fuzz` executable
+        // (corpus replayer, or with -DLIBFUZZER -sanitize=fuzzer a libFuzzer binary: `make fuzz`)
+        // and the unit test that replays Tests/Fuzz/corpus and Tests/Fuzz/crashes.
+        .target(name: "TDNSFuzzTargets", dependencies: ["TDNSCore", "TDNSWire", "TDNSCrypto", "TDNSKRS"]),
+        .executableTarget(name: "tdns-fuzz", dependencies: ["TDNSFuzzTargets"]),
+        .testTarget(name: "TDNSFuzzTests", dependencies: ["TDNSFuzzTargets"]),
     ]
 )

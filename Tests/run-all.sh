@@ -53,6 +53,8 @@ run_suite headers bash "$here/cabi/headers.sh"
 run_suite symbols bash "$here/cabi/symbols.sh"
 run_suite interop bash "$here/interop/run.sh"
 run_suite krs-c bash "$here/krs/run.sh"
+run_suite kdc bash "$here/kdc/run.sh"
+run_suite e2e bash "$here/e2e/run.sh"
 run_suite install bash "$here/install/run.sh"
 run_suite hosting bash "$here/hosting/run.sh"
 

@@ -74,7 +74,7 @@ typedef struct krs_host_ops {
  */
 int krs_init(krs_context_t **out_ctx, int argc, const char *const *argv);
 
-/* Destroys a context. NULL is ignored. Secrets held by the context are zeroized. */
+/* Destroys a context, stopping its listener and worker first (krs_stop). NULL is ignored. */
 void krs_cleanup(krs_context_t *ctx);
 
 /*
@@ -107,6 +107,60 @@ void krs_cleanup(krs_context_t *ctx);
 int krs_process_distribution(krs_context_t *ctx, const char *distribution_id,
                              const uint8_t *const *rdata, const size_t *rdata_len, size_t count,
                              char **out_report_json);
+
+/*
+ * Enrolls this node with the KDC named in the enrollment package (PROTOCOL §11): package[0..len)
+ * is the package file's contents (base64 JSON; '#' lines and whitespace ignored). Generates
+ * the node's keys for the package's backend(s) and an Ed25519 SIG(0) key, sends the encrypted,
+ * SIG(0)-signed UPDATE to the KDC, checks its answer, and stores keys (0600) and settings in
+ * state_dir/krs.conf, which later krs_init calls read. The context uses them at once.
+ * Needs notify_listen (the address the KDC will NOTIFY, whose IP identifies the node).
+ * Returns KRS_OK, KRS_EINVAL, KRS_EMALFORMED (package), KRS_ECONFIG, KRS_ENETWORK,
+ * KRS_ETIMEOUT, KRS_EDNS (the KDC refused: bad or used token, outside the window),
+ * KRS_EAUTH (the KDC's answer does not authenticate), KRS_ESTORAGE.
+ */
+int krs_enroll(krs_context_t *ctx, const char *package, size_t len);
+
+/*
+ * Starts the NOTIFY listener (UDP and TCP on notify_listen, SO_REUSEPORT so that a new context
+ * may start before the old one stops) and the worker thread that fetches, installs and
+ * confirms announced distributions. The threads belong to the library. Idempotent.
+ * Returns KRS_OK, KRS_EINVAL, KRS_ECONFIG (not enrolled, no notify_listen), KRS_ENETWORK
+ * (cannot bind).
+ */
+int krs_start(krs_context_t *ctx);
+
+/*
+ * Stops the listener and the worker and joins them; a fetch in progress is abandoned at its
+ * next step (nothing is half-installed: installation is atomic). Idempotent; KRS_OK or
+ * KRS_EINVAL. krs_cleanup stops a running context too.
+ */
+int krs_stop(krs_context_t *ctx);
+
+/*
+ * For hosts that receive NOTIFYs themselves (the Knot module): answers msg[0..len) at once —
+ * NOERROR for a NOTIFY below the control zone, REFUSED/FORMERR otherwise — and queues the
+ * announced distribution for the worker (krs_start must have been called for it to be
+ * fetched). Returns KRS_OK with the answer in *out_resp (free with krs_free), KRS_EINVAL,
+ * or KRS_EMALFORMED when msg is no DNS message at all (then there is no answer).
+ */
+int krs_handle_notify(krs_context_t *ctx, const uint8_t *msg, size_t len, uint8_t **out_resp, size_t *out_resp_len);
+
+/*
+ * Fetches, processes and confirms one distribution synchronously (tools, tests): the
+ * manifest over TCP, data chunks pipelined over one TCP connection, bounded retries.
+ * Returns KRS_OK or the codes of krs_process_distribution, plus KRS_ENETWORK, KRS_ETIMEOUT,
+ * KRS_EDNS, and KRS_EWRONGNODE when the KDC has no such distribution for this node.
+ */
+int krs_fetch(krs_context_t *ctx, const char *distribution_id);
+
+/*
+ * Status as JSON: node_id, control_zone, enrolled, kdc_address, notify_listen, listening,
+ * require_signature, distributions (latest first: id, time, result, detail, keys_changed,
+ * confirmed), keys (zone, key_tag, algorithm), counters.
+ * Returns KRS_OK or KRS_EINVAL. Ownership: *out_json with krs_free.
+ */
+int krs_status_json(krs_context_t *ctx, char **out_json);
 
 /*
  * Installs host callbacks on a context (replacing earlier ones; NULL removes them). The

@@ -143,6 +143,23 @@ struct Manifest: Sendable {
             chunkHash: hash)
     }
 
+    /// The number of data chunks to fetch, read before the manifest is authenticated (it is
+    /// authenticated, with everything else, when the distribution is processed).
+    static func peekChunkCount(_ record: CHUNKRecord) throws(TDNSError) -> Int {
+        let json: JSONValue
+        switch record.format {
+        case 1:
+            json = try JSONValue.parse(record.data, maxDepth: 8, maxSize: maxJSON)
+        case 2:
+            let parts = record.data.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
+            guard parts.count == 3 else { throw .malformed("JWT manifest is not a compact JWS") }
+            json = try JSONValue.parse(try Base64URL.decode(parts[1]), maxDepth: 8, maxSize: maxJSON)
+        default:
+            throw .malformed("manifest format \(record.format) is neither 1 nor 2")
+        }
+        return try uint16(json, "chunk_count", required: true) ?? 0
+    }
+
     /// Freshness (PROTOCOL §13 plus the skew of §19): not from the future, not older than its
     /// TTL, and for a JWT within iat…exp — each with `skew` seconds of tolerance.
     func checkFreshness(now: Int64, skew: Int64) throws(TDNSError) {

@@ -81,6 +81,9 @@ public final class KeyReceiver: Sendable {
     }
 
     private func processUnaudited(distributionID: String, records: [[UInt8]]) throws(TDNSError) -> DistributionResult {
+        guard let nodeID = settings.nodeID, settings.isEnrolled else {
+            throw .config("this node is not enrolled: node_id, control_zone and a node key are needed (krs_enroll, or set them)")
+        }
         guard (1...16).contains(distributionID.utf8.count), distributionID.utf8.allSatisfy(Self.isHex) else {
             throw .malformed("distribution ID must be 1–16 hex characters")
         }
@@ -120,8 +123,8 @@ public final class KeyReceiver: Sendable {
             throw .wrongNode("manifest is for distribution \(manifest.distributionID.prefix(16)), not \(distributionID)")
         }
         guard let receiver = manifest.receiverID else { throw .malformed("manifest names no node_id / receiver_id") }
-        guard receiver.lowercasedASCII() == settings.nodeID else {
-            throw .wrongNode("distribution is for node \(receiver.prefix(64)), this node is \(settings.nodeID)")
+        guard receiver.lowercasedASCII() == nodeID else {
+            throw .wrongNode("distribution is for node \(receiver.prefix(64)), this node is \(nodeID)")
         }
         let now = clock.now
         try manifest.checkFreshness(now: now, skew: settings.maxSkew)
@@ -132,7 +135,7 @@ public final class KeyReceiver: Sendable {
 
         return try state.locked { () throws(TDNSError) -> DistributionResult in
             // 3. Replay: an ID this node has processed before is refused.
-            if try state.wasProcessed(node: settings.nodeID, distributionID: distributionID) {
+            if try state.wasProcessed(node: nodeID, distributionID: distributionID) {
                 throw .replay("distribution \(distributionID) was already processed")
             }
 
@@ -168,7 +171,7 @@ public final class KeyReceiver: Sendable {
             if isNodeOperations {
                 let components = try Content.components(decrypted.plaintext)
                 try state.storeComponents(components)
-                try state.recordProcessed(node: settings.nodeID, distributionID: distributionID, at: now)
+                try state.recordProcessed(node: nodeID, distributionID: distributionID, at: now)
                 try auditLine(distributionID, now: now, result: "components", extra: [("count", .integer(components.count))])
                 let report = JSONValue.object([
                     ("successful_components", .array(components.map { .object([("component_id", .string($0))]) }))
@@ -193,7 +196,7 @@ public final class KeyReceiver: Sendable {
                 }
             }
             let changes = try store.apply(install: installs, delete: deletes, now: now)
-            try state.recordProcessed(node: settings.nodeID, distributionID: distributionID, at: now)
+            try state.recordProcessed(node: nodeID, distributionID: distributionID, at: now)
             for c in changes {
                 var extra: [(String, JSONValue)] = [("zone", .string(c.zone)), ("key_tag", .integer(Int(c.keyTag)))]
                 if let alg = c.algorithm { extra.append(("algorithm", .integer(Int(alg)))) }

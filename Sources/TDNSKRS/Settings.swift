@@ -7,13 +7,16 @@ import TDNSCrypto
 ///
 /// | setting | value | default |
 /// |---|---|---|
-/// | `node_id` | this node's FQDN, trailing dot | required |
-/// | `control_zone` | the KDC's control zone, trailing dot | required |
-/// | `state_dir` | directory for the replay record, components and audit log (created 0700) | required |
+/// | `node_id` | this node's FQDN, trailing dot | from enrollment |
+/// | `control_zone` | the KDC's control zone, trailing dot | from enrollment |
+/// | `state_dir` | directory for the replay record, components, audit log and enrollment (created 0700) | required |
 /// | `key_store` | `bind` or `none` | `bind` |
 /// | `key_dir` | where BIND key files are written | required for `bind` |
-/// | `hpke_private_key` | 64 hex characters, or the path of a tdns key file | one of the two keys |
-/// | `jose_private_key` | private JWK JSON, or the path of a file holding it | one of the two keys |
+/// | `hpke_private_key` | 64 hex characters, or the path of a tdns key file | from enrollment |
+/// | `jose_private_key` | private JWK JSON, or the path of a file holding it | from enrollment |
+/// | `sig0_private_key` | path of the node's Ed25519 SIG(0) key (PKCS#8 PEM) | from enrollment |
+/// | `kdc_address` | the KDC's DNS service, `IP:port` | from enrollment |
+/// | `notify_listen` | where NOTIFYs are received, `IP:port` (also the confirmations' source) | none |
 /// | `kdc_signing_pubkey` | the KDC's public ES256 JWK, or a path | none |
 /// | `require_signature` | `yes` or `no` | `yes` when `kdc_signing_pubkey` is set, else `no` |
 /// | `now` | fixed Unix time in seconds (tests) | the system clock |
@@ -21,14 +24,17 @@ import TDNSCrypto
 /// | `chunk_rrtype` | `65288` (current tdns) or `65015` (KDC builds of Jan–Mar 2026) | `65288` |
 /// | `max_distribution_size` | cap on the bytes of one distribution | 67108864 (64 MiB) |
 public struct KRSSettings: Sendable {
-    public var nodeID: String
-    public var controlZone: String
+    public var nodeID: String?
+    public var controlZone: String?
     public var stateDirectory: String
     public var keyStore: KeyStoreKind
     public var keyDirectory: String?
     public var hpkeKey: HPKEPrivateKey?
     public var joseKey: JOSEPrivateKey?
     public var kdcSigningKey: JOSEPublicKey?
+    public var sig0Key: DNSSECPrivateKey?
+    public var kdcAddress: String?
+    public var notifyListen: String?
     public var requireSignature: Bool
     public var fixedNow: Int64?
     public var maxSkew: Int64
@@ -40,12 +46,18 @@ public struct KRSSettings: Sendable {
     public static let known: Set<String> = [
         "node_id", "control_zone", "state_dir", "key_store", "key_dir", "hpke_private_key",
         "jose_private_key", "kdc_signing_pubkey", "require_signature", "now", "max_skew",
-        "chunk_rrtype", "max_distribution_size", "config",
+        "chunk_rrtype", "max_distribution_size", "config", "sig0_private_key", "kdc_address", "notify_listen",
     ]
+    /// The file enrollment writes into the state directory.
+    public static let enrollmentFile = "krs.conf"
     static let maxConfigFile = 64 * 1024
     static let defaultMaxDistributionSize = 64 * 1024 * 1024
 
-    /// Parses `key=value` arguments. Every problem is reported with the setting's name.
+    /// A node is *enrolled* when it has a node ID, a control zone and at least one private key;
+/// `krs_enroll` writes them to `state_dir/krs.conf`, which is read (with the lowest precedence)
+/// whenever it exists, so that a later `krs_init` needs only `state_dir=`.
+///
+/// Parses `key=value` arguments. Every problem is reported with the setting's name.
     public init(arguments: [String]) throws(TDNSError) {
         var values: [String: String] = [:]
         var fromArgs: [(String, String)] = []
@@ -53,16 +65,14 @@ public struct KRSSettings: Sendable {
             fromArgs.append(try Self.split(arg, origin: "argument"))
         }
         if let path = fromArgs.last(where: { $0.0 == "config" })?.1 {
-            let text = try POSIXFile.read(path, limit: Self.maxConfigFile)
-            for (number, line) in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
-                let trimmed = String(decoding: line, as: UTF8.self).trimmingWhitespace()
-                if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
-                let (k, v) = try Self.split(trimmed, origin: "\(path) line \(number + 1)")
-                guard k != "config" else { throw .config("config: \(path) line \(number + 1): nested config= is not allowed") }
-                values[k] = v
-            }
+            for (k, v) in try Self.readFile(path) { values[k] = v }
         }
         for (k, v) in fromArgs where k != "config" { values[k] = v }
+        // What enrollment stored, for everything not given explicitly.
+        if let dir = values["state_dir"], !dir.isEmpty, POSIXFile.exists("\(dir)/\(Self.enrollmentFile)") {
+            let path = "\(dir)/\(Self.enrollmentFile)"
+            for (k, v) in try Self.readFile(path) where values[k] == nil { values[k] = v }
+        }
         try self.init(values: values)
     }
 
@@ -73,8 +83,8 @@ public struct KRSSettings: Sendable {
             guard let v = values[name], !v.isEmpty else { throw .config("\(name): required setting is missing") }
             return v
         }
-        nodeID = try Self.fqdn(try required("node_id"), setting: "node_id")
-        controlZone = try Self.fqdn(try required("control_zone"), setting: "control_zone")
+        nodeID = try values["node_id"].map { (v) throws(TDNSError) in try Self.fqdn(v, setting: "node_id") }
+        controlZone = try values["control_zone"].map { (v) throws(TDNSError) in try Self.fqdn(v, setting: "control_zone") }
         stateDirectory = try required("state_dir")
 
         switch values["key_store"] ?? "bind" {
@@ -93,9 +103,11 @@ public struct KRSSettings: Sendable {
         joseKey = try values["jose_private_key"].map { (v) throws(TDNSError) -> JOSEPrivateKey in
             try Self.loadKey("jose_private_key", v, inline: v.trimmingWhitespace().hasPrefix("{")) { (b) throws(TDNSError) in try JOSEPrivateKey(jwk: b) }
         }
-        guard hpkeKey != nil || joseKey != nil else {
-            throw .config("hpke_private_key / jose_private_key: at least one node private key is required")
+        sig0Key = try values["sig0_private_key"].map { (v) throws(TDNSError) -> DNSSECPrivateKey in
+            try Self.loadKey("sig0_private_key", v, inline: false) { (b) throws(TDNSError) in try DNSSECPrivateKey(pkcs8PEM: b, algorithm: .ed25519) }
         }
+        kdcAddress = try values["kdc_address"].map { (v) throws(TDNSError) in try Self.address(v, setting: "kdc_address") }
+        notifyListen = try values["notify_listen"].map { (v) throws(TDNSError) in try Self.address(v, setting: "notify_listen") }
         kdcSigningKey = try values["kdc_signing_pubkey"].map { (v) throws(TDNSError) -> JOSEPublicKey in
             try Self.loadKey("kdc_signing_pubkey", v, inline: v.trimmingWhitespace().hasPrefix("{")) { (b) throws(TDNSError) in try JOSEPublicKey(jwk: b) }
         }
@@ -138,6 +150,23 @@ public struct KRSSettings: Sendable {
 
     // MARK: helpers
 
+    /// key=value lines of a settings file, `#` comments and blank lines skipped.
+    static func readFile(_ path: String) throws(TDNSError) -> [(String, String)] {
+        let text = try POSIXFile.read(path, limit: Self.maxConfigFile)
+        var out: [(String, String)] = []
+        for (number, line) in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
+            let trimmed = String(decoding: line, as: UTF8.self).trimmingWhitespace()
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            let (k, v) = try Self.split(trimmed, origin: "\(path) line \(number + 1)")
+            guard k != "config" else { throw .config("config: \(path) line \(number + 1): nested config= is not allowed") }
+            out.append((k, v))
+        }
+        return out
+    }
+
+    /// Whether this node can receive distributions: identity and at least one key.
+    public var isEnrolled: Bool { nodeID != nil && controlZone != nil && (hpkeKey != nil || joseKey != nil) }
+
     private static func split(_ arg: String, origin: String) throws(TDNSError) -> (String, String) {
         guard let eq = arg.firstIndex(of: "=") else {
             throw .config("\(origin): \"\(arg.prefix(40))\" is not key=value")
@@ -154,6 +183,22 @@ public struct KRSSettings: Sendable {
             throw .config("\(setting): \"\(name)\" is not a fully qualified domain name with a trailing dot")
         }
         return name.lowercasedASCII()
+    }
+
+    /// `IPv4:port` or `[IPv6]:port`, checked for shape here; the transport resolves it.
+    private static func address(_ v: String, setting: String) throws(TDNSError) -> String {
+        let ok: Bool
+        if v.hasPrefix("[") {
+            ok = v.contains("]:")
+        } else {
+            let parts = v.split(separator: ":", omittingEmptySubsequences: false)
+            ok = parts.count == 2 && parts[0].split(separator: ".").count == 4
+                && parts[0].split(separator: ".").allSatisfy { UInt8($0) != nil }
+        }
+        guard ok, let port = v.split(separator: ":").last.flatMap({ UInt16($0) }), port > 0 else {
+            throw .config("\(setting): \"\(v)\" is not IP:port")
+        }
+        return v
     }
 
     private static func looksLikeHex(_ v: String) -> Bool {

@@ -12,13 +12,25 @@ import Glibc
 /// What a `krs_context_t *` stands for: the receiver, the host's callbacks and the
 /// context's last error text.
 final class KRSContext: Sendable {
-    let receiver: KeyReceiver
+    let node: KRSNode
     let host: HostHooks
     let lastError = ErrorText()
 
-    init(receiver: KeyReceiver, host: HostHooks) {
-        self.receiver = receiver
+    init(node: KRSNode, host: HostHooks) {
+        self.node = node
         self.host = host
+    }
+
+    deinit { node.stop() }
+
+    /// Runs `body`; a thrown error becomes the context's last error and its code.
+    func run(_ body: () throws(TDNSError) -> Int32) -> Int32 {
+        do {
+            return try body()
+        } catch {
+            lastError.set(error.reason)
+            return error.code.krsCode
+        }
     }
 }
 
@@ -175,12 +187,12 @@ public func krs_init(
         let host = HostHooks()
         // Time: the host's clock when it installs one, else now= or the system clock.
         let fallback = settings.fixedNow.map(KRSClock.fixed) ?? .system
-        let receiver = try KeyReceiver(
-            settings: settings,
+        let node = try KRSNode(
+            arguments: arguments,
             clock: KRSClock { host.now() ?? fallback.now },
             log: { level, message in host.log(level, message) },
             keyChanged: { change in host.keyChanged(change) })
-        let context = KRSContext(receiver: receiver, host: host)
+        let context = KRSContext(node: node, host: host)
         guard let handle = Contexts.shared.add(context) else { return KRS_ERROR }
         outCtx.pointee = handle
         return KRS_OK
@@ -192,7 +204,7 @@ public func krs_init(
 
 @c @implementation
 public func krs_cleanup(_ ctx: OpaquePointer?) {
-    _ = Contexts.shared.remove(ctx)
+    Contexts.shared.remove(ctx)?.node.stop()
 }
 
 @c @implementation
@@ -266,10 +278,93 @@ public func krs_process_distribution(
         }
     }
     do {
-        let result = try context.receiver.process(distributionID: id, records: records)
+        let result = try context.node.receiver.process(distributionID: id, records: records)
         var length = 0
         return deliver(text: result.reportJSON, to: outReport, length: &length)
     } catch {
         return fail(error.code.krsCode, error.reason)
     }
+}
+
+// MARK: - Lifecycle
+
+/// Largest enrollment package read from C.
+private let maxPackageLength = 64 * 1024
+/// Largest DNS message (RFC 1035 over TCP).
+private let maxMessageLength = 65535
+
+@c @implementation
+public func krs_enroll(_ ctx: OpaquePointer?, _ package: UnsafePointer<CChar>?, _ len: Int) -> Int32 {
+    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    switch bytesFromC(package, len, limit: maxPackageLength) {
+    case .invalid:
+        context.lastError.set("package is NULL")
+        return KRS_EINVAL
+    case .tooBig:
+        context.lastError.set("package is larger than \(maxPackageLength) bytes")
+        return KRS_ETOOBIG
+    case .bytes(let text):
+        return context.run { () throws(TDNSError) -> Int32 in
+            _ = try context.node.enroll(package: text)
+            return KRS_OK
+        }
+    }
+}
+
+@c @implementation
+public func krs_start(_ ctx: OpaquePointer?) -> Int32 {
+    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    return context.run { () throws(TDNSError) -> Int32 in
+        try context.node.start()
+        return KRS_OK
+    }
+}
+
+@c @implementation
+public func krs_stop(_ ctx: OpaquePointer?) -> Int32 {
+    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    context.node.stop()
+    return KRS_OK
+}
+
+@c @implementation
+public func krs_handle_notify(
+    _ ctx: OpaquePointer?, _ msg: UnsafePointer<UInt8>?, _ len: Int,
+    _ outResp: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?, _ outLen: UnsafeMutablePointer<Int>?
+) -> Int32 {
+    outResp?.pointee = nil
+    outLen?.pointee = 0
+    guard let context = Contexts.shared.lookup(ctx), let outResp, let outLen else { return KRS_EINVAL }
+    switch bytesFromC(msg, len, limit: maxMessageLength) {
+    case .invalid: return KRS_EINVAL
+    case .tooBig: return KRS_EMALFORMED
+    case .bytes(let request):
+        guard let answer = context.node.handleNotify(request) else {
+            context.lastError.set("not a DNS request")
+            return KRS_EMALFORMED
+        }
+        return deliver(answer, to: outResp, length: outLen)
+    }
+}
+
+@c @implementation
+public func krs_fetch(_ ctx: OpaquePointer?, _ distributionID: UnsafePointer<CChar>?) -> Int32 {
+    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    guard let distributionID, strnlen(distributionID, maxDistributionIDLength + 1) <= maxDistributionIDLength,
+          let id = String(validatingCString: distributionID) else {
+        context.lastError.set("distribution_id is NULL, too long or not UTF-8")
+        return KRS_EINVAL
+    }
+    return context.run { () throws(TDNSError) -> Int32 in
+        try context.node.fetchAndConfirm(id)
+        return KRS_OK
+    }
+}
+
+@c @implementation
+public func krs_status_json(_ ctx: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    out?.pointee = nil
+    guard let context = Contexts.shared.lookup(ctx), let out else { return KRS_EINVAL }
+    var length = 0
+    return deliver(text: context.node.statusJSON(), to: out, length: &length)
 }

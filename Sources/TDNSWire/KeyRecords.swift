@@ -71,7 +71,12 @@ struct KeyRData: Hashable, Sendable {
         return UInt16(truncatingIfNeeded: ac)
     }
 
-    var presentation: String { "\(flags) \(proto) \(algorithm) \(Base64.encode(publicKey))" }
+    /// An empty key (RDATA of exactly 4 octets, e.g. a KEY with the NOKEY flags) is printed in
+    /// the RFC 3597 generic form: `<flags> <protocol> <algorithm>` with nothing after it would not
+    /// read back (the parser requires the key field), `\# 4 <hex>` does.
+    var presentation: String {
+        publicKey.isEmpty ? GenericRData.presentation(rdata) : "\(flags) \(proto) \(algorithm) \(Base64.encode(publicKey))"
+    }
 
     /// `<flags> <protocol> <algorithm> <base64…>`: numbers in decimal, the key as padded
     /// standard base64 that may be split by blanks (as BIND and the KDC write it).

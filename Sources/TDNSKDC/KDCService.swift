@@ -1,0 +1,533 @@
+import Synchronization
+import TDNSCore
+import TDNSCrypto
+import TDNSTransport
+import TDNSWire
+
+/// The KDC's DNS service as a pure function of the request bytes, the peer's address and the
+/// transport (the socket layer only moves bytes): CHUNK queries (PROTOCOL §2.6–§2.7),
+/// confirmation NOTIFYs (§10.6) and enrollment UPDATEs (§11.4–§11.5).
+///
+/// Reads come from a snapshot of `kdc.json` that is reloaded whenever the file changes (the
+/// CLI writes it while `serve` runs); prepared CHUNK records are read once per distribution and
+/// cached (they never change). Every state change is a locked read-modify-write of the store.
+/// Requests that are refused change nothing and leave one log line.
+public final class KDCService: Sendable {
+    public enum Transport: Sendable { case udp, tcp }
+
+    public let kdc: KDC
+    let keys: KDCKeys
+    let controlZone: DNSName
+    let chunkType: RRType
+    /// CHUNK answer TTL (PROTOCOL §2.7, §13).
+    static let answerTTL: UInt32 = 300
+    /// Largest record set cached in memory per distribution is the whole distribution; this
+    /// bounds how many distributions stay cached.
+    static let maxCachedDistributions = 256
+
+    struct Snapshot {
+        var state: KDCState
+        var fileID: [Int]
+        var records: [String: [[UInt8]]] = [:]
+    }
+
+    private let snapshot: Mutex<Snapshot>
+
+    public init(kdc: KDC) throws(TDNSError) {
+        self.kdc = kdc
+        self.keys = try kdc.loadKeys()
+        let state = try kdc.store.load()
+        self.controlZone = try DNSName(state.config.controlZone)
+        self.chunkType = RRType(state.config.chunkType)
+        self.snapshot = Mutex(Snapshot(state: state, fileID: Self.fileID(kdc.store.statePath)))
+    }
+
+    var log: KDCLog { kdc.log }
+    var now: Int64 { kdc.clock.now }
+
+    // MARK: - entry point
+
+    /// Answers one DNS message; nil means "send nothing" (a response, or fewer than 12 bytes).
+    public func handle(request: [UInt8], peerHost: String?, transport: Transport) -> [UInt8]? {
+        let message: DNSMessage
+        do {
+            message = try DNSMessage(wireEncoded: request)
+        } catch {
+            log.refused("unparseable message from \(peerHost ?? "?"): \(error.reason)")
+            return Self.formErrFromHeader(request)
+        }
+        guard !message.flags.qr else { return nil }
+        let response: DNSMessage
+        switch message.opcode {
+        case .query: response = handleQuery(message, peer: peerHost)
+        case .notify: response = handleNotify(message, peer: peerHost)
+        case .update: response = handleUpdate(message, peer: peerHost)
+        default:
+            log.refused("opcode \(message.opcode) from \(peerHost ?? "?") not implemented")
+            response = reply(to: message, rcode: .notImp)
+        }
+        return encode(response, for: message, transport: transport)
+    }
+
+    // MARK: - CHUNK queries (PROTOCOL §2.6–§2.7)
+
+    func handleQuery(_ m: DNSMessage, peer: String?) -> DNSMessage {
+        guard m.questions.count == 1, let q = m.questions.first else {
+            log.refused("query from \(peer ?? "?") with \(m.questions.count) questions")
+            return reply(to: m, rcode: .formErr)
+        }
+        guard q.name.isSubdomain(of: controlZone) else {
+            log.refused("query for \(q.name) from \(peer ?? "?"): not in the control zone")
+            return reply(to: m, rcode: .refused, aa: false)
+        }
+        guard q.type == chunkType, q.rrClass == .in else {
+            // Not a CHUNK query: the control zone has no other data here (NODATA).
+            return reply(to: m, rcode: .noError)
+        }
+        let name: TDNSMessages.ChunkQueryName
+        do {
+            name = try TDNSMessages.parseChunkQueryName(q.name, controlZone: controlZone)
+        } catch {
+            log.refused("CHUNK query \(q.name) from \(peer ?? "?"): \(error.reason)")
+            return reply(to: m, rcode: .formErr)
+        }
+        let nodeID = name.nodeID.canonical.description
+        let index = Int(name.index ?? 0)
+        let lookup = withSnapshot { (s) -> (KDCNode?, KDCDistribution?) in
+            (s.state.node(nodeID), s.state.distribution(name.distributionID))
+        }
+        guard lookup.0 != nil else {
+            log.refused("CHUNK query \(q.name) from \(peer ?? "?"): unknown node \(nodeID)")
+            return reply(to: m, rcode: .nxDomain)
+        }
+        guard let dist = lookup.1 else {
+            log.refused("CHUNK query \(q.name) from \(peer ?? "?"): no distribution \(name.distributionID)")
+            return reply(to: m, rcode: .nxDomain)
+        }
+        guard dist.nodeID == nodeID else {
+            log.refused("CHUNK query \(q.name) from \(peer ?? "?"): distribution \(dist.id) is for another node")
+            return reply(to: m, rcode: .servFail)
+        }
+        let records: [[UInt8]]
+        do {
+            records = try self.records(of: dist)
+        } catch {
+            log.error("distribution \(dist.id): records unreadable: \(error.reason)")
+            return reply(to: m, rcode: .servFail)
+        }
+        guard index < records.count else {
+            log.refused("CHUNK query \(q.name) from \(peer ?? "?"): chunk \(index) out of range (\(records.count - 1) data chunks)")
+            return reply(to: m, rcode: .nxDomain)
+        }
+        if index == 0, dist.state == .pending || (dist.state == .failed && dist.confirmedAt == nil && dist.failedKeys == nil) {
+            markNotified(dist.id, how: "manifest fetched")
+        }
+        let rr = ResourceRecord(name: q.name, type: chunkType, rrClass: .in, ttl: Self.answerTTL, rdata: records[index])
+        return reply(to: m, rcode: .noError, answers: [rr])
+    }
+
+    func records(of dist: KDCDistribution) throws(TDNSError) -> [[UInt8]] {
+        if let cached = snapshot.withLock({ $0.records[dist.id] }) { return cached }
+        let loaded = try kdc.store.readRecords(dist.recordsFile)
+        snapshot.withLock { s in
+            if s.records.count >= Self.maxCachedDistributions { s.records.removeAll() }
+            s.records[dist.id] = loaded
+        }
+        return loaded
+    }
+
+    /// pending (or failed because NOTIFYs went unanswered) → notified.
+    func markNotified(_ id: String, how: String) {
+        let t = now
+        do {
+            let changed = try kdc.store.update { (state) throws(TDNSError) -> Bool in
+                guard let i = state.distributions.firstIndex(where: { $0.id == id }) else { return false }
+                var d = state.distributions[i]
+                guard d.state == .pending || (d.state == .failed && d.failedKeys == nil && d.confirmedAt == nil) else { return false }
+                d.state = .notified
+                d.reason = nil
+                d.notifiedAt = t
+                state.distributions[i] = d
+                return true
+            }
+            if changed { log.info("distribution \(id): notified (\(how))") }
+        } catch {
+            log.error("distribution \(id): cannot record notified: \(error.reason)")
+        }
+        reload()
+    }
+
+    // MARK: - confirmation NOTIFY (PROTOCOL §10.6)
+
+    func handleNotify(_ m: DNSMessage, peer: String?) -> DNSMessage {
+        let notify: TDNSMessages.Notify
+        do {
+            notify = try TDNSMessages.parseNotify(m, controlZone: controlZone)
+        } catch {
+            log.refused("NOTIFY from \(peer ?? "?"): \(error.reason)")
+            return TDNSMessages.notifyResponse(to: m, rcode: .formErr)
+        }
+        guard notify.question.name.isSubdomain(of: controlZone) else {
+            log.refused("NOTIFY for \(notify.question.name) from \(peer ?? "?"): not in the control zone")
+            return TDNSMessages.notifyResponse(to: m, rcode: .notAuth)
+        }
+        guard notify.question.type == chunkType else {
+            // The Go KDC acknowledges NOTIFYs of other types and ignores them.
+            log.info("NOTIFY \(notify.question) from \(peer ?? "?") ignored: not the CHUNK type")
+            return TDNSMessages.notifyResponse(to: m)
+        }
+        guard let id = notify.distributionID else {
+            log.refused("NOTIFY \(notify.question.name) from \(peer ?? "?"): no distribution ID")
+            return TDNSMessages.notifyResponse(to: m, rcode: .formErr)
+        }
+        let lookup = withSnapshot { (s) -> (KDCDistribution?, KDCNode?) in
+            let d = s.state.distribution(id)
+            return (d, d.flatMap { s.state.node($0.nodeID) })
+        }
+        guard let dist = lookup.0, let node = lookup.1 else {
+            log.refused("confirmation for unknown distribution \(id) from \(peer ?? "?")")
+            return TDNSMessages.notifyResponse(to: m, rcode: .refused)
+        }
+
+        // Who sent it: a SIG(0) by the node's enrolled key, else the node's address (as Go does).
+        let identifiedBy: String
+        do throws(TDNSError) {
+            if try SIG0.extract(from: m) != nil {
+                guard let keyText = node.sig0PublicKey else {
+                    throw TDNSError.authentication("signed, but node \(node.id) has no SIG(0) key at the KDC")
+                }
+                let key = try KEYRecord.parsePresentationLine(keyText).record
+                try SIG0Signatures.verify(m, key: key, now: now)
+                identifiedBy = "sig0"
+            } else {
+                guard let peer, let expected = node.notifyAddress.flatMap({ try? SocketAddress($0).host }),
+                      (try? SocketAddress(host: peer, port: 53).host) == expected
+                else {
+                    throw TDNSError.authentication("unsigned, and the source \(peer ?? "?") is not the notify address of \(node.id)")
+                }
+                identifiedBy = "address"
+            }
+        } catch {
+            log.refused("confirmation of \(id) from \(peer ?? "?") refused: \(error.reason)")
+            return TDNSMessages.notifyResponse(to: m, rcode: .refused)
+        }
+
+        var failed: [KDCFailedKey] = []
+        if let option = notify.chunkOption {
+            do {
+                failed = try Self.failedKeys(option)
+            } catch {
+                log.refused("confirmation of \(id) from \(peer ?? "?"): \(error.reason)")
+                return TDNSMessages.notifyResponse(to: m, rcode: .formErr)
+            }
+        }
+        // As the Go KDC: failed_keys only count for key operations, and only the keys of this
+        // distribution.
+        let relevant = dist.content == "key_operations"
+            ? failed.filter { $0.zoneName.lowercased() == dist.zone && $0.keyID == dist.keyTag.map(String.init) }
+            : []
+        let t = now
+        do {
+            try kdc.store.update { (state) throws(TDNSError) in
+                guard let i = state.distributions.firstIndex(where: { $0.id == id }) else { return }
+                var d = state.distributions[i]
+                guard d.state == .pending || d.state == .notified || (d.state == .failed && d.confirmedAt == nil) else { return }
+                d.confirmedAt = t
+                d.confirmedBy = identifiedBy
+                if d.notifiedAt == nil { d.notifiedAt = t }
+                if relevant.isEmpty {
+                    d.state = .confirmed
+                    d.reason = nil
+                } else {
+                    d.state = .failed
+                    d.failedKeys = relevant
+                    d.reason = relevant.map { "\($0.zoneName) \($0.keyID): \($0.error)" }.joined(separator: "; ")
+                }
+                state.distributions[i] = d
+            }
+        } catch {
+            log.error("distribution \(id): cannot record the confirmation: \(error.reason)")
+            return TDNSMessages.notifyResponse(to: m, rcode: .servFail)
+        }
+        reload()
+        log.info("distribution \(id): \(relevant.isEmpty ? "confirmed" : "failed") by \(node.id) (identified by \(identifiedBy))")
+        return TDNSMessages.notifyResponse(to: m)
+    }
+
+    /// The `failed_keys` of a key status report (content type 1; type 3 has none for keys).
+    static func failedKeys(_ option: ChunkOption) throws(TDNSError) -> [KDCFailedKey] {
+        let (type, content) = try option.contentParts()
+        guard type == .keyStatusReport || type == .componentStatusReport else {
+            throw .malformed("CHUNK option content type \(type.rawValue) is not a status report")
+        }
+        let json = try JSONValue.parse(content, maxDepth: 4, maxSize: 65536)
+        guard case .object = json else { throw .malformed("status report is not a JSON object") }
+        guard type == .keyStatusReport else { return [] }
+        var out: [KDCFailedKey] = []
+        if let list = json["failed_keys"] {
+            guard let items = list.arrayValue else { throw .malformed("failed_keys is not an array") }
+            for item in items {
+                guard let zone = item["zone_name"]?.stringValue, let key = item["key_id"]?.stringValue else {
+                    throw .malformed("failed_keys entry lacks zone_name or key_id")
+                }
+                out.append(KDCFailedKey(zoneName: zone, keyID: key, error: item["error"]?.stringValue ?? ""))
+            }
+        }
+        if let list = json["successful_keys"], list.arrayValue == nil, !list.isNull {
+            throw .malformed("successful_keys is not an array")
+        }
+        return out
+    }
+
+    // MARK: - enrollment UPDATE (PROTOCOL §11.4–§11.5)
+
+    func handleUpdate(_ m: DNSMessage, peer: String?) -> DNSMessage {
+        guard m.questions.count == 1, let zone = m.questions.first, zone.name == controlZone else {
+            log.refused("UPDATE from \(peer ?? "?") for \(m.questions.first.map { "\($0.name)" } ?? "no zone"): not the control zone")
+            return reply(to: m, rcode: .notAuth, aa: false)
+        }
+        let outcome = enroll(m, peer: peer)
+        var r = reply(to: m, rcode: outcome.rcode, aa: false)
+        let option = ChunkOption(contentType: .enrollmentConfirmation, content: outcome.content)
+        if let opt = try? option.ednsOption() {
+            r.edns = EDNS(udpPayloadSize: TDNSMessages.chunkQueryUDPSize, dnssecOK: true, options: [opt])
+        }
+        return r
+    }
+
+    struct EnrollOutcome {
+        var rcode: RCode
+        /// Encrypted confirmation, or plaintext JSON on some errors (PROTOCOL §11.5).
+        var content: [UInt8]
+    }
+
+    func enroll(_ m: DNSMessage, peer: String?) -> EnrollOutcome {
+        var nodeHPKE: HPKEPublicKey? = nil
+        var nodeJOSE: JOSEPublicKey? = nil
+        var nodeForError = ""
+        func fail(_ rcode: RCode, _ why: String) -> EnrollOutcome {
+            log.refused("enrollment from \(peer ?? "?")\(nodeForError.isEmpty ? "" : " for \(nodeForError)") refused (\(rcode)): \(why)")
+            let json = confirmationJSON(nodeID: nodeForError, status: "error", error: why)
+            // Encrypted when the node's HPKE key is known, else plaintext (as Go does).
+            if let nodeHPKE, let sealed = try? HPKECipher.sealAuth(json, to: nodeHPKE, from: keys.hpke) {
+                return EnrollOutcome(rcode: rcode, content: sealed)
+            }
+            return EnrollOutcome(rcode: rcode, content: json)
+        }
+
+        let chunk: CHUNKRecord
+        do {
+            chunk = try TDNSMessages.parseEnrollmentUpdate(m, controlZone: controlZone, acceptedTypes: [chunkType])
+        } catch {
+            return fail(.formErr, error.reason)
+        }
+        // HPKE first, then JOSE (PROTOCOL §11.4).
+        var plaintext: [UInt8]
+        if let p = try? HPKECipher.open(chunk.data, with: keys.hpke) {
+            plaintext = p
+        } else if let p = try? JWE.decrypt(chunk.data, with: keys.jose) {
+            plaintext = p
+        } else {
+            return fail(.formErr, "cannot decrypt the enrollment request (tried HPKE and JOSE)")
+        }
+        defer { zeroize(&plaintext) }
+        let request: JSONValue
+        do throws(TDNSError) {
+            request = try JSONValue.parse(plaintext, maxDepth: 2, maxSize: 65536)
+            guard case .object = request else { throw TDNSError.malformed("not a JSON object") }
+        } catch {
+            return fail(.formErr, "enrollment request is not a JSON object: \(error.reason)")
+        }
+        func field(_ name: String) -> String? { request[name]?.stringValue }
+        for name in ["auth_token", "hpke_pubkey", "jose_pubkey", "notify_address", "sig0_pubkey", "timestamp"] {
+            if let v = request[name], v.stringValue == nil { return fail(.formErr, "\(name) is not a string") }
+        }
+        if let h = field("hpke_pubkey"), !h.isEmpty { nodeHPKE = try? HPKEPublicKey(text: Array(h.utf8)) }
+
+        // Token (PROTOCOL §11.1): exists, activated, inside its window, unused.
+        let token = field("auth_token") ?? ""
+        let tokenHash = Hex.encode(Digests.sha256(Array(token.utf8)))
+        let t = now
+        let enrollment = withSnapshot { s in s.state.enrollments.first { $0.tokenHash == tokenHash } }
+        guard !token.isEmpty, let enrollment else { return fail(.refused, "enrollment token validation failed: unknown token") }
+        guard enrollment.usedAt == nil else { return fail(.refused, "enrollment token validation failed: token already used") }
+        guard enrollment.activatedAt != nil, let expires = enrollment.expiresAt else {
+            return fail(.refused, "enrollment token validation failed: token not activated")
+        }
+        guard t <= expires else { return fail(.refused, "enrollment token validation failed: token expired") }
+        nodeForError = enrollment.nodeID
+
+        let window = withSnapshot { $0.state.config.enrollmentWindow }
+        guard let stamp = field("timestamp"), let ts = KDCTime.parseRFC3339(stamp) else {
+            return fail(.formErr, "invalid timestamp format")
+        }
+        guard abs(t - ts) <= window else {
+            return fail(.refused, "enrollment request timestamp out of range (must be within \(KDCTime.goDuration(window)))")
+        }
+
+        let hpkeText = field("hpke_pubkey") ?? ""
+        let joseText = field("jose_pubkey") ?? ""
+        guard !hpkeText.isEmpty || !joseText.isEmpty else {
+            return fail(.formErr, "at least one crypto backend public key (hpke or jose) is required")
+        }
+        if !hpkeText.isEmpty {
+            guard nodeHPKE != nil, hpkeText.utf8.count == 64 else { return fail(.formErr, "invalid HPKE public key (must be 32 bytes hex encoded)") }
+        }
+        if !joseText.isEmpty {
+            do { nodeJOSE = try JOSEPublicKey(jwk: Array(joseText.utf8)) } catch {
+                return fail(.formErr, "invalid JOSE public key: \(error.reason)")
+            }
+        }
+        guard let sig0Text = field("sig0_pubkey"), !sig0Text.isEmpty else { return fail(.formErr, "SIG(0) public key is required") }
+        let sig0Key: RecordLine<KEYRecord>
+        do { sig0Key = try KEYRecord.parsePresentationLine(sig0Text) } catch {
+            return fail(.formErr, "sig0_pubkey is not a KEY record: \(error.reason)")
+        }
+        guard sig0Key.owner.canonical.description == enrollment.nodeID else {
+            return fail(.refused, "sig0_pubkey owner \(sig0Key.owner) is not the node ID \(enrollment.nodeID)")
+        }
+        // Not in the Go KDC: the UPDATE must be SIG(0)-signed by the key it enrolls.
+        do {
+            try SIG0Signatures.verify(m, key: sig0Key.record, now: t, skew: window)
+        } catch {
+            return fail(.refused, "SIG(0) verification failed: \(error.reason)")
+        }
+        var notify = enrollment.notifyAddress
+        if notify == nil, let requested = field("notify_address"), !requested.isEmpty {
+            do { notify = try KDCInput.address(requested, what: "notify_address") } catch {
+                return fail(.formErr, error.reason)
+            }
+        }
+        let crypto: KDCCrypto = enrollment.crypto ?? (nodeHPKE != nil ? .hpke : .jose)
+        if crypto == .hpke && nodeHPKE == nil { return fail(.formErr, "the enrollment is for HPKE, but the request has no hpke_pubkey") }
+        if crypto == .jose && nodeJOSE == nil { return fail(.formErr, "the enrollment is for JOSE, but the request has no jose_pubkey") }
+
+        let node = KDCNode(
+            id: enrollment.nodeID, crypto: crypto, hpkePublicKey: nodeHPKE?.hex, josePublicKey: nodeJOSE?.jwkJSON(),
+            notifyAddress: notify, sig0PublicKey: sig0Key.record.presentationLine(owner: sig0Key.owner),
+            legacy: false, source: "enrolled", registeredAt: t)
+        do {
+            try kdc.store.update { (state) throws(TDNSError) in
+                // Checked again under the lock: a concurrent request may have used the token.
+                guard let i = state.enrollments.firstIndex(where: { $0.tokenHash == tokenHash }),
+                      state.enrollments[i].usedAt == nil
+                else { throw TDNSError.replay("token already used") }
+                state.enrollments[i].usedAt = t
+                state.nodes.removeAll { $0.id == node.id }
+                state.nodes.append(node)
+            }
+        } catch where error.code == .replay {
+            return fail(.refused, "enrollment token validation failed: token already used")
+        } catch {
+            log.error("enrollment of \(node.id): cannot store the node: \(error.reason)")
+            return fail(.servFail, "failed to add node to the KDC state")
+        }
+        reload()
+        log.info("node \(node.id) enrolled (\(crypto.rawValue), notify \(notify ?? "-"))")
+
+        var confirmation = confirmationJSON(nodeID: node.id, status: "success", error: nil)
+        defer { zeroize(&confirmation) }
+        do {
+            if let nodeHPKE {
+                return EnrollOutcome(rcode: .noError, content: try HPKECipher.sealAuth(confirmation, to: nodeHPKE, from: keys.hpke))
+            } else if let nodeJOSE {
+                return EnrollOutcome(rcode: .noError, content: try JWE.encrypt(confirmation, to: nodeJOSE))
+            }
+        } catch {
+            log.error("enrollment of \(node.id): cannot encrypt the confirmation: \(error.reason)")
+        }
+        return EnrollOutcome(rcode: .servFail, content: [])
+    }
+
+    /// Go `edns0.EnrollmentConfirmation`: node_id, status, kdc_hpke_pubkey, timestamp,
+    /// error_message (omitted when empty), PROTOCOL §11.5.
+    func confirmationJSON(nodeID: String, status: String, error: String?) -> [UInt8] {
+        var members: [(String, JSONValue)] = [
+            ("node_id", .string(nodeID)), ("status", .string(status)),
+            ("kdc_hpke_pubkey", .string(status == "success" ? keys.hpke.publicKey.hex : "")),
+            ("timestamp", .string(KDCTime.rfc3339(now))),
+        ]
+        if let error, !error.isEmpty { members.append(("error_message", .string(error))) }
+        return JSONValue.object(members).serialized(escapeHTML: true)
+    }
+
+    // MARK: - state snapshot
+
+    func withSnapshot<R>(_ body: (Snapshot) -> R) -> R {
+        let id = Self.fileID(kdc.store.statePath)
+        let stale = snapshot.withLock { $0.fileID != id }
+        if stale { reload() }
+        return snapshot.withLock { body($0) }
+    }
+
+    /// Re-reads `kdc.json` (after our own writes, or when another process changed it).
+    func reload() {
+        let id = Self.fileID(kdc.store.statePath)
+        do {
+            let state = try kdc.store.load()
+            snapshot.withLock { s in
+                s.state = state
+                s.fileID = id
+            }
+        } catch {
+            log.error("cannot reload the state: \(error.reason)")
+        }
+    }
+
+    /// The current state (reloaded if the file changed).
+    public func currentState() -> KDCState { withSnapshot { $0.state } }
+
+    static func fileID(_ path: String) -> [Int] {
+        guard let (s, ns) = KDCFiles.modificationTime(path) else { return [] }
+        return [s, ns, KDCFiles.inode(path)]
+    }
+
+    // MARK: - responses
+
+    /// miekg `SetReply` (+ AA for the KDC's own answers): ID, opcode, first question; RD and CD
+    /// copied for QUERY.
+    func reply(to m: DNSMessage, rcode: RCode, answers: [ResourceRecord] = [], aa: Bool = true) -> DNSMessage {
+        var flags = DNSHeaderFlags(qr: true, aa: aa)
+        if m.opcode == .query {
+            flags.rd = m.flags.rd
+            flags.cd = m.flags.cd
+        }
+        var r = DNSMessage(id: m.id, opcode: m.opcode, flags: flags, rcode: rcode, questions: Array(m.questions.prefix(1)), answers: answers)
+        if let e = m.edns {
+            r.edns = EDNS(udpPayloadSize: TDNSMessages.chunkQueryUDPSize, dnssecOK: e.dnssecOK)
+        }
+        return r
+    }
+
+    /// Serializes; over UDP an answer larger than the client's limit is sent truncated (TC=1).
+    func encode(_ r: DNSMessage, for request: DNSMessage, transport: Transport) -> [UInt8]? {
+        var bytes: [UInt8]
+        do {
+            bytes = try r.serialize()
+        } catch {
+            log.error("cannot serialize a response: \(error.reason)")
+            var fallback = reply(to: request, rcode: .servFail)
+            fallback.edns = nil
+            return try? fallback.serialize()
+        }
+        if transport == .udp {
+            let limit = max(512, Int(request.edns?.udpPayloadSize ?? 512))
+            if bytes.count > limit {
+                var t = r
+                t.answers = []
+                t.authority = []
+                t.additional = []
+                t.flags.tc = true
+                bytes = (try? t.serialize()) ?? []
+            }
+        }
+        return bytes.isEmpty ? nil : bytes
+    }
+
+    /// FORMERR for bytes that do not parse: the header's ID and opcode, QR=1, nothing else.
+    static func formErrFromHeader(_ bytes: [UInt8]) -> [UInt8]? {
+        guard bytes.count >= DNSMessage.headerSize, bytes[2] & 0x80 == 0 else { return nil }
+        let opcodeBits = bytes[2] & 0x78
+        return [bytes[0], bytes[1], 0x80 | opcodeBits, RCode.formErr.headerBits, 0, 0, 0, 0, 0, 0, 0, 0]
+    }
+}

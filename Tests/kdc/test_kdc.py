@@ -1,0 +1,776 @@
+"""
+Integration tests of the reference KDC `tdns-kdc` (issue 4), driven as an operator would.
+
+Everything that checks the KDC's output is written from PROTOCOL.md alone, with libraries
+nobody here wrote: pyhpke (HPKE, RFC 9180), jwcrypto (JWE/JWS), cryptography (PEM keys,
+Ed25519, HMAC) and dnspython (DNS messages). The KDC's distributions also go through our own
+libtdnskrs (`krs_process_distribution`, Tests/kdc/test_kdc_krs.c).
+
+Environment: KDC_BIN (the tdns-kdc binary), TDNSKRS_BUILD (build dir with lib/), WORK (a
+scratch directory). Servers listen on 127.0.0.1 high ports only and are stopped at the end.
+"""
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.query
+import dns.rcode
+import dns.rdata
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+import dns.update
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from jwcrypto import jwe, jwk, jws
+from pyhpke import AEADId, CipherSuite, KDFId, KEMId
+
+KDC = os.environ.get("KDC_BIN", "tdns-kdc")
+BUILD = os.environ.get("TDNSKRS_BUILD", "")
+WORK = os.environ.get("WORK", "/tmp")
+HERE = os.path.dirname(os.path.abspath(__file__))
+CZ = "kdc.example."
+CHUNK = 65288
+CHUNK_OPTION = 65004
+SUITE = CipherSuite.new(KEMId.DHKEM_X25519_HKDF_SHA256, KDFId.HKDF_SHA256, AEADId.AES256_GCM)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+def run(state, *args, check=True):
+    p = subprocess.run([KDC, *args, "--state", state], capture_output=True, text=True, timeout=60)
+    if check and p.returncode != 0:
+        raise AssertionError(f"tdns-kdc {' '.join(args)} exited {p.returncode}: {p.stderr.strip()[:300]}")
+    return p
+
+
+def run_json(state, *args):
+    return json.loads(run(state, *args, "--json").stdout)
+
+
+def free_port():
+    """A port free for both UDP and TCP on 127.0.0.1 (high, kernel-chosen)."""
+    for _ in range(50):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        t.bind(("127.0.0.1", 0))
+        port = t.getsockname()[1]
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            u.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        finally:
+            u.close()
+            t.close()
+        if port > 1024:
+            return port
+    raise RuntimeError("no free port")
+
+
+def rfc4034_key_tag(rdata):
+    acc = 0
+    for i, b in enumerate(rdata):
+        acc += b << 8 if i % 2 == 0 else b
+    acc += (acc >> 16) & 0xFFFF
+    return acc & 0xFFFF
+
+
+def parse_chunk(rdata):
+    """PROTOCOL §2.2: Format u8, HMACLen u16, HMAC, Sequence u16, Total u16, DataLength u16, Data."""
+    fmt = rdata[0]
+    (hlen,) = struct.unpack(">H", rdata[1:3])
+    mac = rdata[3:3 + hlen]
+    seq, total, dlen = struct.unpack(">HHH", rdata[3 + hlen:9 + hlen])
+    data = rdata[9 + hlen:]
+    assert len(data) == dlen, "DataLength covers the rest of the RDATA exactly"
+    return {"format": fmt, "hmac": mac, "sequence": seq, "total": total, "data": data}
+
+
+def chunk_query(server, name, qid=None):
+    q = dns.message.make_query(name, CHUNK, use_edns=0, payload=4096, want_dnssec=True)
+    q.flags &= ~dns.flags.RD
+    if qid is not None:
+        q.id = qid
+    r = dns.query.tcp(q, "127.0.0.1", port=server.port, timeout=10)
+    return r
+
+
+def fetch(server, node, dist_id):
+    """Manifest and data chunks over TCP, as a KRS fetches them (PROTOCOL §5.1)."""
+    r = chunk_query(server, f"{node}{dist_id}.{CZ}")
+    assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
+    assert len(r.answer) == 1 and r.answer[0].ttl == 300 and r.answer[0].rdtype == CHUNK
+    manifest = parse_chunk(r.answer[0][0].to_digestable())
+    assert manifest["sequence"] == 0 and manifest["format"] == 1 and len(manifest["hmac"]) == 32
+    meta = json.loads(manifest["data"])
+    chunks = []
+    for i in range(1, meta["chunk_count"] + 1):
+        d = chunk_query(server, f"{i}.{node}{dist_id}.{CZ}")
+        assert d.rcode() == dns.rcode.NOERROR
+        c = parse_chunk(d.answer[0][0].to_digestable())
+        assert c["sequence"] == i and c["total"] == meta["chunk_count"] and c["hmac"] == b""
+        chunks.append(c["data"])
+    return manifest, meta, chunks
+
+
+def transport_blob(meta, chunks):
+    """PROTOCOL §6: inline payload is base64 of B; chunked B is the concatenation."""
+    if meta["chunk_count"] == 0:
+        return base64.b64decode(meta["payload"], validate=True)
+    return b"".join(chunks)
+
+
+def hpke_open(priv_raw, ct):
+    skr = SUITE.kem.deserialize_private_key(priv_raw)
+    ctx = SUITE.create_recipient_context(ct[:32], skr)
+    return ctx.open(ct[32:])
+
+
+def hpke_keypair():
+    kp = SUITE.kem.derive_key_pair(os.urandom(32))
+    return kp.public_key.to_public_bytes(), kp.private_key.to_private_bytes()
+
+
+def check_roll_key(entry, key_json):
+    """PROTOCOL §10.2: Go's member order, the DNSKEY line, the PKCS#8 PEM of the key."""
+    assert list(entry) == ["operation", "zone_name", "key_id", "key_type", "algorithm", "flags", "public_key", "private_key"]
+    assert entry["operation"] == "roll_key" and entry["zone_name"] == key_json["zone"]
+    assert entry["key_id"] == str(key_json["key_tag"]) and entry["algorithm"] == key_json["algorithm"]
+    assert entry["public_key"] == key_json["dnskey"]
+    owner, ttl, cls, typ, rdata = entry["public_key"].split("\t")
+    assert (owner, ttl, cls, typ) == (key_json["zone"], "3600", "IN", "DNSKEY")
+    flags, proto, alg, b64 = rdata.split(" ", 3)
+    pub = base64.b64decode(b64.replace(" ", ""))
+    wire = struct.pack(">HBB", int(flags), int(proto), int(alg)) + pub
+    assert rfc4034_key_tag(wire) == key_json["key_tag"], "key_id is the RFC 4034 key tag of the DNSKEY"
+    pem = base64.b64decode(entry["private_key"], validate=True)
+    assert pem.startswith(b"-----BEGIN PRIVATE KEY-----\n")
+    priv = serialization.load_pem_private_key(pem, password=None)
+    if isinstance(priv, ec.EllipticCurvePrivateKey):
+        n = priv.public_key().public_numbers()
+        size = (priv.curve.key_size + 7) // 8
+        assert n.x.to_bytes(size, "big") + n.y.to_bytes(size, "big") == pub, "private key matches the DNSKEY"
+    elif isinstance(priv, ed25519.Ed25519PrivateKey):
+        assert priv.public_key().public_bytes_raw() == pub
+    else:
+        n = priv.public_key().public_numbers()
+        e = n.e.to_bytes((n.e.bit_length() + 7) // 8, "big")
+        m = n.n.to_bytes((n.n.bit_length() + 7) // 8, "big")
+        assert bytes([len(e)]) + e + m == pub
+
+
+def check_manifest(manifest, meta, node, dist_id, crypto, hmac_key):
+    # §9.2: HMAC-SHA256 over Format ‖ Data, keyed with the node's public key material.
+    assert hmac.compare_digest(manifest["hmac"], hmac.new(hmac_key, bytes([1]) + manifest["data"], hashlib.sha256).digest())
+    # §9.1: member order and metadata as Go's encoding/json writes them.
+    keys = list(meta)
+    assert keys[0] == "chunk_count" and "metadata" in keys
+    assert keys == [k for k in ["chunk_count", "chunk_size", "metadata", "payload"] if k in meta]
+    md = meta["metadata"]
+    assert list(md) == sorted(md), "metadata keys sorted (Go map)"
+    assert md["node_id"] == node and md["distribution_id"] == dist_id and md["crypto"] == crypto
+    assert md["distribution_ttl"] == "5m0s" and isinstance(md["timestamp"], int)
+    assert abs(md["timestamp"] - time.time()) < 600
+    assert manifest["total"] == meta["chunk_count"]
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+class Server:
+    def __init__(self, state, port):
+        self.state, self.port = state, port
+        self.log = open(os.path.join(WORK, f"serve-{port}.log"), "w")
+        self.proc = subprocess.Popen([KDC, "serve", "--state", state], stdout=self.log, stderr=subprocess.STDOUT)
+        with open(os.path.join(WORK, "pids"), "a") as f:
+            f.write(f"{self.proc.pid}\n")
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                return
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"tdns-kdc serve exited {self.proc.returncode}")
+                time.sleep(0.1)
+        raise RuntimeError("tdns-kdc serve did not start listening")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def kdc():
+    state = os.path.join(WORK, "kdc-state")
+    port = free_port()
+    run(state, "init", "--control-zone", CZ, "--listen", f"127.0.0.1:{port}")
+    run(state, "zone", "add", "example.com.")
+    key = run_json(state, "key", "generate", "--zone", "example.com.", "--algorithm", "13", "--type", "ksk")
+    server = Server(state, port)
+    yield {"state": state, "server": server, "key": key, "port": port}
+    server.stop()
+
+
+# --- command line -------------------------------------------------------------------------------
+
+BAD_INPUT = [
+    ["node", "add", "no-trailing-dot", "--crypto", "hpke", "--hpke-pubkey", "00" * 32],
+    ["node", "add", "x.example.", "--crypto", "rsa"],
+    ["node", "add", "x.example.", "--crypto", "hpke", "--hpke-pubkey", "zz"],
+    ["node", "add", "x.example.", "--crypto", "jose", "--jose-pubkey", "{not json"],
+    ["node", "add", "x.example.", "--crypto", "hpke", "--hpke-pubkey", "11" * 32, "--notify", "localhost:53"],
+    ["key", "generate", "--zone", "example.com.", "--algorithm", "99", "--type", "ksk"],
+    ["key", "generate", "--zone", "nosuch.example.", "--algorithm", "13", "--type", "ksk"],
+    ["key", "generate", "--zone", "example.com.", "--algorithm", "13", "--type", "big"],
+    ["key", "import", "--zone", "example.com.", "/nonexistent/K.private"],
+    ["distribute", "--zone", "example.com."],
+    ["distribute", "--all", "--node", "x.example.", "--zone", "example.com."],
+    ["distribute", "--node", "nobody.example.", "--zone", "example.com."],
+    ["distribute", "--all", "--zone", "example.com.", "--op", "explode"],
+    ["enroll", "activate", "nobody.example."],
+    ["enroll", "activate", "x.example.", "--window", "soon"],
+    ["zone", "add", "example.com."],
+    ["init", "--control-zone", CZ, "--listen", "127.0.0.1:1"],
+    ["status", "--node", "nobody.example."],
+    ["frobnicate"],
+    ["node", "add"],
+]
+
+
+@pytest.mark.parametrize("args", BAD_INPUT, ids=[" ".join(a)[:60] for a in BAD_INPUT])
+def test_bad_input_is_one_line_and_exit_2(kdc, args):
+    before = open(os.path.join(kdc["state"], "kdc.json")).read()
+    p = run(kdc["state"], *args, check=False)
+    assert p.returncode == 2, f"exit {p.returncode}, stderr {p.stderr!r}"
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tdns-kdc: "), p.stderr
+    assert "Fatal error" not in p.stderr and "Stack" not in p.stderr
+    assert open(os.path.join(kdc["state"], "kdc.json")).read() == before, "state unchanged"
+
+
+def test_missing_state_is_exit_2():
+    p = subprocess.run([KDC, "status"], capture_output=True, text=True, env={"PATH": os.environ.get("PATH", "")})
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_key_files_are_0600(kdc):
+    keys = os.path.join(kdc["state"], "keys")
+    names = sorted(os.listdir(keys))
+    assert {"kdc.hpke.privatekey", "kdc.jose.privatekey", "kdc.signing.privatekey", "kdc.sig0.privatekey"} <= set(names)
+    for n in names:
+        assert os.stat(os.path.join(keys, n)).st_mode & 0o777 == 0o600, n
+    assert os.stat(os.path.join(kdc["state"], "kdc.json")).st_mode & 0o777 == 0o600
+
+
+# --- golden distributions (PROTOCOL §2, §6, §8, §9, §10) ------------------------------------------
+
+def test_legacy_hpke_distribution_golden(kdc):
+    pub, priv = hpke_keypair()
+    node = "hpke-legacy.example."
+    run(kdc["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy")
+    dist = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]
+    assert dist["signed"] is False
+    manifest, meta, chunks = fetch(kdc["server"], node, dist["distribution_id"])
+    check_manifest(manifest, meta, node, dist["distribution_id"], "hpke", pub)
+    assert meta["metadata"]["content"] == "key_operations"
+    assert (meta["metadata"]["zone_count"], meta["metadata"]["key_count"], meta["metadata"]["operation_count"]) == (1, 1, 1)
+    assert meta["chunk_count"] == 1 and meta["chunk_size"] == 60000, "a PEM key does not fit inline (§2.5)"
+    ct = base64.b64decode(transport_blob(meta, chunks), validate=True)
+    assert not all(0x21 <= b <= 0x7E for b in ct), "legacy: raw HPKE bytes, not a (printable) JWS"
+    entries = json.loads(hpke_open(priv, ct))
+    assert len(entries) == 1
+    check_roll_key(entries[0], kdc["key"])
+
+
+def test_legacy_jose_distribution_golden(kdc):
+    key = jwk.JWK.generate(kty="EC", crv="P-256")
+    public = key.export_public()
+    node = "jose-legacy.example."
+    run(kdc["state"], "node", "add", node, "--crypto", "jose", "--jose-pubkey", public, "--legacy")
+    dist = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]
+    manifest, meta, chunks = fetch(kdc["server"], node, dist["distribution_id"])
+    x = base64.urlsafe_b64decode(json.loads(public)["x"] + "==")
+    assert len(x) == 32
+    check_manifest(manifest, meta, node, dist["distribution_id"], "jose", x)
+    compact = base64.b64decode(transport_blob(meta, chunks), validate=True).decode("ascii")
+    assert compact.count(".") == 4, "JWE compact serialization (§8.2)"
+    token = jwe.JWE()
+    token.deserialize(compact, key=key)
+    header = json.loads(token.objects["protected"])
+    assert header["alg"] == "ECDH-ES" and header["enc"] == "A256GCM" and header["epk"]["crv"] == "P-256"
+    entries = json.loads(token.payload)
+    check_roll_key(entries[0], kdc["key"])
+
+
+def test_signed_distributions_verify_with_the_kdc_signing_key(kdc):
+    signing = jwk.JWK.from_json(open(os.path.join(kdc["state"], "kdc.signing.pubkey")).read())
+    pub, priv = hpke_keypair()
+    run(kdc["state"], "node", "add", "hpke-signed.example.", "--crypto", "hpke", "--hpke-pubkey", pub.hex())
+    jkey = jwk.JWK.generate(kty="EC", crv="P-256")
+    run(kdc["state"], "node", "add", "jose-signed.example.", "--crypto", "jose", "--jose-pubkey", jkey.export_public())
+    for node, crypto in [("hpke-signed.example.", "hpke"), ("jose-signed.example.", "jose")]:
+        dist = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]
+        assert dist["signed"] is True
+        manifest, meta, chunks = fetch(kdc["server"], node, dist["distribution_id"])
+        compact = base64.b64decode(transport_blob(meta, chunks), validate=True).decode("ascii")
+        assert compact.count(".") == 2, "JWS compact around the ciphertext (§8.3)"
+        sig = jws.JWS()
+        sig.deserialize(compact)
+        sig.verify(signing, alg="ES256")
+        header = json.loads(base64.urlsafe_b64decode(compact.split(".")[0] + "=="))
+        assert header["alg"] == "ES256"
+        inner = sig.payload
+        if crypto == "hpke":
+            entries = json.loads(hpke_open(priv, inner))
+        else:
+            token = jwe.JWE()
+            token.deserialize(inner.decode("ascii"), key=jkey)
+            entries = json.loads(token.payload)
+        check_roll_key(entries[0], kdc["key"])
+        # A tampered signature does not verify.
+        h, p, s = compact.split(".")
+        bad = f"{h}.{p}.{s[:-2]}{'A' if s[-2] != 'A' else 'B'}{s[-1]}"
+        tampered = jws.JWS()
+        tampered.deserialize(bad)
+        with pytest.raises(Exception):
+            tampered.verify(signing, alg="ES256")
+
+
+def test_ping_is_inline_mgmt_operations(kdc):
+    pub, priv = hpke_keypair()
+    node = "ping.example."
+    run(kdc["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy")
+    dist = run_json(kdc["state"], "distribute", "--node", node, "--op", "ping")["distributions"][0]
+    manifest, meta, chunks = fetch(kdc["server"], node, dist["distribution_id"])
+    assert meta["chunk_count"] == 0 and "chunk_size" not in meta and "payload" in meta, "inline (§2.5)"
+    assert meta["metadata"]["content"] == "mgmt_operations"
+    entries = json.loads(hpke_open(priv, base64.b64decode(transport_blob(meta, chunks))))
+    assert list(entries[0]) == ["operation", "metadata"] and entries[0]["operation"] == "ping"
+    assert list(entries[0]["metadata"]) == ["crypto", "nonce", "timestamp"]
+    assert len(bytes.fromhex(entries[0]["metadata"]["nonce"])) == 32
+
+
+def test_chunk_query_errors(kdc):
+    pub, _ = hpke_keypair()
+    run(kdc["state"], "node", "add", "q1.example.", "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy")
+    run(kdc["state"], "node", "add", "q2.example.", "--crypto", "hpke", "--hpke-pubkey", hpke_keypair()[0].hex(), "--legacy")
+    dist = run_json(kdc["state"], "distribute", "--node", "q1.example.", "--zone", "example.com.")["distributions"][0]
+    d = dist["distribution_id"]
+    expect = {
+        f"q2.example.{d}.{CZ}": dns.rcode.SERVFAIL,   # another node's distribution
+        f"nobody.example.{d}.{CZ}": dns.rcode.NXDOMAIN,
+        f"5.q1.example.{d}.{CZ}": dns.rcode.NXDOMAIN,  # index out of range
+        f"q1.example.zz.{CZ}": dns.rcode.FORMERR,       # malformed name
+    }
+    for name, rcode in expect.items():
+        assert chunk_query(kdc["server"], name).rcode() == rcode, name
+
+
+def test_krs_process_distribution_installs_keys(kdc, tmp_path):
+    """The KDC's distributions (legacy HMAC-only and signed) through our own C library."""
+    lib = os.path.join(BUILD, "lib")
+    exe = tmp_path / "test_kdc_krs"
+    cc = os.environ.get("CC", "cc")
+    subprocess.run([cc, "-std=c11", "-Wall", "-Wextra", "-Werror", f"-I{os.path.join(HERE, '..', '..', 'Include')}",
+                    "-o", str(exe), os.path.join(HERE, "test_kdc_krs.c"), f"-L{lib}", "-ltdnskrs", f"-Wl,-rpath,{lib}"],
+                   check=True, capture_output=True)
+    for legacy in [True, False]:
+        pub, priv = hpke_keypair()
+        node = f"krs-c-{'legacy' if legacy else 'signed'}.example."
+        run(kdc["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(), *(["--legacy"] if legacy else []))
+        dist = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]
+        d = dist["distribution_id"]
+        records = []
+        r = chunk_query(kdc["server"], f"{node}{d}.{CZ}")
+        records.append(r.answer[0][0].to_digestable())
+        meta = json.loads(parse_chunk(records[0])["data"])
+        for i in range(1, meta["chunk_count"] + 1):
+            records.append(chunk_query(kdc["server"], f"{i}.{node}{d}.{CZ}").answer[0][0].to_digestable())
+        work = tmp_path / node
+        (work / "keys").mkdir(parents=True)
+        (work / "node.hpke").write_text(f"# node key\n{priv.hex()}\n")
+        os.chmod(work / "node.hpke", 0o600)
+        settings = [f"node_id={node}", f"control_zone={CZ}", f"state_dir={work / 'state'}", f"key_dir={work / 'keys'}",
+                    f"hpke_private_key={work / 'node.hpke'}"]
+        if not legacy:
+            settings += [f"kdc_signing_pubkey={os.path.join(kdc['state'], 'kdc.signing.pubkey')}", "require_signature=yes"]
+        (work / "krs.conf").write_text("\n".join(settings) + "\n")
+        p = subprocess.run([str(exe), str(work / "krs.conf"), str(meta["metadata"]["timestamp"] + 5), d,
+                            *[x.hex() for x in records]], capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0, p.stdout + p.stderr
+        tag = kdc["key"]["key_tag"]
+        assert f'"key_id":"{tag}"' in p.stdout
+        files = sorted(os.listdir(work / "keys"))
+        assert files == [f"Kexample.com.+013+{tag:05d}.key", f"Kexample.com.+013+{tag:05d}.private"], files
+
+
+# --- serve: load, NOTIFY, confirmations ------------------------------------------------------------
+
+def test_1000_pipelined_chunk_queries_on_one_tcp_connection(kdc):
+    pub, _ = hpke_keypair()
+    node = "load.example."
+    run(kdc["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy")
+    d = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.", "--chunk-size", "200")["distributions"][0]
+    n_chunks = d["chunk_count"]
+    assert n_chunks > 3
+    names = [f"{node}{d['distribution_id']}.{CZ}"] + [f"{i}.{node}{d['distribution_id']}.{CZ}" for i in range(1, n_chunks + 1)]
+    expected = {}
+    for i, name in enumerate(names):
+        expected[i] = chunk_query(kdc["server"], name).answer[0][0].to_digestable()
+    queries = []
+    for k in range(1000):
+        q = dns.message.make_query(names[k % len(names)], CHUNK, use_edns=0, payload=4096, want_dnssec=True)
+        q.id = k
+        q.flags &= ~dns.flags.RD
+        w = q.to_wire()
+        queries.append(struct.pack(">H", len(w)) + w)
+    s = socket.create_connection(("127.0.0.1", kdc["port"]), timeout=20)
+    t0 = time.time()
+    writer = threading.Thread(target=lambda: s.sendall(b"".join(queries)))
+    writer.start()
+    buf = b""
+    answers = {}
+    while len(answers) < 1000:
+        while len(buf) < 2 or len(buf) < 2 + struct.unpack(">H", buf[:2])[0]:
+            more = s.recv(65536)
+            assert more, f"connection closed after {len(answers)} answers"
+            buf += more
+        (n,) = struct.unpack(">H", buf[:2])
+        r = dns.message.from_wire(buf[2:2 + n])
+        buf = buf[2 + n:]
+        assert r.id not in answers
+        answers[r.id] = r
+    writer.join()
+    s.close()
+    elapsed = time.time() - t0
+    for k, r in answers.items():
+        assert r.rcode() == dns.rcode.NOERROR and len(r.answer) == 1
+        assert r.answer[0][0].to_digestable() == expected[k % len(names)], f"answer {k}"
+    assert elapsed < 60, f"1000 pipelined queries took {elapsed:.1f} s"
+
+
+class NotifyListener:
+    """A node's NOTIFY endpoint: answers NOERROR and remembers what came."""
+
+    def __init__(self, answer=True):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.answer = answer
+        self.got = []
+        self.sock.settimeout(0.2)
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        while self.running:
+            try:
+                data, peer = self.sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            try:
+                m = dns.message.from_wire(data)
+            except Exception:  # noqa: BLE001 - a listener must survive garbage
+                continue
+            self.got.append((time.time(), m, data))
+            if self.answer:
+                r = dns.message.make_response(m)
+                r.flags |= dns.flags.AA
+                self.sock.sendto(r.to_wire(), peer)
+
+    def close(self):
+        self.running = False
+        self.thread.join()
+        self.sock.close()
+
+
+def wait_state(kdc, dist_id, wanted, timeout=15):
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        for d in run_json(kdc["state"], "status")["distributions"]:
+            if d["distribution_id"] == dist_id:
+                last = d
+                if d["state"] == wanted:
+                    return d
+        time.sleep(0.2)
+    raise AssertionError(f"{dist_id}: state {last and last['state']}, wanted {wanted}")
+
+
+def confirmation_notify(dist_id, report):
+    q = dns.message.Message()
+    q.set_opcode(dns.opcode.NOTIFY)
+    q.flags |= dns.flags.AA
+    q.question.append(dns.rrset.RRset(dns.name.from_text(f"{dist_id}.{CZ}"), 1, CHUNK))
+    content = bytes([1]) + json.dumps(report, separators=(",", ":")).encode()
+    opt_data = bytes([1]) + struct.pack(">H", 0) + struct.pack(">H", len(content)) + content
+    q.use_edns(0, dns.flags.DO, 4096, options=[dns.edns.GenericOption(CHUNK_OPTION, opt_data)])
+    return q
+
+
+def test_notify_then_confirmation_then_failure_report(kdc):
+    listener = NotifyListener()
+    try:
+        pub, _ = hpke_keypair()
+        node = "notified.example."
+        run(kdc["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy",
+            "--notify", f"127.0.0.1:{listener.port}")
+        d1 = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]["distribution_id"]
+        wait_state(kdc, d1, "notified")
+        got = [m for _, m, _ in listener.got]
+        assert got, "a NOTIFY arrived"
+        m = got[0]
+        assert m.opcode() == dns.opcode.NOTIFY and m.flags & dns.flags.AA
+        assert m.question[0].name.to_text() == f"{d1}.{CZ}" and m.question[0].rdtype == CHUNK
+        assert m.edns < 0, "the Go KDC's NOTIFY carries no EDNS (legacy node)"
+        tag = str(kdc["key"]["key_tag"])
+        ok = confirmation_notify(d1, {"successful_keys": [{"zone_name": "example.com.", "key_id": tag}]})
+        r = dns.query.udp(ok, "127.0.0.1", port=kdc["port"], timeout=5)
+        assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
+        assert wait_state(kdc, d1, "confirmed")["confirmed_by"] == "address"
+
+        d2 = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]["distribution_id"]
+        wait_state(kdc, d2, "notified")
+        bad = confirmation_notify(d2, {"failed_keys": [{"zone_name": "example.com.", "key_id": tag, "error": "disk full"}]})
+        assert dns.query.udp(bad, "127.0.0.1", port=kdc["port"], timeout=5).rcode() == dns.rcode.NOERROR
+        failed = wait_state(kdc, d2, "failed")
+        assert "disk full" in failed["reason"]
+        status = run_json(kdc["state"], "status", "--node", node)
+        assert {d["state"] for d in status["distributions"]} == {"confirmed", "failed"}
+    finally:
+        listener.close()
+
+
+def test_unanswered_notify_is_retried_with_backoff(kdc):
+    listener = NotifyListener(answer=False)
+    try:
+        pub, _ = hpke_keypair()
+        node = "silent.example."
+        run(kdc["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(),
+            "--notify", f"127.0.0.1:{listener.port}")
+        d = run_json(kdc["state"], "distribute", "--node", node, "--op", "ping")["distributions"][0]["distribution_id"]
+        deadline = time.time() + 15
+        while time.time() < deadline and len(listener.got) < 3:
+            time.sleep(0.2)
+        times = [t for t, _, _ in listener.got]
+        assert len(times) >= 3, f"{len(times)} NOTIFYs"
+        assert times[2] - times[1] >= times[1] - times[0] - 0.5, "backoff grows"
+        # Non-legacy node: the NOTIFY carries the KDC's SIG(0), verifiable with kdc.sig0.key.
+        raw = listener.got[0][2]
+        check_sig0(raw, open(os.path.join(kdc["state"], "kdc.sig0.key")).read())
+        st = [x for x in run_json(kdc["state"], "status")["distributions"] if x["distribution_id"] == d][0]
+        assert st["state"] == "pending" and st["notify_attempts"] >= 3
+    finally:
+        listener.close()
+
+
+def check_sig0(wire, key_line):
+    """RFC 2931: SIG RDATA (without signature) ‖ message without the SIG, ARCOUNT − 1."""
+    m = dns.message.from_wire(wire)
+    sig = [rr for rr in m.additional if rr.rdtype == dns.rdatatype.SIG]
+    assert len(sig) == 1
+    # Find the SIG RR in the wire: it is last; parse its RDATA boundaries by hand.
+    arcount = struct.unpack(">H", wire[10:12])[0]
+    rd = sig[0][0]
+    signer = rd.signer.to_wire()
+    fixed = struct.pack(">HBBIIIH", 0, rd.algorithm, 0, 0, rd.expiration, rd.inception, rd.key_tag) + signer
+    rr_len = 1 + 10 + len(fixed) + len(rd.signature)
+    unsigned = wire[:10] + struct.pack(">H", arcount - 1) + wire[12:len(wire) - rr_len]
+    pub = base64.b64decode(key_line.split("\t")[-1].split(" ", 3)[3].strip())
+    ed25519.Ed25519PublicKey.from_public_bytes(pub).verify(rd.signature, fixed + unsigned)
+
+
+# --- enrollment (PROTOCOL §11, §12) -------------------------------------------------------------
+
+def read_package(path):
+    lines = [l.strip() for l in open(path) if l.strip() and not l.startswith("#")]
+    return json.loads(base64.b64decode("".join(lines), validate=True))
+
+
+def sign_sig0(wire, priv, key_tag, signer):
+    """Appends an RFC 2931 SIG(0) (class ANY, TTL 0, owner root), as miekg/dns writes it."""
+    now = int(time.time())
+    fixed = struct.pack(">HBBIIIH", 0, 15, 0, 0, now + 300, now - 60, key_tag) + dns.name.from_text(signer).to_wire()
+    signature = priv.sign(fixed + wire)
+    arcount = struct.unpack(">H", wire[10:12])[0]
+    rdata = fixed + signature
+    rr = b"\x00" + struct.pack(">HHIH", 24, 255, 0, len(rdata)) + rdata
+    return wire[:10] + struct.pack(">H", arcount + 1) + wire[12:] + rr
+
+
+class EnrollClient:
+    def __init__(self, node):
+        self.node = node
+        self.hpke_pub, self.hpke_priv = hpke_keypair()
+        self.sig0 = ed25519.Ed25519PrivateKey.generate()
+        raw = self.sig0.public_key().public_bytes_raw()
+        self.key_rdata = struct.pack(">HBB", 256, 3, 15) + raw
+        self.key_line = f"{node}\t3600\tIN\tKEY\t256 3 15 {base64.b64encode(raw).decode()}"
+
+    def update(self, package, timestamp=None):
+        req = {
+            "auth_token": package["token"],
+            "hpke_pubkey": self.hpke_pub.hex(),
+            "notify_address": "127.0.0.1:15999",
+            "sig0_pubkey": self.key_line,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp or time.time())),
+        }
+        pt = json.dumps(req, separators=(",", ":"), sort_keys=True).encode()
+        pkr = SUITE.kem.deserialize_public_key(bytes.fromhex(package["kdc_hpke_pubkey"]))
+        enc, ctx = SUITE.create_sender_context(pkr)
+        ct = enc + ctx.seal(pt)
+        chunk = bytes([1]) + struct.pack(">H", 0) + struct.pack(">HHH", 0, 0, len(ct)) + ct
+        upd = dns.update.UpdateMessage(package["control_zone"])
+        rd = dns.rdata.GenericRdata(dns.rdataclass.IN, CHUNK, chunk)
+        upd.add(dns.name.from_text("_enroll." + package["control_zone"]), 300, rd)
+        upd.use_edns(0, dns.flags.DO, 1232)
+        return sign_sig0(upd.to_wire(), self.sig0, rfc4034_key_tag(self.key_rdata), package["control_zone"])
+
+    def send(self, wire, port):
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(10)
+        s.sendto(wire, ("127.0.0.1", port))
+        data, _ = s.recvfrom(65535)
+        s.close()
+        r = dns.message.from_wire(data)
+        opts = [o for o in r.options if o.otype == CHUNK_OPTION]
+        assert len(opts) == 1, "the answer carries the CHUNK option (§11.5)"
+        raw = getattr(opts[0], "data", None) or opts[0].to_wire()
+        fmt, hlen = raw[0], struct.unpack(">H", raw[1:3])[0]
+        (dlen,) = struct.unpack(">H", raw[3 + hlen:5 + hlen])
+        body = raw[5 + hlen:5 + hlen + dlen]
+        assert fmt == 1 and body[0] == 2, "content type 2: enrollment confirmation"
+        return r.rcode(), body[1:]
+
+    def open(self, content, kdc_pub_hex):
+        skr = SUITE.kem.deserialize_private_key(self.hpke_priv)
+        pks = SUITE.kem.deserialize_public_key(bytes.fromhex(kdc_pub_hex))
+        ctx = SUITE.create_recipient_context(content[:32], skr, pks=pks)
+        return json.loads(ctx.open(content[32:]))
+
+
+def test_enrollment_once_then_refused_then_refused_after_window(kdc, tmp_path):
+    node = "enrolled.example."
+    pkg_path = tmp_path / "enrolled.enroll"
+    run(kdc["state"], "enroll", "generate", node, "--out", str(pkg_path))
+    assert os.stat(pkg_path).st_mode & 0o777 == 0o600
+    package = read_package(pkg_path)
+    assert list(package)[:6] == ["token", "node_id", "kdc_hpke_pubkey", "kdc_jose_pubkey", "kdc_enrollment_address", "control_zone"]
+    assert package["kdc_enrollment_address"] == f"127.0.0.1:{kdc['port']}" and package["node_id"] == node
+    assert package["kdc_signing_pubkey"]["alg"] == "ES256" and package["version"] == "2.0"
+    assert package["capabilities"] == ["hpke", "jose"]
+    client = EnrollClient(node)
+
+    rcode, _ = client.send(client.update(package), kdc["port"])
+    assert rcode == dns.rcode.REFUSED, "not activated yet"
+
+    run(kdc["state"], "enroll", "activate", node, "--window", "5m")
+    rcode, content = client.send(client.update(package), kdc["port"])
+    assert rcode == dns.rcode.NOERROR
+    conf = client.open(content, package["kdc_hpke_pubkey"])
+    assert list(conf) == ["node_id", "status", "kdc_hpke_pubkey", "timestamp"]
+    assert conf["status"] == "success" and conf["node_id"] == node and conf["kdc_hpke_pubkey"] == package["kdc_hpke_pubkey"]
+    st = run_json(kdc["state"], "status", "--node", node)
+    assert st["nodes"][0]["source"] == "enrolled" and st["nodes"][0]["hpke_pubkey"] == client.hpke_pub.hex()
+    assert st["enrollments"][-1]["state"] == "used"
+
+    before = open(os.path.join(kdc["state"], "kdc.json")).read()
+    rcode, content = client.send(client.update(package), kdc["port"])
+    assert rcode == dns.rcode.REFUSED, "a used token is refused"
+    err = client.open(content, package["kdc_hpke_pubkey"])
+    assert err["status"] == "error" and "already used" in err["error_message"]
+    assert open(os.path.join(kdc["state"], "kdc.json")).read() == before
+
+    run(kdc["state"], "enroll", "generate", node, "--out", str(pkg_path))
+    package2 = read_package(pkg_path)
+    run(kdc["state"], "enroll", "activate", node, "--window", "2s")
+    time.sleep(3.2)
+    before = open(os.path.join(kdc["state"], "kdc.json")).read()
+    rcode, _ = client.send(client.update(package2), kdc["port"])
+    assert rcode == dns.rcode.REFUSED, "outside its window"
+    assert open(os.path.join(kdc["state"], "kdc.json")).read() == before
+
+
+def test_enrollment_refuses_bad_sig0_and_stale_timestamp(kdc, tmp_path):
+    node = "enroll-bad.example."
+    pkg_path = tmp_path / "bad.enroll"
+    run(kdc["state"], "enroll", "generate", node, "--out", str(pkg_path))
+    run(kdc["state"], "enroll", "activate", node)
+    package = read_package(pkg_path)
+    client = EnrollClient(node)
+    before = open(os.path.join(kdc["state"], "kdc.json")).read()
+    stale = client.update(package, timestamp=time.time() - 3600)
+    assert client.send(stale, kdc["port"])[0] == dns.rcode.REFUSED
+    wire = bytearray(client.update(package))
+    wire[-5] ^= 1  # a signature byte
+    assert client.send(bytes(wire), kdc["port"])[0] == dns.rcode.REFUSED
+    other = EnrollClient(node)
+    forged = client.update(package)
+    # Signed by a key other than the one in the request.
+    unsigned_len = len(forged) - (1 + 10 + 18 + len(dns.name.from_text(CZ).to_wire()) + 64)
+    resigned = sign_sig0(forged[:10] + struct.pack(">H", struct.unpack(">H", forged[10:12])[0] - 1) + forged[12:unsigned_len],
+                         other.sig0, rfc4034_key_tag(client.key_rdata), CZ)
+    assert client.send(resigned, kdc["port"])[0] == dns.rcode.REFUSED
+    assert open(os.path.join(kdc["state"], "kdc.json")).read() == before
+    # The genuine request still works.
+    assert client.send(client.update(package), kdc["port"])[0] == dns.rcode.NOERROR
+
+
+# --- zone export, key import --------------------------------------------------------------------
+
+def test_export_zone_generic_loads_in_named_checkzone(kdc, tmp_path):
+    pub, _ = hpke_keypair()
+    run(kdc["state"], "node", "add", "export.example.", "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy")
+    d = run_json(kdc["state"], "distribute", "--node", "export.example.", "--zone", "example.com.")["distributions"][0]
+    text = run(kdc["state"], "export-zone", "--generic").stdout
+    zone = tmp_path / "kdc.example.zone"
+    zone.write_text(text)
+    manifest_line = [l for l in text.splitlines() if l.startswith(f"export.example.{d['distribution_id']}.")][0]
+    owner, ttl, cls, typ, rest = manifest_line.split("\t", 4)
+    assert (ttl, cls, typ) == ("300", "IN", "TYPE65288") and rest.startswith("\\# ")
+    _, length, hexdata = rest.split(" ")
+    served = chunk_query(kdc["server"], owner).answer[0][0].to_digestable()
+    assert bytes.fromhex(hexdata) == served and int(length) == len(served)
+    checkzone = next((p for p in ["/usr/bin/named-checkzone", "/usr/sbin/named-checkzone"] if os.path.exists(p)), None)
+    if checkzone is None:
+        pytest.skip("named-checkzone not installed")
+    p = subprocess.run([checkzone, CZ, str(zone)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stdout + p.stderr
+
+
+def test_key_import_from_dnssec_keygen(kdc, tmp_path):
+    keygen = next((p for p in ["/usr/sbin/dnssec-keygen", "/usr/bin/dnssec-keygen"] if os.path.exists(p)), None)
+    if keygen is None:
+        pytest.skip("dnssec-keygen not installed")
+    run(kdc["state"], "zone", "add", "imported.example.")
+    base = subprocess.run([keygen, "-q", "-K", str(tmp_path), "-a", "ED25519", "imported.example."],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    key = run_json(kdc["state"], "key", "import", "--zone", "imported.example.", str(tmp_path / f"{base}.private"))
+    assert base.endswith(f"+015+{key['key_tag']:05d}") and key["key_type"] == "ZSK" and key["source"] == "imported"
+    keyfile = (tmp_path / f"{base}.key").read_text()
+    b64 = [l for l in keyfile.splitlines() if not l.startswith(";")][0].split(None, 6)[6].replace(" ", "")
+    assert key["dnskey"].endswith(b64)
+    again = run(kdc["state"], "key", "import", "--zone", "imported.example.", str(tmp_path / f"{base}.private"), check=False)
+    assert again.returncode == 2 and "already has a key" in again.stderr
