@@ -18,7 +18,8 @@ public struct KeyStoreChange: Sendable {
 /// Where distributed keys go. BIND key files now; Knot and NSD stores build on it later.
 protocol KeyStore: Sendable {
     /// Applies all installs and deletions, or none of them: on failure every file written by
-    /// this call is removed again and the store is as before.
+    /// this call is removed again and the store is as before. Called with the state
+    /// directory's lock held.
     func apply(install: [KeyToInstall], delete: [(zone: String, keyTag: UInt16)], now: Int64) throws(TDNSError) -> [KeyStoreChange]
 }
 
@@ -41,6 +42,16 @@ struct BINDKeyStore: KeyStore {
         self.directory = directory
     }
 
+    /// Temporary files of an install that was killed before its rename (`.K….tmp.XXXXXX`):
+    /// never visible under a key file's name; removed by the next install. (Installs hold the
+    /// state directory's lock, so any temporary file seen then is stale, even when another
+    /// instance shares the directory.)
+    private func removeStaleTemporaries() {
+        for name in (try? POSIXFile.list(directory)) ?? [] where name.hasPrefix(".K") && name.contains(".tmp.") {
+            try? POSIXFile.remove("\(directory)/\(name)")
+        }
+    }
+
     /// `K<zone>+<alg>+<tag>` — zone names here have passed DomainName.isValidFQDN, so they
     /// hold no `/` and no empty label, and cannot leave the directory.
     static func baseName(zone: String, algorithm: UInt8, keyTag: UInt16) -> String {
@@ -48,6 +59,7 @@ struct BINDKeyStore: KeyStore {
     }
 
     func apply(install: [KeyToInstall], delete: [(zone: String, keyTag: UInt16)], now: Int64) throws(TDNSError) -> [KeyStoreChange] {
+        removeStaleTemporaries()
         // 1. Write every new file to a temporary name (fsynced). Nothing is visible yet.
         var staged: [(tmp: String, path: String)] = []
         func discardStaged() { for s in staged { unlink(s.tmp) } }

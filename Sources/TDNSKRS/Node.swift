@@ -19,6 +19,10 @@ public final class KRSNode: Sendable {
     private let core: Mutex<Core>
     private let running = Mutex<Running?>(nil)
     private let stopping = Atomic<Bool>(false)
+    /// Cancels every network wait of this node when it stops; replaced on start.
+    private let cancellation = Mutex(CancellationFlag())
+    /// The pipelined connection a fetch is using, closed by stop() to end the fetch at once.
+    private let activeClient = Mutex<PipelinedTCPClient?>(nil)
 
     /// Everything that changes after enrollment.
     private struct Core: Sendable {
@@ -125,16 +129,22 @@ public final class KRSNode: Sendable {
     /// NOTIFY a hundred times means one fetch.
     func enqueue(_ id: String) {
         let id = id.lowercasedASCII()
-        core.withLock { c in
+        let added: Bool = core.withLock { c in
             c.counters.notifies += 1
             guard !c.known.contains(id), c.queue.count < Self.maxQueued else {
                 c.counters.notifiesIgnored += 1
-                return
+                return false
             }
             c.known.insert(id)
             c.queue.append(id)
+            return true
         }
+        // Recorded before it is fetched, so that a node killed mid-installation processes the
+        // distribution after a restart (installation itself is atomic).
+        if added { try? pendingStore.add(id) }
     }
+
+    private var pendingStore: PendingStore { PendingStore(directory: settings.stateDirectory) }
 
     // MARK: - start / stop
 
@@ -146,6 +156,16 @@ public final class KRSNode: Sendable {
         try running.withLock { (current) throws(TDNSError) in
             guard current == nil else { return }
             stopping.store(false, ordering: .sequentiallyConsistent)
+            cancellation.withLock { $0 = CancellationFlag() }
+            // Distributions announced before a crash or stop are fetched again.
+            for id in (try? pendingStore.load()) ?? [] {
+                core.withLock { c in
+                    if !c.known.contains(id) {
+                        c.known.insert(id)
+                        c.queue.append(id)
+                    }
+                }
+            }
             let server = try DNSServer(listen: address, udp: true, tcp: true, reusePort: true) { [weak self] request, _, _ in
                 self?.handleNotify(request)
             }
@@ -169,6 +189,8 @@ public final class KRSNode: Sendable {
         }
         guard let current else { return }
         stopping.store(true, ordering: .sequentiallyConsistent)
+        cancellation.withLock { $0.cancel() }
+        activeClient.withLock { $0?.close() }
         current.server.stop()
         current.worker.join()
         log(.info, "stopped")
@@ -197,6 +219,12 @@ public final class KRSNode: Sendable {
         var record = DistributionRecord(id: id, time: now, result: "refused", detail: "", keysChanged: 0, confirmed: false)
         defer {
             let r = record
+            if r.result == "fetch failed" {
+                // Kept in the pending record for the next start; a new NOTIFY may retry now.
+                core.withLock { _ = $0.known.remove(id) }
+            } else {
+                try? pendingStore.remove(id)
+            }
             core.withLock { c in
                 c.recent.append(r)
                 if c.recent.count > Self.recentKept { c.recent.removeFirst(c.recent.count - Self.recentKept) }
@@ -245,7 +273,9 @@ public final class KRSNode: Sendable {
             do throws(TDNSError) {
                 let manifestName = try TDNSMessages.chunkQueryName(sequence: 0, nodeID: node, distributionID: id, controlZone: zone)
                 let query = TDNSMessages.chunkQuery(id: UInt16.random(in: 1...UInt16.max), name: manifestName, chunkType: type)
-                let answer = try DNSMessage(wireEncoded: try DNSClient.exchange(try query.serialize(), server: kdc, over: .tcp, timeout: Self.exchangeTimeout))
+                let cancel = cancellation.withLock { $0 }
+                let answer = try DNSMessage(wireEncoded: try DNSClient.exchange(
+                    try query.serialize(), server: kdc, over: .tcp, timeout: Self.exchangeTimeout, cancellation: cancel))
                 guard let manifest = try TDNSMessages.chunkAnswer(answer, to: query) else {
                     // SERVFAIL / NXDOMAIN: the KDC NOTIFYs every node; this one is not for us (§13).
                     throw TDNSError.wrongNode("the KDC has no distribution \(id) for this node (\(answer.rcode))")
@@ -263,8 +293,13 @@ public final class KRSNode: Sendable {
                         let name = try TDNSMessages.chunkQueryName(sequence: UInt16(seq), nodeID: node, distributionID: id, controlZone: zone)
                         queries.append(TDNSMessages.chunkQuery(id: qid, name: name, chunkType: type))
                     }
-                    let client = try PipelinedTCPClient(server: kdc, timeout: Self.exchangeTimeout)
-                    defer { client.close() }
+                    let client = try PipelinedTCPClient(server: kdc, timeout: Self.exchangeTimeout, cancellation: cancel)
+                    activeClient.withLock { $0 = client }
+                    defer {
+                        activeClient.withLock { $0 = nil }
+                        client.close()
+                    }
+                    if isStopping { throw TDNSError.network("stopping") }
                     var wire: [[UInt8]] = []
                     for q in queries { wire.append(try q.serialize()) }
                     let answers = try client.exchange(wire)
@@ -309,8 +344,10 @@ public final class KRSNode: Sendable {
             } else {
                 wire = try notify.serialize()
             }
-            for attempt in 1...Self.attempts {
-                if let answer = try? DNSMessage(wireEncoded: try DNSClient.exchange(wire, server: kdc, over: .udp, timeout: Self.exchangeTimeout, source: source)),
+            let cancel = cancellation.withLock { $0 }
+            for attempt in 1...Self.attempts where !isStopping {
+                if let answer = try? DNSMessage(wireEncoded: try DNSClient.exchange(
+                    wire, server: kdc, over: .udp, timeout: Self.exchangeTimeout, source: source, cancellation: cancel)),
                    TDNSMessages.isResponse(answer, to: notify) {
                     core.withLock { $0.counters.confirmations += 1 }
                     log(.info, "distribution \(id) confirmed to the KDC")
@@ -360,5 +397,36 @@ public final class KRSNode: Sendable {
             ])),
         ])
         return status.serializedString()
+    }
+}
+
+/// The distributions announced but not yet handled (`state_dir/pending`, one ID per line),
+/// rewritten atomically on every change.
+struct PendingStore {
+    let directory: String
+    var path: String { "\(directory)/pending" }
+
+    func load() throws(TDNSError) -> [String] {
+        guard POSIXFile.exists(path) else { return [] }
+        let text = try POSIXFile.read(path, limit: 1 << 20)
+        return text.split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) }
+            .filter { TDNSMessages.isValidDistributionID($0) }
+    }
+
+    func add(_ id: String) throws(TDNSError) {
+        var ids = try load()
+        guard !ids.contains(id) else { return }
+        ids.append(id)
+        try save(ids)
+    }
+
+    func remove(_ id: String) throws(TDNSError) {
+        let ids = try load()
+        guard ids.contains(id) else { return }
+        try save(ids.filter { $0 != id })
+    }
+
+    private func save(_ ids: [String]) throws(TDNSError) {
+        try POSIXFile.writeAtomically(path, bytes: Array(ids.map { $0 + "\n" }.joined().utf8), mode: 0o600)
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #else
 #error("TDNSTransport uses Linux socket and pthread APIs (SOCK_CLOEXEC, MSG_NOSIGNAL, accept4)")
 #endif
+import Synchronization
 import TDNSCore
 
 // The thin layer over POSIX sockets, poll(2) and pthreads that the server and the clients share.
@@ -20,24 +21,47 @@ func monotonicNow() -> Double {
 /// A point in monotonic time after which an operation gives up.
 struct Deadline {
     let at: Double
+    /// When set and cancelled, the deadline counts as expired; waits are cut into short
+    /// slices so that the cancellation is noticed promptly.
+    let cancellation: CancellationFlag?
 
-    init(after seconds: Double) {
+    init(after seconds: Double, cancellation: CancellationFlag? = nil) {
         at = monotonicNow() + seconds
+        self.cancellation = cancellation
     }
 
-    private init(at: Double) { self.at = at }
+    private init(at: Double) {
+        self.at = at
+        cancellation = nil
+    }
 
     static let never = Deadline(at: .infinity)
 
-    var expired: Bool { monotonicNow() >= at }
+    var expired: Bool { cancellation?.isCancelled == true || monotonicNow() >= at }
 
-    /// Milliseconds left, rounded up, for poll(2); 0 when expired, capped at `cap`.
+    /// Milliseconds left, rounded up, for poll(2); 0 when expired, capped at `cap` (and at
+    /// ``CancellationFlag/pollSlice`` when cancellable).
     func pollTimeout(cap: Int32 = 60_000) -> Int32 {
+        let cap = cancellation == nil ? cap : min(cap, CancellationFlag.pollSlice)
         let left = (at - monotonicNow()) * 1000
-        guard left > 0 else { return 0 }
+        guard left > 0, cancellation?.isCancelled != true else { return 0 }
         guard left < Double(cap) else { return cap }
         return Int32(left.rounded(.up))
     }
+}
+
+/// Lets one thread abandon another's network waits: a client given the flag notices
+/// `cancel()` within ``pollSlice`` milliseconds and fails with `.timeout`. (The KRS stops its
+/// worker this way: krs_stop must return within a second even mid-fetch.)
+public final class CancellationFlag: Sendable {
+    static let pollSlice: Int32 = 50
+    private let flag = Atomic<Bool>(false)
+
+    public init() {}
+
+    public func cancel() { flag.store(true, ordering: .sequentiallyConsistent) }
+
+    public var isCancelled: Bool { flag.load(ordering: .sequentiallyConsistent) }
 }
 
 /// Checks a caller's timeout: finite and positive; capped at a day so that arithmetic on it

@@ -31,9 +31,11 @@ public final class PipelinedTCPClient: Sendable {
     ///
     /// - Throws: `.malformed` for a bad timeout, `.config` for a source of the other family,
     ///   `.network` when the connection is refused or fails, `.timeout`.
-    public init(server: SocketAddress, timeout: Double, source: SocketAddress? = nil) throws(TDNSError) {
+    public init(
+        server: SocketAddress, timeout: Double, source: SocketAddress? = nil, cancellation: CancellationFlag? = nil
+    ) throws(TDNSError) {
         let timeout = try validatedTimeout(timeout)
-        self.fd = try connectTCP(to: server, from: source, deadline: Deadline(after: timeout))
+        self.fd = try connectTCP(to: server, from: source, deadline: Deadline(after: timeout, cancellation: cancellation))
         self.server = server
         self.timeout = timeout
     }
