@@ -28,7 +28,7 @@ public struct KDC: Sendable {
     public let log: KDCLog
 
     public init(stateDirectory: String, clock: KDCClock = .system, log: KDCLog = .standardError()) {
-        self.store = KDCStore(directory: KDCFiles.absolute(stateDirectory))
+        self.store = KDCStore(directory: POSIXFile.absolute(stateDirectory))
         self.clock = clock
         self.log = log
     }
@@ -48,9 +48,9 @@ public struct KDC: Sendable {
         }
         guard (1...65535).contains(chunkSize) else { throw .config("chunk size \(chunkSize) is outside 1…65535") }
         guard !store.exists else { throw .config("\(store.directory) already holds a KDC (\(KDCStore.stateFile) exists)") }
-        try KDCFiles.makeDirectory(store.directory, mode: 0o700)
-        try KDCFiles.makeDirectory(store.path("keys"), mode: 0o700)
-        try KDCFiles.makeDirectory(store.path("distributions"), mode: 0o700)
+        try POSIXFile.makeDirectory(store.directory, mode: 0o700)
+        try POSIXFile.makeDirectory(store.path("keys"), mode: 0o700)
+        try POSIXFile.makeDirectory(store.path("distributions"), mode: 0o700)
         let keys = try KDCKeys.generate()
         try keys.write(to: store, controlZone: try DNSName(zone))
         let config = KDCConfig(
@@ -149,8 +149,8 @@ public struct KDC: Sendable {
         defer { zeroize(&json) }
         var file = Base64.encodeBytes(json) + [0x0A]
         defer { zeroize(&file) }
-        let path = KDCFiles.absolute(out)
-        try KDCFiles.writeAtomically(path, bytes: file, mode: 0o600)
+        let path = POSIXFile.absolute(out)
+        try POSIXFile.writeAtomically(path, bytes: file, mode: 0o600)
 
         let enrollment = KDCEnrollment(
             nodeID: nodeID, tokenHash: Hex.encode(Digests.sha256(Array(tokenHex.utf8))), crypto: crypto,
@@ -244,7 +244,7 @@ public struct KDC: Sendable {
         let zone = try KDCInput.fqdn(name, what: "zone")
         var text: [UInt8]
         do {
-            text = try KDCFiles.read(file, limit: 65536)
+            text = try POSIXFile.read(file, limit: 65536)
         } catch {
             throw .config("cannot read \(file): \(error.reason)")
         }
@@ -260,8 +260,8 @@ public struct KDC: Sendable {
         let keyFile = file.hasSuffix(".private") ? String(file.dropLast(".private".count)) + ".key" : ""
         if let keyType {
             (type, flags) = try Self.keyType(keyType)
-        } else if !keyFile.isEmpty, KDCFiles.exists(keyFile) {
-            let lines = String(decoding: try KDCFiles.read(keyFile, limit: 65536), as: UTF8.self).split(separator: "\n")
+        } else if !keyFile.isEmpty, POSIXFile.exists(keyFile) {
+            let lines = String(decoding: try POSIXFile.read(keyFile, limit: 65536), as: UTF8.self).split(separator: "\n")
             if let rr = lines.first(where: { !$0.hasPrefix(";") && !$0.allSatisfy({ $0 == " " || $0 == "\t" || $0 == "\r" }) }) {
                 // dnssec-keygen writes `owner IN DNSKEY …` without a TTL.
                 let rrLine: ResourceRecord

@@ -478,8 +478,8 @@ public final class KDCService: Sendable {
     public func currentState() -> KDCState { withSnapshot { $0.state } }
 
     static func fileID(_ path: String) -> [Int] {
-        guard let (s, ns) = KDCFiles.modificationTime(path) else { return [] }
-        return [s, ns, KDCFiles.inode(path)]
+        guard let (s, ns) = POSIXFile.modificationTime(path) else { return [] }
+        return [s, ns, POSIXFile.inode(path)]
     }
 
     // MARK: - responses

@@ -37,14 +37,14 @@ public struct KDCStore: Sendable {
     var lockPath: String { "\(directory)/lock" }
     public func path(_ relative: String) -> String { "\(directory)/\(relative)" }
 
-    public var exists: Bool { KDCFiles.exists(statePath) }
+    public var exists: Bool { POSIXFile.exists(statePath) }
 
     /// Creates the directory layout and writes the first state. Refuses an existing state.
     public func create(_ state: KDCState) throws(TDNSError) {
-        try KDCFiles.makeDirectory(directory, mode: 0o700)
-        try KDCFiles.makeDirectory(path("keys"), mode: 0o700)
-        try KDCFiles.makeDirectory(path("distributions"), mode: 0o700)
-        try KDCFiles.locked(lockPath) { () throws(TDNSError) in
+        try POSIXFile.makeDirectory(directory, mode: 0o700)
+        try POSIXFile.makeDirectory(path("keys"), mode: 0o700)
+        try POSIXFile.makeDirectory(path("distributions"), mode: 0o700)
+        try POSIXFile.locked(lockPath) { () throws(TDNSError) in
             guard !exists else { throw .config("\(directory) already holds a KDC (\(Self.stateFile) exists)") }
             try write(state)
         }
@@ -55,7 +55,7 @@ public struct KDCStore: Sendable {
         guard exists else {
             throw .config("\(directory) holds no KDC state; run `tdns-kdc init --state \(directory) …` first")
         }
-        let bytes = try KDCFiles.read(statePath, limit: Self.maxStateSize)
+        let bytes = try POSIXFile.read(statePath, limit: Self.maxStateSize)
         let state: KDCState
         do {
             state = try JSONDecoder().decode(KDCState.self, from: Data(bytes))
@@ -72,7 +72,7 @@ public struct KDCStore: Sendable {
     /// `body` changed it. If `body` throws, nothing is written.
     @discardableResult
     public func update<R>(_ body: (inout KDCState) throws(TDNSError) -> R) throws(TDNSError) -> R {
-        try KDCFiles.locked(lockPath) { () throws(TDNSError) -> R in
+        try POSIXFile.locked(lockPath) { () throws(TDNSError) -> R in
             var state = try load()
             let before = state
             let result = try body(&state)
@@ -90,23 +90,23 @@ public struct KDCStore: Sendable {
         } catch {
             throw .internalFailure("encoding the KDC state failed: \(error)")
         }
-        try KDCFiles.writeAtomically(statePath, bytes: Array(data) + [0x0A], mode: 0o600)
+        try POSIXFile.writeAtomically(statePath, bytes: Array(data) + [0x0A], mode: 0o600)
     }
 
     // MARK: - files
 
     /// Writes a secret (mode 0600) atomically; `relative` is below the state directory.
     public func writeSecret(_ relative: String, _ bytes: [UInt8]) throws(TDNSError) {
-        try KDCFiles.writeAtomically(path(relative), bytes: bytes, mode: 0o600)
+        try POSIXFile.writeAtomically(path(relative), bytes: bytes, mode: 0o600)
     }
 
     /// Writes a public file (mode 0644) atomically.
     public func writePublic(_ relative: String, _ bytes: [UInt8]) throws(TDNSError) {
-        try KDCFiles.writeAtomically(path(relative), bytes: bytes, mode: 0o644)
+        try POSIXFile.writeAtomically(path(relative), bytes: bytes, mode: 0o644)
     }
 
     public func read(_ relative: String, limit: Int = 1 << 20) throws(TDNSError) -> [UInt8] {
-        try KDCFiles.read(path(relative), limit: limit)
+        try POSIXFile.read(path(relative), limit: limit)
     }
 
     // MARK: - prepared records

@@ -152,7 +152,12 @@ public struct KRSSettings: Sendable {
 
     /// key=value lines of a settings file, `#` comments and blank lines skipped.
     static func readFile(_ path: String) throws(TDNSError) -> [(String, String)] {
-        let text = try POSIXFile.read(path, limit: Self.maxConfigFile)
+        let text: [UInt8]
+        do {
+            text = try POSIXFile.read(path, limit: Self.maxConfigFile)
+        } catch {
+            throw .config("config: \(error.reason)")
+        }
         var out: [(String, String)] = []
         for (number, line) in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).enumerated() {
             let trimmed = String(decoding: line, as: UTF8.self).trimmingWhitespace()

@@ -32,14 +32,7 @@ struct StateStore: Sendable {
 
     /// Runs `body` holding the state directory's lock.
     func locked<R>(_ body: () throws(TDNSError) -> R) throws(TDNSError) -> R {
-        let fd = open("\(directory)/lock", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw .storage("cannot open \(directory)/lock: \(POSIXFile.errnoText())") }
-        defer { close(fd) }
-        while flock(fd, LOCK_EX) != 0 {
-            guard errno == EINTR else { throw .storage("cannot lock \(directory)/lock: \(POSIXFile.errnoText())") }
-        }
-        defer { flock(fd, LOCK_UN) }
-        return try body()
+        try POSIXFile.locked("\(directory)/lock", body)
     }
 
     func wasProcessed(node: String, distributionID: String) throws(TDNSError) -> Bool {

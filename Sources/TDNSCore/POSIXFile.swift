@@ -3,20 +3,19 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import TDNSCore
 
-/// The few file-system operations the key store and the state directory need, with the
-/// durability guarantees they promise: a file is either absent or complete (temp file in the
-/// same directory, fsync, rename, fsync of the directory), never half-written.
-enum POSIXFile {
+/// The file-system operations the KRS's key store and state directory and the KDC's state
+/// need, with the durability they promise: a file is either absent or complete (temporary
+/// file in the same directory, fsync, rename, fsync of the directory), never half-written.
+package enum POSIXFile {
     /// Reads a whole regular file of at most `limit` bytes.
-    static func read(_ path: String, limit: Int) throws(TDNSError) -> [UInt8] {
+    package static func read(_ path: String, limit: Int) throws(TDNSError) -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw .config("cannot open \(path): \(errnoText())") }
+        guard fd >= 0 else { throw .storage("cannot open \(path): \(errnoText())") }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
-            throw .config("\(path) is not a regular file")
+            throw .storage("\(path) is not a regular file")
         }
         guard let size = Int(exactly: st.st_size), size <= limit else {
             throw .tooBig("\(path) is larger than \(limit) bytes")
@@ -36,7 +35,7 @@ enum POSIXFile {
 
     /// Writes `bytes` to a new temporary file next to `path` and fsyncs it. Returns the
     /// temporary path; `commit` renames it into place.
-    static func writeTemporary(for path: String, bytes: [UInt8], mode: mode_t) throws(TDNSError) -> String {
+    package static func writeTemporary(for path: String, bytes: [UInt8], mode: mode_t) throws(TDNSError) -> String {
         let (dir, base) = split(path)
         var template = Array("\(dir)/.\(base).tmp.XXXXXX".utf8CString)
         let fd = template.withUnsafeMutableBufferPointer { buf in
@@ -68,7 +67,7 @@ enum POSIXFile {
     }
 
     /// Renames a temporary file into place and makes the rename durable.
-    static func commit(temporary: String, to path: String) throws(TDNSError) {
+    package static func commit(temporary: String, to path: String) throws(TDNSError) {
         guard rename(temporary, path) == 0 else {
             let reason = errnoText()
             unlink(temporary)
@@ -78,13 +77,13 @@ enum POSIXFile {
     }
 
     /// Writes a file atomically (temporary + fsync + rename + directory fsync).
-    static func writeAtomically(_ path: String, bytes: [UInt8], mode: mode_t) throws(TDNSError) {
+    package static func writeAtomically(_ path: String, bytes: [UInt8], mode: mode_t) throws(TDNSError) {
         let tmp = try writeTemporary(for: path, bytes: bytes, mode: mode)
         try commit(temporary: tmp, to: path)
     }
 
     /// Appends one line with O_APPEND and fsyncs it (audit log, replay record).
-    static func appendLine(_ path: String, _ line: [UInt8], mode: mode_t) throws(TDNSError) {
+    package static func appendLine(_ path: String, _ line: [UInt8], mode: mode_t) throws(TDNSError) {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, mode)
         guard fd >= 0 else { throw .storage("cannot open \(path): \(errnoText())") }
         defer { close(fd) }
@@ -99,26 +98,27 @@ enum POSIXFile {
         guard fsync(fd) == 0 else { throw .storage("fsync of \(path) failed: \(errnoText())") }
     }
 
-    static func remove(_ path: String) throws(TDNSError) {
+    package static func remove(_ path: String) throws(TDNSError) {
         guard unlink(path) == 0 || errno == ENOENT else {
             throw .storage("removing \(path) failed: \(errnoText())")
         }
         syncDirectory(of: path)
     }
 
-    static func exists(_ path: String) -> Bool {
+    package static func exists(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0
     }
 
-    static func isDirectory(_ path: String) -> Bool {
+    package static func isDirectory(_ path: String) -> Bool {
         var st = stat()
         return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR
     }
 
     /// Creates a directory (and its parents) with `mode` if missing.
-    static func makeDirectory(_ path: String, mode: mode_t) throws(TDNSError) {
+    package static func makeDirectory(_ path: String, mode: mode_t) throws(TDNSError) {
         if isDirectory(path) { return }
+        guard !exists(path) else { throw .storage("\(path) exists and is not a directory") }
         let (parent, _) = split(path)
         if parent != path, !parent.isEmpty, !isDirectory(parent) { try makeDirectory(parent, mode: mode) }
         guard mkdir(path, mode) == 0 || errno == EEXIST else {
@@ -127,7 +127,7 @@ enum POSIXFile {
     }
 
     /// Names of the entries of a directory (no "." or "..").
-    static func list(_ path: String) throws(TDNSError) -> [String] {
+    package static func list(_ path: String) throws(TDNSError) -> [String] {
         guard let dir = opendir(path) else { throw .storage("cannot read directory \(path): \(errnoText())") }
         defer { closedir(dir) }
         var names: [String] = []
@@ -144,6 +144,42 @@ enum POSIXFile {
         return names
     }
 
+    /// Runs `body` holding an exclusive `flock` on `path` (created 0600): serializes
+    /// processes and instances that share a directory.
+    package static func locked<R>(_ path: String, _ body: () throws(TDNSError) -> R) throws(TDNSError) -> R {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw .storage("cannot open \(path): \(errnoText())") }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            guard errno == EINTR else { throw .storage("cannot lock \(path): \(errnoText())") }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+
+    /// (seconds, nanoseconds) of the last modification, or nil.
+    package static func modificationTime(_ path: String) -> (Int, Int)? {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return nil }
+        return (st.st_mtim.tv_sec, st.st_mtim.tv_nsec)
+    }
+
+    /// The inode number, or 0 when the file does not exist.
+    package static func inode(_ path: String) -> Int {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return 0 }
+        return Int(truncatingIfNeeded: st.st_ino)
+    }
+
+    /// `path` made absolute against the working directory.
+    package static func absolute(_ path: String) -> String {
+        if path.hasPrefix("/") { return path }
+        var buf = [CChar](repeating: 0, count: 4096)
+        guard getcwd(&buf, buf.count) != nil else { return path }
+        guard let cwd = buf.withUnsafeBufferPointer({ $0.baseAddress.map { String(cString: $0) } }) else { return path }
+        return cwd == "/" ? "/\(path)" : "\(cwd)/\(path)"
+    }
+
     private static func syncDirectory(of path: String) {
         let (dir, _) = split(path)
         let fd = open(dir.isEmpty ? "." : dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
@@ -153,13 +189,13 @@ enum POSIXFile {
         }
     }
 
-    static func split(_ path: String) -> (directory: String, name: String) {
+    package static func split(_ path: String) -> (directory: String, name: String) {
         guard let slash = path.lastIndex(of: "/") else { return (".", path) }
         let dir = String(path[..<slash])
         return (dir.isEmpty ? "/" : dir, String(path[path.index(after: slash)...]))
     }
 
-    static func errnoText() -> String {
+    package static func errnoText() -> String {
         String(cString: strerror(errno))
     }
 }
