@@ -87,6 +87,7 @@ $(BINARIES) &: $(SWIFT_SOURCES)
 	$(SWIFT) build -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib --product tdns-krs
 	@mkdir -p $(BUILD)/bin
 	install -m 0755 $(BIN_SCRATCH)/release/tdns-kdc $(BIN_SCRATCH)/release/tdns-krs $(BUILD)/bin/
+	strip --strip-unneeded $(BINARIES)
 
 # --- server plugins (thin C shims over the public headers) -------------------------------------
 
