@@ -2,7 +2,7 @@
 #
 #   make            shipping library build/lib/libtdnskrs.so (static Swift runtime), server plugins
 #   make test       every test; ends with one line "N passed, N failed"
-#   make demo       the main job on loopback (for now: the hosting proof in named and knotd)
+#   make demo       the main job on 127.0.0.1: tdns-kdc, and a KRS inside named receiving keys it signs with
 #   make install    PREFIX=/usr/local DESTDIR= : library, headers, tdnskrs.pc, plugins
 #   make deps       the Debian packages the project needs (run as root)
 #   make fuzz       FUZZ_RUNS=1000000 : the libFuzzer harnesses over Tests/Fuzz/corpus (not part of `make test`)
@@ -116,7 +116,7 @@ test: all venv
 	  bash Tests/run-all.sh
 
 demo: all
-	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) bash Tests/hosting/demo.sh
+	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) bash Tests/bind9/demo.sh
 
 # --- fuzzing ----------------------------------------------------------------------------------
 

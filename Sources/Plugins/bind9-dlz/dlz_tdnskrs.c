@@ -1,39 +1,106 @@
 /*
  * dlz_tdnskrs.c — BIND 9 DLZ module (dlopen driver) hosting libtdnskrs inside named.
  *
- * Hosting proof: serves the zone `tdnskrs.` with
+ * It serves the zone `tdnskrs.`:
  *   tdnskrs.          SOA  tdnskrs. hostmaster.tdnskrs. 1 3600 600 86400 60
  *   tdnskrs.          NS   localhost.
  *   version.tdnskrs.  TXT  "<krs_version()>"
- * where the TXT string comes from the Swift core at load time.
+ *   status.tdnskrs.   TXT  the KRS state, one string per record (see status_records())
  *
+ * Without KRS settings it only hosts the library (the hosting proof):
  *   dlz "tdnskrs" { database "dlopen /usr/lib/bind/dlz_tdnskrs.so"; };
  *
+ * With them it runs a Key Receiver Service inside named:
+ *   dlz "tdnskrs" { database "dlopen /usr/lib/bind/dlz_tdnskrs.so state_dir=/var/lib/tdnskrs
+ *                             rndc_conf=/etc/bind/rndc.conf"; };
+ *
+ * Words of the database string (after the module path), each `key=value`:
+ *   rndc=PATH            the rndc binary, absolute path (default /usr/sbin/rndc); `none` = never
+ *                        tell named (keys are then picked up only by a later `rndc loadkeys`)
+ *   rndc_conf=FILE       passed to rndc as `-c FILE` (server, port and key); default: rndc's own
+ *                        default (/etc/bind/rndc.conf or rndc.key)
+ *   rndc_timeout=SECONDS how long one rndc run may take before it is killed (1..300, default 10)
+ *   everything else      handed to krs_init() (state_dir=, notify_listen=, key_dir=, config=, …);
+ *                        after `tdns-krs enroll` state_dir= alone is enough (state_dir/krs.conf)
+ *
+ * dlz_create() calls krs_init() and krs_start(); dlz_destroy() calls krs_stop() and
+ * krs_cleanup(). When the library installs a key file it calls key_changed(), which only
+ * queues the zone; a thread of this instance then runs `rndc [-c FILE] loadkeys ZONE` through
+ * posix_spawn (no shell), with a bounded wait, and logs the outcome through named's logger.
+ * The zone must be configured with `auto-dnssec maintain; inline-signing yes;
+ * key-directory "<key_dir>";` so that the timing metadata of the KDC's key files, not named,
+ * decides when keys are published and used.
+ *
  * named creates the new instance before it destroys the old one on `rndc reload` and
- * `rndc reconfig`, so all state lives in the per-instance struct and nothing is global.
+ * `rndc reconfig`, so all state lives in the per-instance struct and nothing is global
+ * (libtdnskrs serializes contexts sharing a state_dir; its listener uses SO_REUSEPORT).
  */
+#define _GNU_SOURCE /* pipe2 */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <tdnskrs/common.h>
+#include <tdnskrs/krs.h>
 
 #include "dlz_minimal.h"
 
 #define DLZ_EXPORT __attribute__((visibility("default")))
 
+extern char **environ;
+
 #define ZONE_NAME  "tdnskrs"
 #define RECORD_TTL 60U
+#define STATUS_TTL 0U /* the status changes at any moment: no caching */
 #define SOA_RDATA  "tdnskrs. hostmaster.tdnskrs. 1 3600 600 86400 60"
 #define NS_RDATA   "localhost."
 
 /* A TXT character-string holds at most 255 bytes; \DDD escaping can quadruple that. */
 #define TXT_TEXT_MAX (2 + 4 * 255 + 1)
 
+#define DEFAULT_RNDC         "/usr/sbin/rndc"
+#define DEFAULT_RNDC_TIMEOUT 10
+#define MAX_RNDC_TIMEOUT     300
+#define MAX_SETTINGS         64
+#define MAX_PENDING_ZONES    64
+#define ZONE_TEXT_MAX        256
+#define RNDC_OUTPUT_MAX      512
+#define ISC_LOG_DEBUG1       1 /* ISC_LOG_DEBUG(1) */
+
 struct dlz_tdnskrs {
-    log_t *log;                 /* named's logger; may be NULL */
-    dns_sdlz_putrr_t *putrr;    /* required to answer anything */
+    log_t *log;                     /* named's logger; may be NULL */
+    dns_sdlz_putrr_t *putrr;        /* required to answer anything */
     char version_txt[TXT_TEXT_MAX]; /* presentation form: quoted, escaped */
+
+    /* --- the KRS (NULL: hosting only) --- */
+    krs_context_t *krs;
+
+    /* --- telling named: rndc loadkeys ZONE --- */
+    char *rndc;      /* absolute path, or NULL for rndc=none */
+    char *rndc_conf; /* or NULL */
+    int rndc_timeout;
+    pthread_t rndc_thread;
+    int rndc_thread_started;
+    atomic_int stopping;
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;
+    char pending[MAX_PENDING_ZONES][ZONE_TEXT_MAX];
+    size_t npending;
+    unsigned long loadkeys_ok, loadkeys_failed;
+    char last_loadkeys[ZONE_TEXT_MAX + 64];
 };
+
+/* --- helpers ---------------------------------------------------------------------------- */
 
 /* ASCII-only, locale-free case-insensitive equality (DNS names compare this way). */
 static int name_equal(const char *a, const char *b)
@@ -93,9 +160,617 @@ static int txt_quote(const char *s, char *out, size_t outlen)
     return 1;
 }
 
+/* --- logging ---------------------------------------------------------------------------- */
+
+static void logf_(struct dlz_tdnskrs *st, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void logf_(struct dlz_tdnskrs *st, int level, const char *fmt, ...)
+{
+    if (st == NULL || st->log == NULL) {
+        return;
+    }
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    st->log(level, "%s", line);
+}
+
+static int isc_level(int krs_level)
+{
+    switch (krs_level) {
+    case KRS_LOG_ERROR:
+        return ISC_LOG_ERROR;
+    case KRS_LOG_WARNING:
+        return ISC_LOG_WARNING;
+    case KRS_LOG_INFO:
+        return ISC_LOG_INFO;
+    default:
+        return ISC_LOG_DEBUG1;
+    }
+}
+
+/* krs_host_ops_t.log: library lines into named's log. */
+static void host_log(void *user, int level, const char *message)
+{
+    logf_(user, isc_level(level), "tdnskrs: %s", message != NULL ? message : "");
+}
+
+/* --- rndc loadkeys ---------------------------------------------------------------------- */
+
+/* krs_host_ops_t.key_changed: runs under the library's lock, so it only queues the zone. */
+static void host_key_changed(void *user, const char *zone, uint16_t key_tag, uint8_t algorithm,
+                             int installed)
+{
+    struct dlz_tdnskrs *st = user;
+    if (st == NULL || zone == NULL) {
+        return;
+    }
+    if (st->rndc == NULL) {
+        logf_(st, ISC_LOG_WARNING, "tdnskrs: key %u (algorithm %u) for %s %s; rndc=none, named not told",
+              (unsigned)key_tag, (unsigned)algorithm, zone, installed ? "installed" : "removed");
+        return;
+    }
+    size_t n = strlen(zone);
+    if (n == 0 || n >= ZONE_TEXT_MAX) {
+        return;
+    }
+    int queued = 0, full = 0;
+    pthread_mutex_lock(&st->mu);
+    size_t i;
+    for (i = 0; i < st->npending; i++) {
+        if (name_equal(st->pending[i], zone)) {
+            break;
+        }
+    }
+    if (i < st->npending) {
+        queued = 1; /* already waiting */
+    } else if (st->npending < MAX_PENDING_ZONES) {
+        memcpy(st->pending[st->npending++], zone, n + 1);
+        queued = 1;
+    } else {
+        full = 1;
+    }
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    if (full) {
+        logf_(st, ISC_LOG_ERROR, "tdnskrs: too many zones waiting for rndc loadkeys; %s dropped", zone);
+    } else if (queued) {
+        logf_(st, ISC_LOG_INFO, "tdnskrs: key %u (algorithm %u) for %s %s; rndc loadkeys queued",
+              (unsigned)key_tag, (unsigned)algorithm, zone, installed ? "installed" : "removed");
+    }
+}
+
+static double monotonic_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Appends what is readable on fd (non-blocking) to out[*len..cap-1), dropping the rest. */
+static void drain(int fd, char *out, size_t *len, size_t cap)
+{
+    char buf[256];
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof(buf));
+        if (r <= 0) {
+            return;
+        }
+        size_t room = cap - 1 - *len;
+        size_t take = (size_t)r < room ? (size_t)r : room;
+        memcpy(out + *len, buf, take);
+        *len += take;
+        out[*len] = '\0';
+    }
+}
+
+/* One line for the log: newlines and control characters become spaces. */
+static void one_line(char *s)
+{
+    size_t n = strlen(s);
+    for (size_t i = 0; i < n; i++) {
+        if ((unsigned char)s[i] < 0x20) {
+            s[i] = ' ';
+        }
+    }
+    while (n > 0 && s[n - 1] == ' ') {
+        s[--n] = '\0';
+    }
+}
+
+/* Runs `rndc [-c CONF] loadkeys ZONE` without a shell and waits at most rndc_timeout
+ * seconds (less if the instance is being destroyed). Returns 1 on exit status 0. */
+static int run_loadkeys(struct dlz_tdnskrs *st, const char *zone)
+{
+    char *argv[7];
+    int a = 0;
+    argv[a++] = st->rndc;
+    if (st->rndc_conf != NULL) {
+        argv[a++] = (char *)"-c";
+        argv[a++] = st->rndc_conf;
+    }
+    argv[a++] = (char *)"loadkeys";
+    argv[a++] = (char *)zone;
+    argv[a] = NULL;
+
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
+        logf_(st, ISC_LOG_ERROR, "tdnskrs: rndc loadkeys %s: pipe: %s", zone, strerror(errno));
+        return 0;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t attr;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
+    /* named's threads block signals; rndc must start with a clean mask and default actions. */
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    sigaddset(&defaults, SIGPIPE);
+    sigaddset(&defaults, SIGINT);
+    sigaddset(&defaults, SIGTERM);
+    sigaddset(&defaults, SIGHUP);
+    sigaddset(&defaults, SIGCHLD);
+    posix_spawnattr_setsigmask(&attr, &none);
+    posix_spawnattr_setsigdefault(&attr, &defaults);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+    pid_t pid;
+    int rc = posix_spawn(&pid, st->rndc, &fa, &attr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
+    close(pfd[1]);
+    if (rc != 0) {
+        close(pfd[0]);
+        logf_(st, ISC_LOG_ERROR, "tdnskrs: rndc loadkeys %s: cannot run %s: %s", zone, st->rndc, strerror(rc));
+        return 0;
+    }
+
+    char out[RNDC_OUTPUT_MAX];
+    size_t outlen = 0;
+    out[0] = '\0';
+    int status = 0, reaped = 0, timed_out = 0, unknown = 0;
+    double deadline = monotonic_now() + st->rndc_timeout;
+    for (;;) {
+        drain(pfd[0], out, &outlen, sizeof(out));
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid) {
+            reaped = 1;
+            break;
+        }
+        if (r < 0 && errno != EINTR) {
+            unknown = 1; /* ECHILD: SIGCHLD ignored, the child was reaped for us */
+            break;
+        }
+        if (monotonic_now() > deadline || atomic_load(&st->stopping)) {
+            kill(pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+            }
+            timed_out = 1;
+            break;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    drain(pfd[0], out, &outlen, sizeof(out));
+    close(pfd[0]);
+    one_line(out);
+
+    int ok = reaped && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    if (ok) {
+        logf_(st, ISC_LOG_INFO, "tdnskrs: rndc loadkeys %s: %s", zone, out[0] ? out : "ok");
+    } else if (unknown) {
+        logf_(st, ISC_LOG_WARNING, "tdnskrs: rndc loadkeys %s: exit status unknown (%s)", zone,
+              out[0] ? out : "no output");
+        ok = out[0] == '\0'; /* rndc prints nothing on success */
+    } else if (timed_out) {
+        logf_(st, ISC_LOG_ERROR, "tdnskrs: rndc loadkeys %s: %s, killed", zone,
+              atomic_load(&st->stopping) ? "instance stopping" : "timed out");
+    } else if (WIFEXITED(status)) {
+        logf_(st, ISC_LOG_ERROR, "tdnskrs: rndc loadkeys %s failed (exit %d): %s", zone,
+              WEXITSTATUS(status), out[0] ? out : "no output");
+    } else {
+        logf_(st, ISC_LOG_ERROR, "tdnskrs: rndc loadkeys %s: killed by signal %d", zone,
+              WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    }
+    return ok;
+}
+
+static void *rndc_main(void *arg)
+{
+    struct dlz_tdnskrs *st = arg;
+    char zone[ZONE_TEXT_MAX];
+    pthread_mutex_lock(&st->mu);
+    while (!atomic_load(&st->stopping)) {
+        if (st->npending == 0) {
+            pthread_cond_wait(&st->cv, &st->mu);
+            continue;
+        }
+        memcpy(zone, st->pending[0], sizeof(zone));
+        memmove(st->pending[0], st->pending[1], (st->npending - 1) * sizeof(st->pending[0]));
+        st->npending--;
+        pthread_mutex_unlock(&st->mu);
+
+        int ok = run_loadkeys(st, zone);
+
+        pthread_mutex_lock(&st->mu);
+        if (ok) {
+            st->loadkeys_ok++;
+        } else {
+            st->loadkeys_failed++;
+        }
+        snprintf(st->last_loadkeys, sizeof(st->last_loadkeys), "%s %s", zone, ok ? "ok" : "failed");
+    }
+    for (size_t i = 0; i < st->npending; i++) {
+        logf_(st, ISC_LOG_WARNING, "tdnskrs: instance stopping, rndc loadkeys %s not run", st->pending[i]);
+    }
+    st->npending = 0;
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+/* --- a minimal JSON reader for krs_status_json() ---------------------------------------- */
+
+static const char *json_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+        p++;
+    }
+    return p;
+}
+
+/* Skips a string starting at '"'; NULL if unterminated. */
+static const char *json_skip_string(const char *p)
+{
+    for (p++; *p != '\0'; p++) {
+        if (*p == '\\') {
+            if (*++p == '\0') {
+                return NULL;
+            }
+        } else if (*p == '"') {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+/* Skips one value (bounded nesting); NULL if malformed. */
+static const char *json_skip(const char *p, int depth)
+{
+    p = json_ws(p);
+    if (depth > 32) {
+        return NULL;
+    }
+    if (*p == '"') {
+        return json_skip_string(p);
+    }
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        p = json_ws(p + 1);
+        if (*p == close) {
+            return p + 1;
+        }
+        for (;;) {
+            if (close == '}') {
+                if (*p != '"' || (p = json_skip_string(p)) == NULL) {
+                    return NULL;
+                }
+                p = json_ws(p);
+                if (*p++ != ':') {
+                    return NULL;
+                }
+            }
+            if ((p = json_skip(p, depth + 1)) == NULL) {
+                return NULL;
+            }
+            p = json_ws(p);
+            if (*p == ',') {
+                p = json_ws(p + 1);
+            } else if (*p == close) {
+                return p + 1;
+            } else {
+                return NULL;
+            }
+        }
+    }
+    /* number, true, false, null */
+    const char *s = p;
+    while (*p != '\0' && strchr(",}] \t\r\n", *p) == NULL) {
+        p++;
+    }
+    return p > s ? p : NULL;
+}
+
+/* The value of member `key` of the object at obj, or NULL. */
+static const char *json_member(const char *obj, const char *key)
+{
+    const char *p = obj != NULL ? json_ws(obj) : NULL;
+    if (p == NULL || *p != '{') {
+        return NULL;
+    }
+    p = json_ws(p + 1);
+    size_t klen = strlen(key);
+    while (*p == '"') {
+        const char *name = p + 1;
+        const char *end = json_skip_string(p);
+        if (end == NULL) {
+            return NULL;
+        }
+        int match = (size_t)(end - 1 - name) == klen && memcmp(name, key, klen) == 0;
+        p = json_ws(end);
+        if (*p++ != ':') {
+            return NULL;
+        }
+        p = json_ws(p);
+        if (match) {
+            return p;
+        }
+        if ((p = json_skip(p, 1)) == NULL) {
+            return NULL;
+        }
+        p = json_ws(p);
+        if (*p != ',') {
+            return NULL;
+        }
+        p = json_ws(p + 1);
+    }
+    return NULL;
+}
+
+/* Number of elements of the array at arr (-1 if not an array), and its first element. */
+static int json_array(const char *arr, const char **first)
+{
+    const char *p = arr != NULL ? json_ws(arr) : NULL;
+    if (first != NULL) {
+        *first = NULL;
+    }
+    if (p == NULL || *p != '[') {
+        return -1;
+    }
+    p = json_ws(p + 1);
+    if (*p == ']') {
+        return 0;
+    }
+    if (first != NULL) {
+        *first = p;
+    }
+    int n = 0;
+    for (;;) {
+        if ((p = json_skip(p, 1)) == NULL) {
+            return -1;
+        }
+        n++;
+        p = json_ws(p);
+        if (*p == ']') {
+            return n;
+        }
+        if (*p != ',') {
+            return -1;
+        }
+        p = json_ws(p + 1);
+    }
+}
+
+/* Copies the string value at v (escapes decoded; non-ASCII \u becomes '?'); "" if none. */
+static void json_string(const char *v, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    if (v == NULL || *v != '"') {
+        return;
+    }
+    for (const char *p = v + 1; *p != '\0' && *p != '"' && o + 1 < cap; p++) {
+        char c = *p;
+        if (c == '\\') {
+            c = *++p;
+            switch (c) {
+            case 'n': c = '\n'; break;
+            case 't': c = '\t'; break;
+            case 'r': c = '\r'; break;
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'u': {
+                unsigned v4 = 0;
+                int k;
+                for (k = 1; k <= 4 && p[k] != '\0'; k++) {
+                    char h = p[k];
+                    v4 = v4 * 16 + (unsigned)(h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0');
+                }
+                if (k <= 4) {
+                    out[o] = '\0';
+                    return;
+                }
+                p += 4;
+                c = v4 < 0x80 ? (char)v4 : '?';
+                break;
+            }
+            case '\0':
+                out[o] = '\0';
+                return;
+            default:
+                break; /* \" \\ \/ */
+            }
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+}
+
+static const char *json_bool(const char *v)
+{
+    if (v != NULL && strncmp(v, "true", 4) == 0) {
+        return "yes";
+    }
+    if (v != NULL && strncmp(v, "false", 5) == 0) {
+        return "no";
+    }
+    return "?";
+}
+
+static long long json_int(const char *v)
+{
+    return v != NULL ? strtoll(v, NULL, 10) : -1;
+}
+
+/* --- status.tdnskrs. TXT ------------------------------------------------------------------ */
+
+static isc_result_t put_txt(struct dlz_tdnskrs *st, dns_sdlzlookup_t *lookup, const char *text)
+{
+    char quoted[TXT_TEXT_MAX];
+    char clipped[256];
+    snprintf(clipped, sizeof(clipped), "%s", text); /* at most 255 bytes */
+    if (!txt_quote(clipped, quoted, sizeof(quoted))) {
+        return ISC_R_FAILURE;
+    }
+    return st->putrr(lookup, "txt", STATUS_TTL, quoted);
+}
+
+/*
+ * The records, one string each:
+ *   "version=0.1.0"
+ *   "node_id=edge1.example.net. enrolled=yes listening=yes"
+ *   "last_distribution=ID result=installed confirmed=yes"   (or "last_distribution=none")
+ *   "keys=2 keys_installed=2 notifies=3 fetches=2 refused=0"
+ *   "rndc_loadkeys ok=2 failed=0 last=example.test. ok"
+ * Without KRS settings: "version=…" and "krs=not configured".
+ */
+static isc_result_t status_records(struct dlz_tdnskrs *st, dns_sdlzlookup_t *lookup)
+{
+    char line[512];
+    snprintf(line, sizeof(line), "version=%s", krs_version());
+    isc_result_t r = put_txt(st, lookup, line);
+    if (r != ISC_R_SUCCESS) {
+        return r;
+    }
+    if (st->krs == NULL) {
+        return put_txt(st, lookup, "krs=not configured");
+    }
+    char *json = NULL;
+    if (krs_status_json(st->krs, &json) != KRS_OK || json == NULL) {
+        return put_txt(st, lookup, "krs=status unavailable");
+    }
+    char node[128], id[96], result[32];
+    json_string(json_member(json, "node_id"), node, sizeof(node));
+    snprintf(line, sizeof(line), "node_id=%s enrolled=%s listening=%s", node[0] ? node : "-",
+             json_bool(json_member(json, "enrolled")), json_bool(json_member(json, "listening")));
+    r = put_txt(st, lookup, line);
+
+    const char *last = NULL;
+    int ndist = json_array(json_member(json, "distributions"), &last);
+    if (r == ISC_R_SUCCESS) {
+        if (ndist > 0 && last != NULL) {
+            json_string(json_member(last, "id"), id, sizeof(id));
+            json_string(json_member(last, "result"), result, sizeof(result));
+            snprintf(line, sizeof(line), "last_distribution=%s result=%s confirmed=%s", id, result,
+                     json_bool(json_member(last, "confirmed")));
+        } else {
+            snprintf(line, sizeof(line), "last_distribution=none");
+        }
+        r = put_txt(st, lookup, line);
+    }
+    if (r == ISC_R_SUCCESS) {
+        const char *counters = json_member(json, "counters");
+        snprintf(line, sizeof(line), "keys=%d keys_installed=%lld notifies=%lld fetches=%lld refused=%lld",
+                 json_array(json_member(json, "keys"), NULL),
+                 json_int(json_member(counters, "keys_installed")), json_int(json_member(counters, "notifies")),
+                 json_int(json_member(counters, "fetches")), json_int(json_member(counters, "refused")));
+        r = put_txt(st, lookup, line);
+    }
+    krs_free(json);
+    if (r == ISC_R_SUCCESS) {
+        pthread_mutex_lock(&st->mu);
+        snprintf(line, sizeof(line), "rndc_loadkeys ok=%lu failed=%lu last=%s", st->loadkeys_ok,
+                 st->loadkeys_failed, st->last_loadkeys[0] ? st->last_loadkeys : "none");
+        pthread_mutex_unlock(&st->mu);
+        r = put_txt(st, lookup, line);
+    }
+    return r;
+}
+
+/* --- instance lifetime -------------------------------------------------------------------- */
+
+static void instance_free(struct dlz_tdnskrs *st)
+{
+    if (st->krs != NULL) {
+        krs_stop(st->krs);
+        krs_cleanup(st->krs); /* no callback runs after this */
+        st->krs = NULL;
+    }
+    if (st->rndc_thread_started) {
+        pthread_mutex_lock(&st->mu);
+        atomic_store(&st->stopping, 1);
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->rndc_thread, NULL);
+    }
+    pthread_cond_destroy(&st->cv);
+    pthread_mutex_destroy(&st->mu);
+    free(st->rndc);
+    free(st->rndc_conf);
+    free(st);
+}
+
+static int has_prefix(const char *s, const char *prefix)
+{
+    return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/*
+ * Splits argv[1..] into the module's own settings and the KRS settings (*krs_argv, *krs_argc).
+ * Returns NULL or the reason it refused the words.
+ */
+static const char *parse_words(struct dlz_tdnskrs *st, unsigned int argc, char *argv[],
+                               const char **krs_argv, int *krs_argc)
+{
+    const char *rndc = DEFAULT_RNDC;
+    *krs_argc = 0;
+    st->rndc_timeout = DEFAULT_RNDC_TIMEOUT;
+    for (unsigned int i = 1; i < argc; i++) {
+        const char *w = argv[i];
+        if (w == NULL || strchr(w, '=') == NULL || w[0] == '=') {
+            return "every word after the module path must be key=value";
+        }
+        if (has_prefix(w, "rndc=")) {
+            rndc = w + 5;
+            if (strcmp(rndc, "none") != 0 && rndc[0] != '/') {
+                return "rndc= must be an absolute path or none";
+            }
+        } else if (has_prefix(w, "rndc_conf=")) {
+            free(st->rndc_conf);
+            if ((st->rndc_conf = strdup(w + 10)) == NULL) {
+                return "out of memory";
+            }
+        } else if (has_prefix(w, "rndc_timeout=")) {
+            char *end;
+            long t = strtol(w + 13, &end, 10);
+            if (*end != '\0' || t < 1 || t > MAX_RNDC_TIMEOUT) {
+                return "rndc_timeout= must be 1..300 seconds";
+            }
+            st->rndc_timeout = (int)t;
+        } else if (*krs_argc >= MAX_SETTINGS) {
+            return "too many settings";
+        } else {
+            krs_argv[(*krs_argc)++] = w;
+        }
+    }
+    if (strcmp(rndc, "none") != 0 && (st->rndc = strdup(rndc)) == NULL) {
+        return "out of memory";
+    }
+    return NULL;
+}
+
+/* --- entry points ------------------------------------------------------------------------ */
+
 DLZ_EXPORT int dlz_version(unsigned int *flags)
 {
-    /* Instance state is read-only after dlz_create and libtdnskrs is thread-safe. */
+    /* Instance state is read-only after dlz_create or guarded by st->mu; libtdnskrs is
+     * thread-safe. */
     if (flags != NULL) {
         *flags |= DNS_SDLZFLAG_THREADSAFE;
     }
@@ -105,9 +780,6 @@ DLZ_EXPORT int dlz_version(unsigned int *flags)
 DLZ_EXPORT isc_result_t dlz_create(const char *dlzname, unsigned int argc, char *argv[],
                                    void **dbdata, ...)
 {
-    (void)argc;
-    (void)argv;
-
     if (dbdata == NULL) {
         return ISC_R_FAILURE;
     }
@@ -117,6 +789,9 @@ DLZ_EXPORT isc_result_t dlz_create(const char *dlzname, unsigned int argc, char 
     if (st == NULL) {
         return ISC_R_NOMEMORY;
     }
+    atomic_init(&st->stopping, 0);
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
 
     /* Helpers arrive as (name, function pointer) pairs terminated by a NULL name. */
     va_list ap;
@@ -134,7 +809,10 @@ DLZ_EXPORT isc_result_t dlz_create(const char *dlzname, unsigned int argc, char 
     }
     va_end(ap);
 
+    const char *name = dlzname != NULL ? dlzname : "?";
     const char *version = krs_version();
+    const char *krs_argv[MAX_SETTINGS];
+    int krs_argc = 0;
     const char *why = NULL;
     if (st->putrr == NULL) {
         why = "named passed no putrr helper";
@@ -142,18 +820,58 @@ DLZ_EXPORT isc_result_t dlz_create(const char *dlzname, unsigned int argc, char 
         why = "krs_version() returned NULL";
     } else if (!txt_quote(version, st->version_txt, sizeof(st->version_txt))) {
         why = "library version does not fit a TXT string";
+    } else {
+        why = parse_words(st, argc, argv, krs_argv, &krs_argc);
     }
     if (why != NULL) {
-        if (st->log != NULL) {
-            st->log(ISC_LOG_ERROR, "tdnskrs DLZ '%s': %s", dlzname != NULL ? dlzname : "?", why);
-        }
-        free(st);
+        logf_(st, ISC_LOG_ERROR, "tdnskrs DLZ '%s': %s", name, why);
+        instance_free(st);
         return ISC_R_FAILURE;
     }
 
-    if (st->log != NULL) {
-        st->log(ISC_LOG_INFO, "tdnskrs DLZ loaded, libtdnskrs %s", version);
+    logf_(st, ISC_LOG_INFO, "tdnskrs DLZ loaded, libtdnskrs %s", version);
+    if (krs_argc == 0) {
+        /* Hosting only: no KRS settings in the database string. */
+        *dbdata = st;
+        return ISC_R_SUCCESS;
     }
+
+    int rc = krs_init(&st->krs, krs_argc, krs_argv);
+    if (rc != KRS_OK) {
+        logf_(st, ISC_LOG_ERROR, "tdnskrs DLZ '%s': krs_init failed (%d): %s", name, rc, krs_last_error(NULL));
+        st->krs = NULL;
+        instance_free(st);
+        return ISC_R_FAILURE;
+    }
+    krs_host_ops_t ops;
+    memset(&ops, 0, sizeof(ops));
+    ops.version = KRS_HOST_OPS_VERSION;
+    ops.size = sizeof(ops);
+    ops.user = st;
+    ops.log = host_log;
+    ops.key_changed = host_key_changed;
+    if ((rc = krs_set_host_ops(st->krs, &ops)) != KRS_OK) {
+        logf_(st, ISC_LOG_ERROR, "tdnskrs DLZ '%s': krs_set_host_ops failed (%d): %s", name, rc,
+              krs_last_error(st->krs));
+        instance_free(st);
+        return ISC_R_FAILURE;
+    }
+    if (st->rndc != NULL) {
+        if ((rc = pthread_create(&st->rndc_thread, NULL, rndc_main, st)) != 0) {
+            logf_(st, ISC_LOG_ERROR, "tdnskrs DLZ '%s': cannot start the rndc thread: %s", name, strerror(rc));
+            instance_free(st);
+            return ISC_R_FAILURE;
+        }
+        st->rndc_thread_started = 1;
+    }
+    if ((rc = krs_start(st->krs)) != KRS_OK) {
+        logf_(st, ISC_LOG_ERROR, "tdnskrs DLZ '%s': krs_start failed (%d): %s", name, rc, krs_last_error(st->krs));
+        instance_free(st);
+        return ISC_R_FAILURE;
+    }
+    logf_(st, ISC_LOG_INFO, "tdnskrs DLZ '%s': KRS started (rndc %s%s%s)", name,
+          st->rndc != NULL ? st->rndc : "none", st->rndc_conf != NULL ? " -c " : "",
+          st->rndc_conf != NULL ? st->rndc_conf : "");
     *dbdata = st;
     return ISC_R_SUCCESS;
 }
@@ -164,10 +882,12 @@ DLZ_EXPORT void dlz_destroy(void *dbdata)
     if (st == NULL) {
         return;
     }
-    if (st->log != NULL) {
-        st->log(ISC_LOG_INFO, "tdnskrs DLZ instance unloaded");
+    int had_krs = st->krs != NULL;
+    log_t *log = st->log;
+    instance_free(st);
+    if (log != NULL) {
+        log(ISC_LOG_INFO, "%s", had_krs ? "tdnskrs DLZ instance unloaded (KRS stopped)" : "tdnskrs DLZ instance unloaded");
     }
-    free(st);
 }
 
 DLZ_EXPORT isc_result_t dlz_findzonedb(void *dbdata, const char *name,
@@ -194,6 +914,9 @@ DLZ_EXPORT isc_result_t dlz_lookup(const char *zone, const char *name, void *dbd
     /* The apex records come from dlz_authority(); named asks it right after this call. */
     if (name_equal(name, "version")) {
         return st->putrr(lookup, "txt", RECORD_TTL, st->version_txt);
+    }
+    if (name_equal(name, "status")) {
+        return status_records(st, lookup);
     }
     return ISC_R_NOTFOUND;
 }

@@ -1,0 +1,285 @@
+#!/usr/bin/env bash
+# Tests/bind9/run.sh — the KRS inside BIND 9, end to end on 127.0.0.1:
+#   tdns-kdc (init, zone, enrollment package, serve) → `tdns-krs enroll` writes the node's
+#   state_dir/krs.conf → named loads dlz_tdnskrs.so with "state_dir=… rndc=… rndc_conf=…" and
+#   serves example.test. (auto-dnssec maintain + inline-signing, key-directory = the KRS key_dir)
+#   → the KDC generates a KSK and a ZSK and distributes them → the module installs the K-files,
+#   runs `rndc loadkeys example.test.`, the KDC sees the confirmations → named signs the zone
+#   with exactly those keys (DNSKEY tags, RRSIG key tags) → status.tdnskrs. TXT tells the state
+#   → rndc reload/reconfig three times while named keeps answering → a ping and a new ZSK are
+#   distributed after the reloads and handled by the new DLZ instance.
+# Output: "PASS: …" / "FAIL: … — reason" lines; DEMO=1 adds "==>" narration and the proof.
+# Everything listens on 127.0.0.1, high ports, in a temporary directory; every process this
+# script starts is stopped on exit.
+set -u
+. "$(dirname "${BASH_SOURCE[0]}")/../hosting/lib.sh"
+
+T=bind9-krs
+PLUGIN=$LIB_DIR/dlz_tdnskrs.so
+KDC_BIN=$BUILD_DIR/bin/tdns-kdc
+KRS_BIN=$BUILD_DIR/bin/tdns-krs
+ZONE=example.test.
+NODE=node1.test.
+TMP=""
+NAMED_PID=""
+KDC_PID=""
+
+cleanup() {
+    if [ -n "$NAMED_PID" ]; then
+        if is_alive "$NAMED_PID"; then
+            rndc -c "$TMP/rndc.conf" stop >/dev/null 2>&1
+            wait_exit "$NAMED_PID" 15 || kill_pid "$NAMED_PID"
+        fi
+        wait "$NAMED_PID" 2>/dev/null
+    fi
+    if [ -n "$KDC_PID" ]; then
+        kill_pid "$KDC_PID"
+        wait "$KDC_PID" 2>/dev/null
+    fi
+    if [ -n "$TMP" ]; then
+        if [ "$FAILURES" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
+            rm -rf "$TMP"
+        else
+            echo "note: $T files, named.log and kdc.log kept in $TMP" >&2
+        fi
+    fi
+}
+trap cleanup EXIT
+trap 'fail "$T: run completed" "interrupted"; exit 1' INT TERM HUP
+
+# --- preconditions ---------------------------------------------------------------------------
+
+for tool in named named-checkconf rndc rndc-confgen dig ss python3; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        fail "$T: tools present" "$tool not found (bind9, bind9-utils, bind9-dnsutils, iproute2, python3)"
+        exit 1
+    fi
+done
+for f in "$PLUGIN" "$KDC_BIN" "$KRS_BIN"; do
+    if [ ! -e "$f" ]; then
+        fail "$T: built" "$f missing (make lib plugins bin)"
+        exit 1
+    fi
+done
+RNDC_BIN=$(command -v rndc)
+RNDC_BIN=$(readlink -f "$RNDC_BIN")
+
+TMP=$(mktemp -d /tmp/tdnskrs-bind9krs.XXXXXX)
+DNS_PORT=$(free_port) && CTL_PORT=$(free_port) && KDC_PORT=$(free_port) && NOTIFY_PORT=$(free_port) ||
+    { fail "$T: free ports" "none found in 20000-40000"; exit 1; }
+K=$TMP/kdc S=$TMP/node KEYS=$TMP/keys LOG=$TMP/named.log
+mkdir -p "$K" "$S" "$KEYS" "$TMP/run"
+
+kdc() { "$KDC_BIN" "$@" --state "$K"; }
+# json_get EXPR: evaluates a Python expression over the JSON on stdin (d), prints the result.
+json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null; }
+# The state of distribution $1 in the KDC's status.
+dist_state() {
+    kdc status --json 2>/dev/null | json_get "next((x['state'] for x in d['distributions'] if x['distribution_id']=='$1'), 'missing')"
+}
+confirmed() { [ "$(dist_state "$1")" = confirmed ]; }
+# distribute ARGS...: prints the distribution ID.
+distribute() {
+    kdc distribute --node "$NODE" "$@" --json 2>"$TMP/distribute.err" | json_get "
+(lambda f: f(f, d))(lambda f, x: x['distribution_id'] if isinstance(x, dict) and 'distribution_id' in x else
+  next((r for r in (f(f, v) for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else [])) if r), None))"
+}
+qdig() { dig @127.0.0.1 -p "$DNS_PORT" +norec +time=2 +tries=1 "$@" 2>/dev/null; }
+# Key tags of the DNSKEY set, sorted, space-separated.
+dnskey_tags() { qdig "$ZONE" DNSKEY +multi | sed -n 's/.*key id = \([0-9]*\).*/\1/p' | sort -n | xargs; }
+# Key tags of the RRSIGs over TYPE at the apex.
+rrsig_tags() { qdig "$ZONE" "$1" +dnssec +noall +answer | awk -v t="$1" '$4 == "RRSIG" && $5 == t { print $11 }' | sort -n | xargs; }
+status_txt() { dig_txt "$DNS_PORT" status.tdnskrs.; }
+has_all() { # has_all "LIST" TAG... : every TAG is in LIST
+    local list=" $1 " t
+    shift
+    for t in "$@"; do case $list in *" $t "*) ;; *) return 1 ;; esac; done
+}
+
+# --- the KDC ---------------------------------------------------------------------------------
+
+say "tdns-kdc: control zone kdc.test. on 127.0.0.1#$KDC_PORT, zone $ZONE, enrollment package for $NODE"
+ok=1
+kdc init --control-zone kdc.test. --listen "127.0.0.1:$KDC_PORT" >/dev/null 2>&1 || ok=0
+kdc zone add "$ZONE" >/dev/null 2>&1 || ok=0
+kdc enroll generate "$NODE" --out "$TMP/node.pkg" --notify "127.0.0.1:$NOTIFY_PORT" >/dev/null 2>&1 || ok=0
+kdc enroll activate "$NODE" >/dev/null 2>&1 || ok=0
+check "$T: tdns-kdc init, zone add, enrollment package" "a tdns-kdc command failed" [ $ok = 1 ]
+"$KDC_BIN" serve --state "$K" >"$TMP/kdc.log" 2>&1 &
+KDC_PID=$!
+check "$T: tdns-kdc serve listening" "not listening on 127.0.0.1:$KDC_PORT: $(tail -1 "$TMP/kdc.log" 2>/dev/null)" \
+    wait_for 15 eval '[ -n "$(ss -Hlnt "sport = :$KDC_PORT" 2>/dev/null)" ]'
+
+say "tdns-krs enroll --state $S … --notify 127.0.0.1:$NOTIFY_PORT --key-dir $KEYS"
+if "$KRS_BIN" enroll --state "$S" "$TMP/node.pkg" --notify "127.0.0.1:$NOTIFY_PORT" --key-dir "$KEYS" >"$TMP/enroll.out" 2>&1; then
+    pass "$T: node enrolled with tdns-krs enroll ($(head -1 "$TMP/enroll.out"))"
+else
+    fail "$T: node enrolled with tdns-krs enroll" "$(tail -2 "$TMP/enroll.out" | tr '\n' ' ')"
+    exit 1
+fi
+
+# --- named -----------------------------------------------------------------------------------
+
+rndc-confgen -a -k rndc-key -c "$TMP/rndc.key" >/dev/null 2>&1
+cat >"$TMP/rndc.conf" <<EOF
+include "$TMP/rndc.key";
+options { default-key "rndc-key"; default-server 127.0.0.1; default-port $CTL_PORT; };
+EOF
+cat >"$TMP/example.test.db" <<EOF
+\$TTL 300
+@   IN SOA ns1.example.test. hostmaster.example.test. 1 3600 600 86400 300
+    IN NS  ns1.example.test.
+ns1 IN A   127.0.0.1
+www IN A   192.0.2.1
+EOF
+DATABASE="dlopen $PLUGIN state_dir=$S rndc=$RNDC_BIN rndc_conf=$TMP/rndc.conf"
+cat >"$TMP/named.conf" <<EOF
+include "$TMP/rndc.key";
+controls { inet 127.0.0.1 port $CTL_PORT allow { 127.0.0.1; } keys { "rndc-key"; }; };
+options {
+    directory "$TMP";
+    pid-file "$TMP/run/named.pid";
+    session-keyfile "$TMP/run/session.key";
+    managed-keys-directory "$TMP/run";
+    listen-on port $DNS_PORT { 127.0.0.1; };
+    listen-on-v6 { none; };
+    recursion no;
+    dnssec-validation no;
+    notify no;
+};
+zone "$ZONE" {
+    type primary;
+    file "$TMP/example.test.db";
+    auto-dnssec maintain;
+    inline-signing yes;
+    key-directory "$KEYS";
+};
+dlz "tdnskrs" { database "$DATABASE"; };
+EOF
+RNDC=(rndc -c "$TMP/rndc.conf")
+# (9.18 warns that auto-dnssec is deprecated; the warning is expected)
+check "$T: named-checkconf accepts the generated named.conf" "$(named-checkconf "$TMP/named.conf" 2>&1 | grep -v 'deprecated' | head -1)" \
+    eval 'named-checkconf "$TMP/named.conf" >/dev/null 2>&1'
+
+say "named on 127.0.0.1#$DNS_PORT: zone $ZONE (auto-dnssec maintain, inline-signing, key-directory $KEYS)"
+say "  dlz \"tdnskrs\" { database \"dlopen dlz_tdnskrs.so state_dir=… rndc=$RNDC_BIN rndc_conf=…\"; }"
+named -g -c "$TMP/named.conf" >"$LOG" 2>&1 &
+NAMED_PID=$!
+listening_or_died() { ! is_alive "$NAMED_PID" || status_txt | grep -q 'listening=yes'; }
+wait_for 30 listening_or_died
+if ! is_alive "$NAMED_PID"; then
+    fail "$T: named started with the KRS module" "exited: $(grep -iE 'tdnskrs|error|fatal' "$LOG" | tail -2 | tr '\n' ' ')"
+    exit 1
+fi
+check "$T: named started, status.tdnskrs. TXT says node $NODE enrolled and listening" "status: $(status_txt | tr '\n' ' ')" \
+    eval 'status_txt | grep -q "node_id=$NODE enrolled=yes listening=yes"'
+check "$T: named logged 'KRS started'" "not in named's log" grep -q "tdnskrs DLZ 'tdnskrs': KRS started" "$LOG"
+check "$T: $ZONE is served unsigned before any key arrives" "DNSKEY tags: '$(dnskey_tags)'" \
+    eval '[ -z "$(dnskey_tags)" ] && qdig "$ZONE" SOA +short | grep -q "^ns1.example.test."'
+
+# --- keys from the KDC -----------------------------------------------------------------------
+
+say "tdns-kdc key generate KSK + ZSK for $ZONE (algorithm 13) and distribute both to $NODE"
+KSK=$(kdc key generate --zone "$ZONE" --algorithm 13 --type ksk --json | json_get "d.get('key_tag') or d['key']['key_tag']")
+ZSK=$(kdc key generate --zone "$ZONE" --algorithm 13 --type zsk --json | json_get "d.get('key_tag') or d['key']['key_tag']")
+check "$T: KDC generated KSK $KSK and ZSK $ZSK" "key generate failed" eval '[[ $KSK =~ ^[0-9]+$ && $ZSK =~ ^[0-9]+$ ]]'
+D1=$(distribute --zone "$ZONE" --key "$KSK")
+D2=$(distribute --zone "$ZONE" --key "$ZSK")
+check "$T: two distributions created" "$(cat "$TMP/distribute.err")" eval '[ -n "$D1" ] && [ -n "$D2" ]'
+
+check "$T: KDC status shows both distributions confirmed" "states: $(dist_state "$D1") / $(dist_state "$D2")" \
+    wait_for 40 eval 'confirmed "$D1" && confirmed "$D2"'
+check "$T: K-files for $KSK and $ZSK in the key directory" "$(ls "$KEYS" | xargs)" \
+    eval 'ls "$KEYS" | grep -q "^Kexample\.test\.+013+0*$KSK\.private$" && ls "$KEYS" | grep -q "^Kexample\.test\.+013+0*$ZSK\.private$"'
+check "$T: the module ran rndc loadkeys $ZONE" "$(grep -F 'rndc loadkeys' "$LOG" | tail -1)" \
+    wait_for 15 grep -qE "tdnskrs: rndc loadkeys $ZONE: ok" "$LOG"
+
+signed_by_both() {
+    local dk sk
+    dk=$(dnskey_tags)
+    sk=$(rrsig_tags SOA)
+    has_all "$dk" "$KSK" "$ZSK" && has_all "$(rrsig_tags DNSKEY)" "$KSK" && has_all "$sk" "$ZSK"
+}
+check "$T: named signs $ZONE with the distributed keys (DNSKEY $KSK+$ZSK, RRSIG DNSKEY by $KSK, RRSIG SOA by $ZSK)" \
+    "DNSKEY tags '$(dnskey_tags)', RRSIG DNSKEY '$(rrsig_tags DNSKEY)', RRSIG SOA '$(rrsig_tags SOA)'" \
+    wait_for 20 signed_by_both
+check "$T: named holds only the distributed keys (no key of its own)" "DNSKEY tags: $(dnskey_tags)" \
+    eval '[ "$(dnskey_tags)" = "$(printf "%s\n" "$KSK" "$ZSK" | sort -n | xargs)" ]'
+
+# The proof, short: DNSKEYs with their tags, RRSIGs with the signing key tag (signature elided).
+show_keys() {
+    qdig "$ZONE" DNSKEY +multi +noall +answer |
+        awk '/IN[ \t]+DNSKEY/ { head = $1 " " $2 " " $3 " " $4 " " $5 " " $6 " " $7 }
+             /key id =/ { sub(/.*\) ;/, ""); print head " (…) ;" $0 }'
+    local t
+    for t in DNSKEY SOA; do
+        qdig "$ZONE" "$t" +dnssec +noall +answer |
+            awk '$4 == "RRSIG" { print $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "(…)  ; key tag", $11 }'
+    done
+}
+if [ "${DEMO:-0}" = 1 ]; then
+    say "proof: dig @127.0.0.1 -p $DNS_PORT $ZONE DNSKEY / SOA +dnssec  (distributed: KSK $KSK, ZSK $ZSK)"
+    show_keys | show
+    say "proof: dig @127.0.0.1 -p $DNS_PORT status.tdnskrs. TXT"
+    qdig status.tdnskrs. TXT +noall +answer | sort -k5 | show
+fi
+check "$T: status.tdnskrs. TXT shows keys=2 and the confirmed last distribution" "$(status_txt | tr '\n' ' ')" \
+    eval 'st=$(status_txt); grep -q "keys=2 " <<<"$st" && grep -qE "last_distribution=($D1|$D2) result=installed confirmed=yes" <<<"$st" && grep -q "rndc_loadkeys ok=[1-9]" <<<"$st"'
+
+# --- reloads ---------------------------------------------------------------------------------
+
+LOADED="tdnskrs DLZ 'tdnskrs': KRS started"
+UNLOADED="tdnskrs DLZ instance unloaded (KRS stopped)"
+n=0
+for cmd in reload reconfig reload; do
+    n=$((n + 1))
+    say "rndc $cmd (#$n)"
+    out=$("${RNDC[@]}" "$cmd" 2>&1)
+    rc=$?
+    check "$T: rndc $cmd #$n" "rc=$rc: $out" [ $rc -eq 0 ]
+    check "$T: new KRS instance started and old one stopped after rndc $cmd #$n" \
+        "log has $(count_lines "$LOG" "$LOADED") starts / $(count_lines "$LOG" "$UNLOADED") stops, want $((n + 1)) / $n" \
+        wait_for 20 eval '[ "$(count_lines "$LOG" "$LOADED")" -ge $((n + 1)) ] && [ "$(count_lines "$LOG" "$UNLOADED")" -ge $n ]'
+    check "$T: still answering after rndc $cmd #$n (signed $ZONE, status listening)" \
+        "DNSKEY '$(dnskey_tags)', status '$(status_txt | tr '\n' ' ')'" \
+        wait_for 10 eval 'signed_by_both && status_txt | grep -q "listening=yes"'
+done
+
+# --- the new instance handles distributions --------------------------------------------------
+
+say "after the reloads: a ping and a new ZSK, distributed to the KRS in the new DLZ instance"
+D3=$(distribute --op ping)
+check "$T: ping distribution confirmed by the new instance" "state $(dist_state "$D3")" \
+    wait_for 40 confirmed "$D3"
+ZSK2=$(kdc key generate --zone "$ZONE" --algorithm 13 --type zsk --json | json_get "d.get('key_tag') or d['key']['key_tag']")
+D4=$(distribute --zone "$ZONE" --key "$ZSK2")
+check "$T: second ZSK $ZSK2 distributed and confirmed" "state $(dist_state "$D4")" \
+    wait_for 40 confirmed "$D4"
+check "$T: named publishes ZSK $ZSK2 next to $KSK and $ZSK (rndc loadkeys from the new instance)" \
+    "DNSKEY tags: $(dnskey_tags)" wait_for 20 eval 'has_all "$(dnskey_tags)" "$KSK" "$ZSK" "$ZSK2"'
+if [ "${DEMO:-0}" = 1 ]; then
+    say "proof: DNSKEY tags now: $(dnskey_tags); status.tdnskrs. (counters of the new instance):"
+    qdig status.tdnskrs. TXT +noall +answer | sort -k5 | show
+fi
+check "$T: status.tdnskrs. TXT shows keys=3" "$(status_txt | tr '\n' ' ')" eval 'status_txt | grep -q "keys=3 "'
+
+# --- survival and stop -----------------------------------------------------------------------
+
+check "$T: named is still the same process (pid $NAMED_PID)" "pid gone or pid-file differs" \
+    eval 'is_alive "$NAMED_PID" && [ "$(cat "$TMP/run/named.pid" 2>/dev/null)" = "$NAMED_PID" ]'
+check "$T: no crash/assertion/fatal lines and no rndc failures in named's log" \
+    "$(grep -iE 'crash|assertion|exiting \(due to fatal error\)|rndc loadkeys .*(failed|timed out|killed)' "$LOG" | head -1)" \
+    eval '! grep -qiE "crash|assertion|exiting \(due to fatal error\)|rndc loadkeys .*(failed|timed out|killed)" "$LOG"'
+
+say "rndc stop; tdns-kdc stopped"
+"${RNDC[@]}" stop >/dev/null 2>&1
+if wait_exit "$NAMED_PID" 20; then
+    wait "$NAMED_PID"
+    rc=$?
+    NAMED_PID=""
+    check "$T: rndc stop, named exited cleanly" "exit status $rc" [ "$rc" -eq 0 ]
+else
+    fail "$T: rndc stop, named exited cleanly" "still running after 20 s (killed)"
+fi
+
+exit $((FAILURES > 0))
