@@ -21,6 +21,12 @@ protocol KeyStore: Sendable {
     /// this call is removed again and the store is as before. Called with the state
     /// directory's lock held.
     func apply(install: [KeyToInstall], delete: [(zone: String, keyTag: UInt16)], now: Int64) throws(TDNSError) -> [KeyStoreChange]
+    /// Removes temporary files an install killed half-way left; called with the lock held.
+    func removeStaleTemporaries()
+}
+
+extension KeyStore {
+    func removeStaleTemporaries() {}
 }
 
 /// Stores nothing (`key_store=none`): for hosts that only want the report.
@@ -46,7 +52,7 @@ struct BINDKeyStore: KeyStore {
     /// never visible under a key file's name; removed by the next install. (Installs hold the
     /// state directory's lock, so any temporary file seen then is stale, even when another
     /// instance shares the directory.)
-    private func removeStaleTemporaries() {
+    func removeStaleTemporaries() {
         for name in (try? POSIXFile.list(directory)) ?? [] where name.hasPrefix(".K") && name.contains(".tmp.") {
             try? POSIXFile.remove("\(directory)/\(name)")
         }

@@ -157,7 +157,9 @@ public final class KRSNode: Sendable {
             guard current == nil else { return }
             stopping.store(false, ordering: .sequentiallyConsistent)
             cancellation.withLock { $0 = CancellationFlag() }
-            // Distributions announced before a crash or stop are fetched again.
+            // Temporary files of an install killed mid-way, then distributions announced
+            // before a crash or stop: fetched (or, if installed, confirmed) again.
+            receiver.removeStaleTemporaries()
             for id in (try? pendingStore.load()) ?? [] {
                 core.withLock { c in
                     if !c.known.contains(id) {
@@ -215,11 +217,26 @@ public final class KRSNode: Sendable {
     @discardableResult
     public func fetchAndConfirm(_ rawID: String) throws(TDNSError) -> DistributionResult {
         let id = rawID.lowercasedASCII()
+        // Installed before, but the KDC never heard of it (crash, KDC down): confirm again
+        // instead of fetching what the replay record would refuse.
+        if let unconfirmed = try? unconfirmedStore.load(id) {
+            let confirmed = confirm(id, unconfirmed)
+            if confirmed {
+                try? unconfirmedStore.remove(id)
+                try? pendingStore.remove(id)
+            }
+            core.withLock { c in
+                c.recent.append(DistributionRecord(id: id, time: now, result: "installed", detail: "confirmation resent",
+                                                   keysChanged: 0, confirmed: confirmed))
+                if !confirmed { _ = c.known.remove(id) }
+            }
+            return unconfirmed
+        }
         core.withLock { $0.counters.fetches += 1 }
         var record = DistributionRecord(id: id, time: now, result: "refused", detail: "", keysChanged: 0, confirmed: false)
         defer {
             let r = record
-            if r.result == "fetch failed" {
+            if r.result == "fetch failed" || (r.result == "installed" && !r.confirmed) {
                 // Kept in the pending record for the next start; a new NOTIFY may retry now.
                 core.withLock { _ = $0.known.remove(id) }
             } else {
@@ -241,6 +258,7 @@ public final class KRSNode: Sendable {
                 log(.debug, "distribution \(id) is not for this node")
             } else {
                 log(.warning, "distribution \(id): fetch failed: \(error.reason)")
+                receiver.auditRefusal(id, error)
             }
             throw error
         }
@@ -253,9 +271,14 @@ public final class KRSNode: Sendable {
         }
         record.result = "installed"
         record.keysChanged = result.keysChanged
+        // The report is kept until the KDC acknowledges it, so that it survives a crash.
+        try? unconfirmedStore.save(id, result)
         record.confirmed = confirm(id, result)
+        if record.confirmed { try? unconfirmedStore.remove(id) }
         return result
     }
+
+    private var unconfirmedStore: UnconfirmedStore { UnconfirmedStore(directory: settings.stateDirectory) }
 
     /// The manifest and its data chunks, with bounded retries (PROTOCOL §5.1 steps 3–5).
     func fetchRecords(_ id: String) throws(TDNSError) -> [[UInt8]] {
@@ -428,5 +451,39 @@ struct PendingStore {
 
     private func save(_ ids: [String]) throws(TDNSError) {
         try POSIXFile.writeAtomically(path, bytes: Array(ids.map { $0 + "\n" }.joined().utf8), mode: 0o600)
+    }
+}
+
+/// Status reports of installed distributions the KDC has not acknowledged yet
+/// (`state_dir/unconfirmed/<id>.json`): resent after a restart or a repeated NOTIFY.
+struct UnconfirmedStore {
+    let directory: String
+    var folder: String { "\(directory)/unconfirmed" }
+
+    func save(_ id: String, _ result: DistributionResult) throws(TDNSError) {
+        try POSIXFile.makeDirectory(folder, mode: 0o700)
+        let json = JSONValue.object([
+            ("kind", .integer(Int(result.reportKind.rawValue))), ("report", .string(result.reportJSON)),
+            ("signed", .bool(result.signed)), ("keys_changed", .integer(result.keysChanged)),
+        ])
+        try POSIXFile.writeAtomically("\(folder)/\(id).json", bytes: json.serialized(), mode: 0o600)
+    }
+
+    func load(_ id: String) throws(TDNSError) -> DistributionResult {
+        // IDs also come from krs_fetch callers: only hex ever becomes part of a path.
+        guard (1...16).contains(id.utf8.count), id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }),
+              POSIXFile.exists("\(folder)/\(id).json") else { throw .storage("no unconfirmed report for \(id)") }
+        let json = try JSONValue.parse(try POSIXFile.read("\(folder)/\(id).json", limit: 1 << 20))
+        guard let kindValue = json["kind"]?.int64Value, let kindByte = UInt8(exactly: kindValue),
+              let kind = DistributionResult.ReportKind(rawValue: kindByte), let report = json["report"]?.stringValue else {
+            throw .malformed("unconfirmed report for \(id) is damaged")
+        }
+        return DistributionResult(
+            reportKind: kind, reportJSON: report, signed: json["signed"]?.boolValue ?? false,
+            keysChanged: Int(json["keys_changed"]?.int64Value ?? 0))
+    }
+
+    func remove(_ id: String) throws(TDNSError) {
+        try POSIXFile.remove("\(folder)/\(id).json")
     }
 }

@@ -212,6 +212,19 @@ public final class KeyReceiver: Sendable {
         }
     }
 
+    /// Removes what an install killed half-way left behind (under the state lock).
+    public func removeStaleTemporaries() {
+        try? state.locked { () throws(TDNSError) in store.removeStaleTemporaries() }
+    }
+
+    /// Audits a distribution refused before it reached ``process`` (e.g. its fetch failed).
+    func auditRefusal(_ id: String, _ error: TDNSError) {
+        try? state.audit([
+            ("time", .integer(clock.now)), ("distribution_id", .string(String(id.prefix(16)))),
+            ("result", .string("refused")), ("code", .string("\(error.code)")), ("reason", .string(error.reason)),
+        ])
+    }
+
     private func auditLine(_ id: String, now: Int64, result: String, extra: [(String, JSONValue)]) throws(TDNSError) {
         try state.audit([("time", .integer(now)), ("distribution_id", .string(id)), ("result", .string(result))] + extra)
     }
