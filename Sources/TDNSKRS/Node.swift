@@ -225,9 +225,11 @@ public final class KRSNode: Sendable {
                 try? unconfirmedStore.remove(id)
                 try? pendingStore.remove(id)
             }
+            // `now` locks `core` itself (through the receiver): read it before taking the lock.
+            let entry = DistributionRecord(id: id, time: now, result: "installed", detail: "confirmation resent",
+                                           keysChanged: 0, confirmed: confirmed)
             core.withLock { c in
-                c.recent.append(DistributionRecord(id: id, time: now, result: "installed", detail: "confirmation resent",
-                                                   keysChanged: 0, confirmed: confirmed))
+                c.recent.append(entry)
                 if !confirmed { _ = c.known.remove(id) }
             }
             return unconfirmed
