@@ -36,15 +36,6 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// `bindPrivateKeyFile`, and DNSKEY/KEY presentation lines.
     case keyFile = "key-file"
 
-    /// A sensible `-max_len` for libFuzzer: the largest input the format has in practice.
-    public var maxLength: Int {
-        switch self {
-        case .dnsMessage, .chunkRData, .ednsOptions, .jsonManifest: 65535
-        case .jws, .jwe: 16384
-        case .keyFile: 8192
-        }
-    }
-
     /// Runs the harness on one input; on a broken invariant prints it and calls `abort()`, so
     /// that libFuzzer records the input as a crash.
     public func run(_ data: [UInt8]) {

@@ -4,11 +4,14 @@ import TDNSWire
 
 /// What the key-file writer consumes (PROTOCOL §10.2): the PKCS#8 private key (PEM, as the KDC
 /// sends it, and DER when the input starts with a SEQUENCE), which becomes a `DNSSECPrivateKey`
-/// and then a BIND `.private` file; and the DNSKEY (and KEY) presentation line.
+/// and then a BIND `.private` file; the `.private` file itself (its parser,
+/// `parseBINDPrivateKey`, reads what the writer writes); and the DNSKEY (and KEY) presentation
+/// line.
 ///
 /// Round trips: key → PKCS#8 PEM/DER → key gives the same key and the same bytes; the BIND
 /// file's secret fields, put back into a PKCS#8 document, give the same key again (so the file
-/// really holds the key that was parsed); DNSKEY line → record → line → record is stable and
+/// really holds the key that was parsed) and the `.private` parser reads the file back to the
+/// same key and the same bytes; DNSKEY line → record → line → record is stable and
 /// both key-tag implementations (TDNSWire, TDNSCrypto) agree.
 enum KeyFileHarness {
     static let algorithms: [DNSSECAlgorithm] = [.rsasha256, .rsasha512, .ecdsap256sha256, .ecdsap384sha384, .ed25519]
@@ -20,9 +23,23 @@ enum KeyFileHarness {
         if data.first == 0x30 {
             try privateKeys("DER", data) { (alg) throws(TDNSError) in try DNSSECPrivateKey(pkcs8DER: data, algorithm: alg) }
         }
+        try bindFile(data)
         let text = String(decoding: data, as: UTF8.self)
         try dnskeyLine(text)
         try keyLine(text)
+    }
+
+    /// The reading half of the key-file writer: a BIND `.private` file.
+    private static func bindFile(_ data: [UInt8]) throws(InvariantViolation) {
+        let parsed: (key: DNSSECPrivateKey, metadata: BINDPrivateKeyMetadata)
+        do {
+            parsed = try DNSSECPrivateKey.parseBINDPrivateKey(data)
+        } catch {
+            try expectRejection(error, keyErrors, "DNSSECPrivateKey.parseBINDPrivateKey")
+            return
+        }
+        try invariant(DNSSECPrivateKey.bindPrivateKeyFormats.contains(parsed.metadata.format), "BIND format \(parsed.metadata.format) accepted")
+        try checkKey(parsed.key, seed: data)
     }
 
     // MARK: private keys
@@ -78,6 +95,19 @@ enum KeyFileHarness {
         defer { zeroize(&again) }
         try invariant(file == again, "bindPrivateKeyFile differs for the same key")
         try checkBINDFile(file, key: key, created: created, isRSA: isRSA)
+        // …and reads back (DNSSECPrivateKey.parseBINDPrivateKey) as the same key and the same file.
+        let reread = try mustSucceed("parseBINDPrivateKey of bindPrivateKeyFile") { () throws(TDNSError) in
+            try DNSSECPrivateKey.parseBINDPrivateKey(file)
+        }
+        try invariant(reread.key.algorithm == algorithm && reread.key.dnskeyPublicKey == key.dnskeyPublicKey, "BIND file reads back as another key")
+        var rereadDER = reread.key.pkcs8DER()
+        defer { zeroize(&rereadDER) }
+        try invariant(rereadDER == der, "BIND file round trip changed the PKCS#8 encoding")
+        try invariant(reread.metadata.format == "v1.3" && reread.metadata.fields.map(\.name) == ["Created", "Publish"],
+                      "BIND file metadata reads back as \(reread.metadata.format) \(reread.metadata.fields.map(\.name))")
+        var rewritten = reread.key.bindPrivateKeyFile(created: created, publish: 1_767_225_600, activate: nil)
+        defer { zeroize(&rewritten) }
+        try invariant(rewritten == file, "BIND file is not a fixed point of read/write")
 
         // DNSKEY: key file line round trip, key tags agree.
         let dnskey = DNSKEYRecord(flags: 257, algorithm: algorithm.rawValue, publicKey: key.dnskeyPublicKey)

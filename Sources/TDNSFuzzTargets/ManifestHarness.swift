@@ -20,7 +20,6 @@ import TDNSWire
 /// manifests are fresh and their mutations reach the TTL and payload checks; `max_skew=0`.
 /// The state directory is emptied after every call, so no run depends on an earlier one.
 enum ManifestHarness {
-    static let nodeID = "krs1.example."
     static let defaultNow: Int64 = 1_767_225_605
 
     /// The time the receiver's clock reports during the current call.
@@ -34,19 +33,10 @@ enum ManifestHarness {
     }
 
     static let environment: Result<Environment, TDNSError> = Result { () throws(TDNSError) -> Environment in
-        let keys: FuzzKeys.Keys
-        switch FuzzKeys.keys {
-        case .success(let k): keys = k
-        case .failure(let e): throw e
-        }
-        guard let dir = makeStateDirectory() else { throw TDNSError(.storage, "cannot create a state directory") }
-        let settings = try KRSSettings(arguments: [
-            "node_id=\(nodeID)", "control_zone=kdc.example.", "state_dir=\(dir)", "key_store=none",
-            "hpke_private_key=\(FuzzKeys.hpkeRecipientHex)", "jose_private_key=\(FuzzKeys.joseRecipientJWK)",
-            "kdc_signing_pubkey=\(keys.kdcSigner.publicKey.jwkJSON())", "require_signature=no", "max_skew=0",
-        ])
+        let keys = try FuzzState.keys()
+        let dir = try FuzzState.directory()
+        let settings = try KRSSettings(arguments: FuzzState.arguments(stateDirectory: dir, keys: keys))
         let receiver = try KeyReceiver(settings: settings, clock: KRSClock { clockValue.withLock { $0 } })
-        atexit { ManifestHarness.removeStateDirectory() }
         return Environment(
             receiver: receiver, stateDirectory: dir, hmacKey: keys.hpkeRecipient.publicKey.rawRepresentation, kdcSigner: keys.kdcSigner)
     }
@@ -99,7 +89,7 @@ enum ManifestHarness {
 
     private static func process(_ env: Environment, records: [[UInt8]], id: String, issuedAt: Int64?) throws(InvariantViolation) {
         clockValue.withLock { $0 = (issuedAt ?? defaultNow) &+ 5 }
-        defer { resetState(env.stateDirectory) }
+        defer { FuzzState.reset(env.stateDirectory) }
         do {
             let result = try env.receiver.process(distributionID: id, records: records)
             FuzzDebug.note("KeyReceiver.process accepted: \(result.reportJSON)")
@@ -118,31 +108,5 @@ enum ManifestHarness {
             text.utf8.allSatisfy({ Hex.decode([$0, $0]) != nil })
         else { return "00" }
         return text
-    }
-
-    // MARK: state directory
-
-    private static let stateFiles = ["audit.log", "processed", "components.json"]
-
-    private static func makeStateDirectory() -> String? {
-        for base in ["/dev/shm", "/tmp"] {
-            var template = Array("\(base)/tdns-fuzz-state-XXXXXX".utf8CString)
-            let made = template.withUnsafeMutableBufferPointer { buf in buf.baseAddress.flatMap { mkdtemp($0) } }
-            if made != nil {
-                return template.withUnsafeBufferPointer { buf in buf.baseAddress.map { String(cString: $0) } }
-            }
-        }
-        return nil
-    }
-
-    private static func resetState(_ dir: String) {
-        for name in stateFiles { unlink("\(dir)/\(name)") }
-    }
-
-    static func removeStateDirectory() {
-        guard case .success(let env) = environment else { return }
-        resetState(env.stateDirectory)
-        unlink("\(env.stateDirectory)/lock")
-        rmdir(env.stateDirectory)
     }
 }

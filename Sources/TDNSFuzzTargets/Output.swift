@@ -6,16 +6,15 @@ import Glibc
 /// right after a crash, so nothing is left in a buffer).
 public enum FuzzOutput {
     public static func standardError(_ text: String) {
-        var bytes = Array(text.utf8)
+        let bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { buf in
+            let n = bytes.withUnsafeBytes { buf in
                 write(2, buf.baseAddress.map { $0 + offset }, buf.count - offset)
             }
             if n <= 0 { return }
             offset += n
         }
-        bytes.removeAll()
     }
 }
 

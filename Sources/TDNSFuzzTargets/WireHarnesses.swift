@@ -1,4 +1,5 @@
 import TDNSCore
+import TDNSKRS
 import TDNSWire
 
 // Harnesses for the TDNSWire parsers: whole messages, CHUNK RDATA, the OPT record. The wire
@@ -31,6 +32,7 @@ enum DNSMessageHarness {
     static let limits = DNSMessage.Limits(maxQuestions: 8, maxRecords: 256)
 
     static func run(_ data: [UInt8]) throws(InvariantViolation) {
+        try NotifyHandler.check(data)
         let message: DNSMessage
         do {
             message = try DNSMessage(wireEncoded: data, limits: limits)
@@ -224,6 +226,49 @@ enum DNSMessageHarness {
     }
 
     private static func lower(_ b: UInt8) -> UInt8 { b >= 0x41 && b <= 0x5A ? b + 0x20 : b }
+}
+
+// MARK: - the KRS's NOTIFY entry point
+
+/// `KRSNode.handleNotify`, what the C API's `krs_handle_notify` and the NOTIFY listener call
+/// with every datagram: it answers every request (never a response) with the NOTIFY answer of
+/// PROTOCOL §5.1 — NOERROR, FORMERR for a malformed NOTIFY, REFUSED for other opcodes.
+enum NotifyHandler {
+    static let node: Result<KRSNode, TDNSError> = Result { () throws(TDNSError) -> KRSNode in
+        try KRSNode(arguments: FuzzState.arguments(stateDirectory: try FuzzState.directory(), keys: try FuzzState.keys()))
+    }
+
+    static func check(_ data: [UInt8]) throws(InvariantViolation) {
+        let node: KRSNode
+        switch Self.node {
+        case .success(let n): node = n
+        case .failure(let e): throw InvariantViolation(message: "KRSNode for the NOTIFY check: \(e.code): \(e.reason)")
+        }
+        let response = node.handleNotify(data)
+        if let dir = try? FuzzState.directory() { FuzzState.reset(dir) }
+        guard let request = try? DNSMessage(wireEncoded: data), !request.flags.qr else {
+            try invariant(response == nil, "handleNotify answered a message that is not a request")
+            return
+        }
+        guard let response else { throw InvariantViolation(message: "handleNotify did not answer a request") }
+        let answer = try mustSucceed("parse of the handleNotify answer") { () throws(TDNSError) in try DNSMessage(wireEncoded: response) }
+        try invariant(answer.flags.qr && answer.flags.aa && answer.id == request.id && answer.opcode == request.opcode,
+                      "handleNotify answer does not answer the request")
+        try invariant(answer.questions.count == min(1, request.questions.count)
+                      && zip(answer.questions, request.questions).allSatisfy { identical($0, $1) },
+                      "handleNotify answer has another question")
+        try invariant(answer.answers.isEmpty && answer.authority.isEmpty && answer.additional.isEmpty && answer.edns == nil,
+                      "handleNotify answer carries records")
+        let expected: RCode
+        if request.opcode != .notify {
+            expected = .refused
+        } else if (try? TDNSMessages.parseNotify(request, controlZone: fuzzControlZone)) == nil {
+            expected = .formErr
+        } else {
+            expected = .noError
+        }
+        try invariant(answer.rcode == expected, "handleNotify answered \(answer.rcode), expected \(expected)")
+    }
 }
 
 // MARK: - presentation

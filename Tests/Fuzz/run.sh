@@ -7,7 +7,7 @@
 #   FUZZ_RUNS   executions per target (default 1000000)
 #   FUZZ_WORK   scratch directory (default .build-fuzz/work): new inputs go to
 #               $FUZZ_WORK/corpus/<target>, crash inputs to $FUZZ_WORK/artifacts/<target>/
-#   FUZZ_MERGE  1: afterwards merge (-merge=1) the new inputs that add coverage into
+#   FUZZ_MERGE  1: afterwards merge (-merge=1) the new inputs that add edge coverage into
 #               Tests/Fuzz/corpus/<target>, the committed corpus the unit tests replay
 #   FUZZ_ARGS   extra libFuzzer flags, e.g. "-max_total_time=600" or "-jobs=2"
 #
@@ -21,6 +21,9 @@ work=${FUZZ_WORK:-.build-fuzz/work}
 status=0
 # A known leak inside libcjose (see lsan.supp) must not stop the jwe target.
 export LSAN_OPTIONS="suppressions=$here/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+# libFuzzer and ASan report crashes themselves; Swift's backtracer would attach to every
+# crashing process (and to -minimize_crash's children) and slow them down by minutes.
+export SWIFT_BACKTRACE=enable=no
 
 max_len() {  # the largest input each format has in practice
     case $1 in
@@ -57,7 +60,8 @@ for target in "$@"; do
     fi
     if [ "${FUZZ_MERGE:-0}" = 1 ] && [ "$rc" -eq 0 ]; then
         before=$(count "$seeds")
-        TDNS_FUZZ_TARGET=$target "$bin" -merge=1 -max_len="$len" "$seeds" "$new" >"$work/$target.merge.log" 2>&1
+        # Edges only (-use_counters=0): a few hundred small files per target, not thousands.
+        TDNS_FUZZ_TARGET=$target "$bin" -merge=1 -use_counters=0 -max_len="$len" "$seeds" "$new" >"$work/$target.merge.log" 2>&1
         echo "   merged: $before → $(count "$seeds") files ($(du -sh "$seeds" | cut -f1))"
     fi
 done

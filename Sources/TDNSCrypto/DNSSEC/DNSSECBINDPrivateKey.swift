@@ -101,7 +101,13 @@ extension DNSSECPrivateKey {
         let algorithm = try parseAlgorithmLine(lines[1].value)
 
         var material: [String: [UInt8]] = [:]
-        defer { for k in material.keys { material[k].map { var b = $0; zeroize(&b) } } }
+        defer {
+            // Take each buffer out before clearing it: zeroizing a copy that still shares its
+            // storage with the dictionary's value would clear a fresh copy (copy-on-write).
+            for name in Array(material.keys) {
+                if var secret = material.removeValue(forKey: name) { zeroize(&secret) }
+            }
+        }
         var metadata: [BINDPrivateKeyMetadata.BINDField] = []
         var seenMetadata: Set<String> = []
         let keyFields = algorithm.isRSA ? rsaFields : ["PrivateKey"]
