@@ -1,10 +1,17 @@
 /*
- * mod_tdnskrs.c — Knot DNS module hosting libtdnskrs inside knotd.
+ * mod_tdnskrs.c — Knot DNS module hosting libtdnskrs inside knotd: a Key Receiver Service
+ * that receives DNSSEC private keys from a KDC over DNS.
  *
- * Hosting proof: a BEGIN hook answers
+ * It answers, with AA, whether or not knotd serves a zone `tdnskrs.`:
  *   version.tdnskrs. 60 IN TXT "<krs_version()>"
- * with AA set, whether or not knotd serves a zone `tdnskrs.`; every other query is passed
- * on untouched. The module has no configuration of its own:
+ *   status.tdnskrs.   0 IN TXT  the KRS state, one string per record (see status_strings())
+ * and, when a KRS is configured, takes the KDC's NOTIFYs for names at or below its control
+ * zone off knotd's own port: the KDC NOTIFYs knotd, the module hands the message to
+ * krs_handle_notify(), which answers at once and queues the distribution; the library's
+ * worker thread (never a knotd worker) fetches it over TCP, installs the keys through its
+ * Knot key store and confirms to the KDC. Every other query passes on untouched.
+ *
+ * Without a configuration section the module only proves the hosting:
  *
  *   module:
  *     - id: mod-tdnskrs
@@ -13,50 +20,454 @@
  *     - id: default
  *       global-module: mod-tdnskrs
  *
- * knotd loads the new instance before it unloads the old one on `knotc reload`, so the
- * answer is built per instance in load() and freed in unload(); nothing is global.
+ * With one it runs a KRS (see Examples/knot.conf):
+ *
+ *   mod-tdnskrs:
+ *     - id: default
+ *       state-dir: /var/lib/tdnskrs        -> state_dir=
+ *       key-dir: /var/lib/tdnskrs/keys     -> key_dir=
+ *       config: /etc/tdnskrs/krs.conf      -> config=   (a key=value file krs_init reads)
+ *       setting: "require_signature=yes"   -> passed verbatim; multi-valued
+ *   template:
+ *     - id: default
+ *       global-module: mod-tdnskrs/default
+ *
+ * krs_init() gets "key_store=knot" and "notify_listen=none" first, unless the operator sets
+ * these keys (in `setting:` or in the `config:` file): knotd receives the NOTIFYs, so the
+ * library must not bind a listener of its own, and the keys belong in Knot's KASP database.
+ * Later argv entries override earlier ones in krs_init, so `setting:` always wins.
+ *
+ * A KRS that cannot start (bad settings, not enrolled) is logged through knotd's log and
+ * the module stays loaded, answering version/status, so that knotd never fails to start
+ * because of it. knotd loads the new instance before it unloads the old one on
+ * `knotc reload`, so all state is per instance and nothing is global (libtdnskrs serializes
+ * contexts sharing a state_dir); unload() stops the instance's KRS worker and joins it.
  */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <knot/module.h>
 
 #include <tdnskrs/common.h>
+#include <tdnskrs/krs.h>
 
 #define VERSION_OWNER "version.tdnskrs."
+#define STATUS_OWNER  "status.tdnskrs."
 #define RECORD_TTL    60U
+#define STATUS_TTL    0U /* the status changes at any moment: no caching */
+#define MAX_SETTINGS  64
+#define MAX_STATUS    6
+#define TXT_MAX       255
+#define CONFIG_MAX    (64 * 1024) /* the library refuses larger config files too */
+#define ERROR_MAX     256
 
-struct tdnskrs_mod {
-    uint8_t owner[KNOT_DNAME_MAXLEN]; /* wire form of VERSION_OWNER */
-    uint8_t rdata[1 + 255];           /* one TXT character-string: length byte + text */
-    uint16_t rdata_len;
+/* Module section items (yp_name_t: length byte, then the name). */
+#define MOD_CONFIG    "\x06" "config"
+#define MOD_STATE_DIR "\x09" "state-dir"
+#define MOD_KEY_DIR   "\x07" "key-dir"
+#define MOD_SETTING   "\x07" "setting"
+
+static int check_setting(knotd_conf_check_args_t *args);
+
+static const yp_item_t tdnskrs_conf[] = {
+    { MOD_CONFIG, YP_TSTR, YP_VNONE },
+    { MOD_STATE_DIR, YP_TSTR, YP_VNONE },
+    { MOD_KEY_DIR, YP_TSTR, YP_VNONE },
+    { MOD_SETTING, YP_TSTR, YP_VNONE, YP_FMULTI, { check_setting } },
+    { NULL }
 };
 
-static knotd_state_t tdnskrs_begin(knotd_state_t state, knot_pkt_t *pkt, knotd_qdata_t *qdata,
-                                   knotd_mod_t *mod)
-{
-    /* An earlier hook has already settled this query: leave it alone. */
-    if (state == KNOTD_STATE_NOOP || state == KNOTD_STATE_DONE || state == KNOTD_STATE_FAIL ||
-        state == KNOTD_STATE_FINAL) {
-        return state;
-    }
-    const struct tdnskrs_mod *ctx = knotd_mod_ctx(mod);
-    const knot_pkt_t *query = qdata->query;
-    if (ctx == NULL || qdata->type != KNOTD_QUERY_TYPE_NORMAL ||
-        knot_pkt_qtype(query) != KNOT_RRTYPE_TXT || knot_pkt_qclass(query) != KNOT_CLASS_IN ||
-        !knot_dname_is_case_equal(knot_pkt_qname(query), ctx->owner)) {
-        return state;
-    }
+/* Defaults for a KRS hosted by knotd; an operator's value for the same key replaces them. */
+static const char *const host_defaults[] = {
+    "key_store=knot",   /* keys go into Knot's KASP database (keymgr), not BIND K-files */
+    "notify_listen=none", /* knotd's own port receives the NOTIFYs (this module's hook) */
+};
 
+struct tdnskrs_mod {
+    knotd_mod_t *mod;
+    uint8_t version_owner[KNOT_DNAME_MAXLEN];
+    uint8_t status_owner[KNOT_DNAME_MAXLEN];
+    char version[TXT_MAX + 1];
+
+    /* --- the KRS (krs == NULL: hosting only, or it failed: see krs_error) --- */
+    krs_context_t *krs;
+    int started;                              /* krs_start succeeded: NOTIFYs are taken */
+    uint8_t control_zone[KNOT_DNAME_MAXLEN];  /* lower case wire form; [0] == 0: unknown */
+    char krs_error[ERROR_MAX];                /* why there is no running KRS, for status */
+};
+
+/* --- configuration --------------------------------------------------------------------- */
+
+/* `setting:` values go to krs_init verbatim; refuse what cannot be a key=value pair now,
+ * at `knotc conf-check` time, rather than at load. */
+static int check_setting(knotd_conf_check_args_t *args)
+{
+    const char *s = (const char *)args->data;
+    const char *eq = memchr(s, '=', args->data_len);
+    if (args->data_len == 0 || eq == NULL || eq == s) {
+        args->err_str = "setting must be key=value";
+        return KNOT_EINVAL;
+    }
+    return KNOT_EOK;
+}
+
+/* Whether argv[0..argc) sets `key` (as "key=..."). */
+static int argv_sets(const char *const *argv, int argc, const char *key, size_t klen)
+{
+    for (int i = 0; i < argc; i++) {
+        if (strncmp(argv[i], key, klen) == 0 && argv[i][klen] == '=') {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/*
+ * Whether the krs_init config file `path` sets `key`. krs_init lets every argv entry
+ * override the file, so a host default passed in argv would silently beat the operator's
+ * file; this looks the key up the way the library reads the file (one key=value per line,
+ * whitespace around the key ignored, '#' comments). An unreadable file sets nothing here:
+ * krs_init reports it.
+ */
+static int file_sets(const char *path, const char *key, size_t klen)
+{
+    FILE *f = fopen(path, "re");
+    if (f == NULL) {
+        return 0;
+    }
+    int found = 0;
+    size_t total = 0;
+    char line[1024];
+    while (!found && total <= CONFIG_MAX && fgets(line, sizeof(line), f) != NULL) {
+        total += strlen(line);
+        const char *p = line;
+        while (*p == ' ' || *p == '\t' || *p == '\r') {
+            p++;
+        }
+        if (strncmp(p, key, klen) != 0) {
+            continue;
+        }
+        p += klen;
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+        found = *p == '=';
+    }
+    fclose(f);
+    return found;
+}
+
+/* --- logging ---------------------------------------------------------------------------- */
+
+static int syslog_level(int krs_level)
+{
+    switch (krs_level) {
+    case KRS_LOG_ERROR:
+        return LOG_ERR;
+    case KRS_LOG_WARNING:
+        return LOG_WARNING;
+    case KRS_LOG_INFO:
+        return LOG_INFO;
+    default:
+        return LOG_DEBUG;
+    }
+}
+
+/* krs_host_ops_t.log: library lines (from its worker thread too) into knotd's log. The
+ * library stops calling before krs_cleanup returns, so `mod` is valid here. */
+static void host_log(void *user, int level, const char *message)
+{
+    struct tdnskrs_mod *ctx = user;
+    knotd_mod_log(ctx->mod, syslog_level(level), "tdnskrs: %s", message != NULL ? message : "");
+}
+
+/* --- a minimal JSON reader for krs_status_json() (same as the BIND DLZ module's) ---------- */
+
+static const char *json_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
+        p++;
+    }
+    return p;
+}
+
+/* Skips a string starting at '"'; NULL if unterminated. */
+static const char *json_skip_string(const char *p)
+{
+    for (p++; *p != '\0'; p++) {
+        if (*p == '\\') {
+            if (*++p == '\0') {
+                return NULL;
+            }
+        } else if (*p == '"') {
+            return p + 1;
+        }
+    }
+    return NULL;
+}
+
+/* Skips one value (bounded nesting); NULL if malformed. */
+static const char *json_skip(const char *p, int depth)
+{
+    p = json_ws(p);
+    if (depth > 32) {
+        return NULL;
+    }
+    if (*p == '"') {
+        return json_skip_string(p);
+    }
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        p = json_ws(p + 1);
+        if (*p == close) {
+            return p + 1;
+        }
+        for (;;) {
+            if (close == '}') {
+                if (*p != '"' || (p = json_skip_string(p)) == NULL) {
+                    return NULL;
+                }
+                p = json_ws(p);
+                if (*p++ != ':') {
+                    return NULL;
+                }
+            }
+            if ((p = json_skip(p, depth + 1)) == NULL) {
+                return NULL;
+            }
+            p = json_ws(p);
+            if (*p == ',') {
+                p = json_ws(p + 1);
+            } else if (*p == close) {
+                return p + 1;
+            } else {
+                return NULL;
+            }
+        }
+    }
+    /* number, true, false, null */
+    const char *s = p;
+    while (*p != '\0' && strchr(",}] \t\r\n", *p) == NULL) {
+        p++;
+    }
+    return p > s ? p : NULL;
+}
+
+/* The value of member `key` of the object at obj, or NULL. */
+static const char *json_member(const char *obj, const char *key)
+{
+    const char *p = obj != NULL ? json_ws(obj) : NULL;
+    if (p == NULL || *p != '{') {
+        return NULL;
+    }
+    p = json_ws(p + 1);
+    size_t klen = strlen(key);
+    while (*p == '"') {
+        const char *name = p + 1;
+        const char *end = json_skip_string(p);
+        if (end == NULL) {
+            return NULL;
+        }
+        int match = (size_t)(end - 1 - name) == klen && memcmp(name, key, klen) == 0;
+        p = json_ws(end);
+        if (*p++ != ':') {
+            return NULL;
+        }
+        p = json_ws(p);
+        if (match) {
+            return p;
+        }
+        if ((p = json_skip(p, 1)) == NULL) {
+            return NULL;
+        }
+        p = json_ws(p);
+        if (*p != ',') {
+            return NULL;
+        }
+        p = json_ws(p + 1);
+    }
+    return NULL;
+}
+
+/* Number of elements of the array at arr (-1 if not an array), and its first element. */
+static int json_array(const char *arr, const char **first)
+{
+    const char *p = arr != NULL ? json_ws(arr) : NULL;
+    if (first != NULL) {
+        *first = NULL;
+    }
+    if (p == NULL || *p != '[') {
+        return -1;
+    }
+    p = json_ws(p + 1);
+    if (*p == ']') {
+        return 0;
+    }
+    if (first != NULL) {
+        *first = p;
+    }
+    int n = 0;
+    for (;;) {
+        if ((p = json_skip(p, 1)) == NULL) {
+            return -1;
+        }
+        n++;
+        p = json_ws(p);
+        if (*p == ']') {
+            return n;
+        }
+        if (*p != ',') {
+            return -1;
+        }
+        p = json_ws(p + 1);
+    }
+}
+
+/* Copies the string value at v (escapes decoded; non-ASCII \u becomes '?'); "" if none. */
+static void json_string(const char *v, char *out, size_t cap)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    if (v == NULL || *v != '"') {
+        return;
+    }
+    for (const char *p = v + 1; *p != '\0' && *p != '"' && o + 1 < cap; p++) {
+        char c = *p;
+        if (c == '\\') {
+            c = *++p;
+            switch (c) {
+            case 'n': c = '\n'; break;
+            case 't': c = '\t'; break;
+            case 'r': c = '\r'; break;
+            case 'b': c = '\b'; break;
+            case 'f': c = '\f'; break;
+            case 'u': {
+                unsigned v4 = 0;
+                int k;
+                for (k = 1; k <= 4 && p[k] != '\0'; k++) {
+                    char h = p[k];
+                    v4 = v4 * 16 + (unsigned)(h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0');
+                }
+                if (k <= 4) {
+                    out[o] = '\0';
+                    return;
+                }
+                p += 4;
+                c = v4 < 0x80 ? (char)v4 : '?';
+                break;
+            }
+            case '\0':
+                out[o] = '\0';
+                return;
+            default:
+                break; /* \" \\ \/ */
+            }
+        }
+        out[o++] = c;
+    }
+    out[o] = '\0';
+}
+
+static const char *json_bool(const char *v)
+{
+    if (v != NULL && strncmp(v, "true", 4) == 0) {
+        return "yes";
+    }
+    if (v != NULL && strncmp(v, "false", 5) == 0) {
+        return "no";
+    }
+    return "?";
+}
+
+static long long json_int(const char *v)
+{
+    return v != NULL ? strtoll(v, NULL, 10) : -1;
+}
+
+/* --- TXT answers ------------------------------------------------------------------------- */
+
+/* Formats one TXT character-string; longer text is clipped to the 255 bytes a string holds. */
+static void txt_printf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void txt_printf(char *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, TXT_MAX + 1, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * The status strings, the same text as status.tdnskrs. in the BIND DLZ module so that
+ * operators read one format in both servers:
+ *   "version=0.1.0"
+ *   "node_id=edge1.example.net. enrolled=yes listening=no"
+ *   "last_distribution=ID result=installed confirmed=yes"   (or "last_distribution=none")
+ *   "keys=2 keys_installed=2 notifies=3 fetches=2 refused=0"
+ * (listening is the library's own NOTIFY listener, off in knotd: knotd's port receives
+ * them). Without KRS settings: "version=…" and "krs=not configured"; when the KRS could not
+ * be set up or started: "krs=failed: <reason>" after what is known.
+ * Returns the number of strings written to out.
+ */
+static int status_strings(const struct tdnskrs_mod *ctx, char out[MAX_STATUS][TXT_MAX + 1])
+{
+    int n = 0;
+    txt_printf(out[n++], "version=%s", ctx->version);
+    if (ctx->krs == NULL) {
+        txt_printf(out[n++], "krs=%s%s", ctx->krs_error[0] ? "failed: " : "not configured",
+                 ctx->krs_error);
+        return n;
+    }
+    char *json = NULL;
+    if (krs_status_json(ctx->krs, &json) != KRS_OK || json == NULL) {
+        txt_printf(out[n++], "krs=status unavailable");
+        return n;
+    }
+    char node[128], id[96], result[32];
+    json_string(json_member(json, "node_id"), node, sizeof(node));
+    txt_printf(out[n++], "node_id=%s enrolled=%s listening=%s", node[0] ? node : "-",
+             json_bool(json_member(json, "enrolled")), json_bool(json_member(json, "listening")));
+    const char *last = NULL;
+    if (json_array(json_member(json, "distributions"), &last) > 0 && last != NULL) {
+        json_string(json_member(last, "id"), id, sizeof(id));
+        json_string(json_member(last, "result"), result, sizeof(result));
+        txt_printf(out[n++], "last_distribution=%s result=%s confirmed=%s", id, result,
+                 json_bool(json_member(last, "confirmed")));
+    } else {
+        txt_printf(out[n++], "last_distribution=none");
+    }
+    const char *counters = json_member(json, "counters");
+    txt_printf(out[n++], "keys=%d keys_installed=%lld notifies=%lld fetches=%lld refused=%lld",
+             json_array(json_member(json, "keys"), NULL), json_int(json_member(counters, "keys_installed")),
+             json_int(json_member(counters, "notifies")), json_int(json_member(counters, "fetches")),
+             json_int(json_member(counters, "refused")));
+    krs_free(json);
+    if (!ctx->started && ctx->krs_error[0]) {
+        txt_printf(out[n++], "krs=failed: %s", ctx->krs_error);
+    }
+    return n;
+}
+
+/* Answers the query with one TXT record per string (AA, NOERROR). */
+static knotd_state_t answer_txt(knot_pkt_t *pkt, knotd_qdata_t *qdata, uint32_t ttl,
+                                char strings[][TXT_MAX + 1], int count)
+{
     /* Owner taken from the response's question (keeps the client's case, compresses to it). */
-    knot_rrset_t *rr = knot_rrset_new(knot_pkt_qname(pkt), KNOT_RRTYPE_TXT, KNOT_CLASS_IN,
-                                      RECORD_TTL, &pkt->mm);
+    knot_rrset_t *rr = knot_rrset_new(knot_pkt_qname(pkt), KNOT_RRTYPE_TXT, KNOT_CLASS_IN, ttl, &pkt->mm);
     if (rr == NULL) {
         goto servfail;
     }
-    if (knot_rrset_add_rdata(rr, ctx->rdata, ctx->rdata_len, &pkt->mm) != KNOT_EOK) {
-        knot_rrset_free(rr, &pkt->mm);
-        goto servfail;
+    for (int i = 0; i < count; i++) {
+        uint8_t rdata[1 + TXT_MAX];
+        size_t len = strlen(strings[i]); /* <= TXT_MAX by construction */
+        rdata[0] = (uint8_t)len;
+        memcpy(rdata + 1, strings[i], len);
+        if (knot_rrset_add_rdata(rr, rdata, (uint16_t)(len + 1), &pkt->mm) != KNOT_EOK) {
+            knot_rrset_free(rr, &pkt->mm);
+            goto servfail;
+        }
     }
     if (pkt->current != KNOT_ANSWER && knot_pkt_begin(pkt, KNOT_ANSWER) != KNOT_EOK) {
         knot_rrset_free(rr, &pkt->mm);
@@ -77,6 +488,251 @@ servfail:
     return KNOTD_STATE_FAIL;
 }
 
+/* --- NOTIFY ----------------------------------------------------------------------------- */
+
+/*
+ * Hands a NOTIFY for the control zone to the library and answers with its decision.
+ * knotd has already built its response (ID, opcode, question in the client's case) and
+ * will add OPT and TSIG itself when the query asked for them; the library's answer
+ * contributes what only it knows: the RCODE (NOERROR, or FORMERR/REFUSED) and AA. Taking
+ * those two rather than pasting the library's bytes over knotd's keeps the packet knotd
+ * holds consistent with its wire, so EDNS, TSIG and END-stage modules work as for any
+ * other answer.
+ */
+static knotd_state_t handle_notify(struct tdnskrs_mod *ctx, knot_pkt_t *pkt, knotd_qdata_t *qdata)
+{
+    const knot_pkt_t *query = qdata->query;
+    uint8_t *msg = malloc(query->size);
+    if (msg == NULL) {
+        goto servfail;
+    }
+    memcpy(msg, query->wire, query->size);
+    /* knotd lower-cases the query's QNAME in place before the hooks run; the response still
+     * holds it as received, so the library sees the message the KDC sent. */
+    if (pkt->qname_size == query->qname_size && pkt->size >= (size_t)KNOT_WIRE_HEADER_SIZE + query->qname_size) {
+        memcpy(msg + KNOT_WIRE_HEADER_SIZE, pkt->wire + KNOT_WIRE_HEADER_SIZE, query->qname_size);
+    }
+    uint8_t *resp = NULL;
+    size_t resp_len = 0;
+    int rc = krs_handle_notify(ctx->krs, msg, query->size, &resp, &resp_len);
+    free(msg);
+    if (rc != KRS_OK || resp == NULL || resp_len < KNOT_WIRE_HEADER_SIZE) {
+        knotd_mod_log(ctx->mod, LOG_WARNING, "tdnskrs: NOTIFY not handled (%d): %s", rc,
+                      rc != KRS_OK ? krs_last_error(ctx->krs) : "short answer");
+        krs_free(resp);
+        goto servfail;
+    }
+    uint8_t rcode = knot_wire_get_rcode(resp);
+    int aa = knot_wire_get_aa(resp) != 0;
+    krs_free(resp);
+
+    if (aa) {
+        knot_wire_set_aa(pkt->wire);
+    }
+    qdata->rcode = rcode;
+    return KNOTD_STATE_DONE;
+
+servfail:
+    qdata->rcode = KNOT_RCODE_SERVFAIL;
+    return KNOTD_STATE_FAIL;
+}
+
+/* --- the hook ---------------------------------------------------------------------------- */
+
+static knotd_state_t tdnskrs_begin(knotd_state_t state, knot_pkt_t *pkt, knotd_qdata_t *qdata,
+                                   knotd_mod_t *mod)
+{
+    /* An earlier hook has already settled this query: leave it alone. */
+    if (state == KNOTD_STATE_NOOP || state == KNOTD_STATE_DONE || state == KNOTD_STATE_FAIL ||
+        state == KNOTD_STATE_FINAL) {
+        return state;
+    }
+    struct tdnskrs_mod *ctx = knotd_mod_ctx(mod);
+    const knot_pkt_t *query = qdata->query;
+    if (ctx == NULL || knot_pkt_qname(query) == NULL) {
+        return state;
+    }
+
+    /* The QNAME is already lower case here (knotd folds it before the hooks). */
+    if (qdata->type == KNOTD_QUERY_TYPE_NOTIFY) {
+        if (ctx->started && ctx->control_zone[0] != 0 &&
+            knot_dname_in_bailiwick(knot_pkt_qname(query), ctx->control_zone) >= 0) {
+            return handle_notify(ctx, pkt, qdata);
+        }
+        return state;
+    }
+
+    if (qdata->type != KNOTD_QUERY_TYPE_NORMAL || knot_pkt_qtype(query) != KNOT_RRTYPE_TXT ||
+        knot_pkt_qclass(query) != KNOT_CLASS_IN) {
+        return state;
+    }
+    char strings[MAX_STATUS][TXT_MAX + 1];
+    if (knot_dname_is_equal(knot_pkt_qname(query), ctx->version_owner)) {
+        snprintf(strings[0], sizeof(strings[0]), "%s", ctx->version);
+        return answer_txt(pkt, qdata, RECORD_TTL, strings, 1);
+    }
+    if (knot_dname_is_equal(knot_pkt_qname(query), ctx->status_owner)) {
+        int n = status_strings(ctx, strings);
+        return answer_txt(pkt, qdata, STATUS_TTL, strings, n);
+    }
+    return state;
+}
+
+/* --- instance lifetime ------------------------------------------------------------------- */
+
+/* Records why the KRS does not run (for the status record) and logs it. */
+static void krs_failed(struct tdnskrs_mod *ctx, const char *what, int rc, const char *reason)
+{
+    snprintf(ctx->krs_error, sizeof(ctx->krs_error), "%s (%s): %s", what, krs_strerror(rc),
+             reason != NULL ? reason : "");
+    knotd_mod_log(ctx->mod, LOG_ERR, "tdnskrs: %s; the module stays loaded without a running KRS",
+                  ctx->krs_error);
+}
+
+/* The control zone from the library's status, as a lower-case wire name. */
+static void load_control_zone(struct tdnskrs_mod *ctx)
+{
+    char *json = NULL;
+    char zone[KNOT_DNAME_TXT_MAXLEN + 1];
+    ctx->control_zone[0] = 0;
+    if (krs_status_json(ctx->krs, &json) != KRS_OK || json == NULL) {
+        return;
+    }
+    json_string(json_member(json, "control_zone"), zone, sizeof(zone));
+    krs_free(json);
+    if (zone[0] == '\0' || knot_dname_from_str(ctx->control_zone, zone, sizeof(ctx->control_zone)) == NULL) {
+        ctx->control_zone[0] = 0;
+        return;
+    }
+    knot_dname_to_lower(ctx->control_zone);
+}
+
+/*
+ * Builds krs_init's argv from the module section: host defaults the operator did not
+ * override, then config=, state_dir=, key_dir=, then every `setting:` in order. The strings
+ * live in *storage (free with free()). Returns argc, 0 when the section sets nothing
+ * (hosting only), or -1 (logged).
+ */
+static int build_argv(struct tdnskrs_mod *ctx, const char **argv, char **storage)
+{
+    knotd_mod_t *mod = ctx->mod;
+    knotd_conf_t config = knotd_conf_mod(mod, MOD_CONFIG);
+    knotd_conf_t state_dir = knotd_conf_mod(mod, MOD_STATE_DIR);
+    knotd_conf_t key_dir = knotd_conf_mod(mod, MOD_KEY_DIR);
+    knotd_conf_t settings = knotd_conf_mod(mod, MOD_SETTING);
+    *storage = NULL;
+
+    int argc = 0;
+    if (config.count == 0 && state_dir.count == 0 && key_dir.count == 0 && settings.count == 0) {
+        knotd_conf_free(&settings);
+        return 0;
+    }
+    if (settings.count > MAX_SETTINGS - 8) {
+        knotd_mod_log(mod, LOG_ERR, "tdnskrs: more than %d settings", MAX_SETTINGS - 8);
+        knotd_conf_free(&settings);
+        return -1;
+    }
+
+    /* One buffer for every string: "config=", "state_dir=", "key_dir=" + values, and copies
+     * of the `setting:` values (knotd's configuration is only read here, in load()). */
+    const char *cfg = config.count > 0 ? config.single.string : NULL;
+    const char *sd = state_dir.count > 0 ? state_dir.single.string : NULL;
+    const char *kd = key_dir.count > 0 ? key_dir.single.string : NULL;
+    size_t need = 3 * 16 + (cfg ? strlen(cfg) : 0) + (sd ? strlen(sd) : 0) + (kd ? strlen(kd) : 0);
+    for (size_t i = 0; i < settings.count; i++) {
+        need += strlen(settings.multi[i].string) + 1;
+    }
+    char *buf = malloc(need);
+    if (buf == NULL) {
+        knotd_conf_free(&settings);
+        return -1;
+    }
+    *storage = buf;
+
+    /* Operator values first into a scratch list, to decide on the defaults. */
+    const char *ops[MAX_SETTINGS];
+    int nops = 0;
+    char *p = buf;
+    if (cfg != NULL) {
+        ops[nops++] = p;
+        p += sprintf(p, "config=%s", cfg) + 1;
+    }
+    if (sd != NULL) {
+        ops[nops++] = p;
+        p += sprintf(p, "state_dir=%s", sd) + 1;
+    }
+    if (kd != NULL) {
+        ops[nops++] = p;
+        p += sprintf(p, "key_dir=%s", kd) + 1;
+    }
+    for (size_t i = 0; i < settings.count; i++) {
+        ops[nops++] = p;
+        p += sprintf(p, "%s", settings.multi[i].string) + 1;
+    }
+    knotd_conf_free(&settings);
+
+    for (size_t i = 0; i < sizeof(host_defaults) / sizeof(host_defaults[0]); i++) {
+        const char *d = host_defaults[i];
+        size_t klen = (size_t)(strchr(d, '=') - d);
+        if (argv_sets(ops, nops, d, klen) || (cfg != NULL && file_sets(cfg, d, klen))) {
+            continue;
+        }
+        argv[argc++] = d;
+    }
+    for (int i = 0; i < nops; i++) {
+        argv[argc++] = ops[i];
+    }
+    return argc;
+}
+
+static void start_krs(struct tdnskrs_mod *ctx)
+{
+    const char *argv[MAX_SETTINGS];
+    char *storage = NULL;
+    int argc = build_argv(ctx, argv, &storage);
+    if (argc <= 0) {
+        if (argc < 0) {
+            snprintf(ctx->krs_error, sizeof(ctx->krs_error), "module settings refused");
+        }
+        free(storage);
+        return;
+    }
+
+    int rc = krs_init(&ctx->krs, argc, argv);
+    free(storage);
+    if (rc != KRS_OK) {
+        ctx->krs = NULL;
+        krs_failed(ctx, "krs_init failed", rc, krs_last_error(NULL));
+        return;
+    }
+    krs_host_ops_t ops;
+    memset(&ops, 0, sizeof(ops));
+    ops.version = KRS_HOST_OPS_VERSION;
+    ops.size = sizeof(ops);
+    ops.user = ctx;
+    ops.log = host_log;
+    if ((rc = krs_set_host_ops(ctx->krs, &ops)) != KRS_OK) {
+        krs_failed(ctx, "krs_set_host_ops failed", rc, krs_last_error(ctx->krs));
+        krs_cleanup(ctx->krs);
+        ctx->krs = NULL;
+        return;
+    }
+    load_control_zone(ctx);
+    if (ctx->control_zone[0] == 0) {
+        /* Keep the context for status (enrolled=no shows why), but take no NOTIFYs. */
+        krs_failed(ctx, "no control zone (not enrolled?)", KRS_ECONFIG, "");
+        return;
+    }
+    if ((rc = krs_start(ctx->krs)) != KRS_OK) {
+        krs_failed(ctx, "krs_start failed", rc, krs_last_error(ctx->krs));
+        return;
+    }
+    ctx->started = 1;
+    char zone[KNOT_DNAME_TXT_MAXLEN + 1];
+    knotd_mod_log(ctx->mod, LOG_INFO, "tdnskrs: KRS started, NOTIFYs for %s are taken on knotd's port",
+                  knot_dname_to_str(zone, ctx->control_zone, sizeof(zone)) != NULL ? zone : "?");
+}
+
 static int tdnskrs_load(knotd_mod_t *mod)
 {
     const char *version = krs_version();
@@ -84,8 +740,7 @@ static int tdnskrs_load(knotd_mod_t *mod)
         knotd_mod_log(mod, LOG_ERR, "krs_version() returned NULL");
         return KNOT_ERROR;
     }
-    size_t n = strlen(version);
-    if (n > 255) {
+    if (strlen(version) > TXT_MAX) {
         knotd_mod_log(mod, LOG_ERR, "library version does not fit a TXT string");
         return KNOT_ERANGE;
     }
@@ -94,30 +749,41 @@ static int tdnskrs_load(knotd_mod_t *mod)
     if (ctx == NULL) {
         return KNOT_ENOMEM;
     }
-    if (knot_dname_from_str(ctx->owner, VERSION_OWNER, sizeof(ctx->owner)) == NULL) {
+    ctx->mod = mod;
+    snprintf(ctx->version, sizeof(ctx->version), "%s", version);
+    if (knot_dname_from_str(ctx->version_owner, VERSION_OWNER, sizeof(ctx->version_owner)) == NULL ||
+        knot_dname_from_str(ctx->status_owner, STATUS_OWNER, sizeof(ctx->status_owner)) == NULL) {
         free(ctx);
         return KNOT_EINVAL;
     }
-    ctx->rdata[0] = (uint8_t)n;
-    memcpy(ctx->rdata + 1, version, n);
-    ctx->rdata_len = (uint16_t)(n + 1);
 
+    start_krs(ctx);
+
+    /* The context is set before the hook so that a query never sees the hook without it. */
+    knotd_mod_ctx_set(mod, ctx);
     int ret = knotd_mod_hook(mod, KNOTD_STAGE_BEGIN, tdnskrs_begin);
     if (ret != KNOT_EOK) {
+        knotd_mod_ctx_set(mod, NULL);
+        krs_cleanup(ctx->krs);
         free(ctx);
         return ret;
     }
-    knotd_mod_ctx_set(mod, ctx);
     knotd_mod_log(mod, LOG_INFO, "tdnskrs module loaded, libtdnskrs %s", version);
     return KNOT_EOK;
 }
 
 static void tdnskrs_unload(knotd_mod_t *mod)
 {
-    free(knotd_mod_ctx(mod));
+    struct tdnskrs_mod *ctx = knotd_mod_ctx(mod);
+    int had_krs = ctx != NULL && ctx->started;
+    if (ctx != NULL) {
+        /* Joins the worker: no library thread of this instance runs after this. */
+        krs_cleanup(ctx->krs);
+        free(ctx);
+    }
     knotd_mod_ctx_set(mod, NULL);
-    knotd_mod_log(mod, LOG_INFO, "tdnskrs module unloaded");
+    knotd_mod_log(mod, LOG_INFO, "%s", had_krs ? "tdnskrs module unloaded (KRS stopped)" : "tdnskrs module unloaded");
 }
 
 KNOTD_MOD_API(tdnskrs, KNOTD_MOD_FLAG_SCOPE_ANY | KNOTD_MOD_FLAG_OPT_CONF, tdnskrs_load,
-              tdnskrs_unload, NULL, NULL);
+              tdnskrs_unload, tdnskrs_conf, NULL);
