@@ -2,7 +2,8 @@
 #
 #   make            shipping library build/lib/libtdnskrs.so (static Swift runtime), server plugins
 #   make test       every test; ends with one line "N passed, N failed"
-#   make demo       the main job on 127.0.0.1: tdns-kdc, and a KRS inside named receiving keys it signs with
+#   make demo       the main job on 127.0.0.1: tdns-kdc, and a KRS inside named receiving keys it signs with;
+#                   SERVER=knot: the same inside knotd
 #   make install    PREFIX=/usr/local DESTDIR= : library, headers, tdnskrs.pc, plugins
 #   make deps       the Debian packages the project needs (run as root)
 #   make fuzz       FUZZ_RUNS=1000000 : the libFuzzer harnesses over Tests/Fuzz/corpus (not part of `make test`)
@@ -115,8 +116,18 @@ test: all venv
 	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) PYTHON=$(CURDIR)/$(VENV)/bin/python SWIFT=$(SWIFT) CC=$(CC) \
 	  bash Tests/run-all.sh
 
+# SERVER picks the host: bind9 (named + DLZ module) or knot (knotd + module). Checked when the
+# Makefile is read, so a typo stops before anything is built.
+SERVER ?= bind9
+DEMO_SERVERS := bind9 knot
+ifneq ($(filter demo,$(MAKECMDGOALS)),)
+ifeq ($(filter $(SERVER),$(DEMO_SERVERS)),)
+$(error make demo: unknown SERVER=$(SERVER), use one of: $(DEMO_SERVERS))
+endif
+endif
+
 demo: all
-	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) bash Tests/bind9/demo.sh
+	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) bash Tests/$(SERVER)/demo.sh
 
 # --- fuzzing ----------------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ run_suite() {  # name, command...
     local p f
     p=$(grep -c '^PASS: ' "$log")
     f=$(grep -c '^FAIL: ' "$log")
-    grep -E '^(FAIL): ' "$log" | sed 's/^/   /'
+    grep -E '^(FAIL|TIMING): ' "$log" | sed 's/^/   /'
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1
         echo "   FAIL: $name exited $rc without a FAIL line; last lines of $log:"
@@ -59,6 +59,7 @@ run_suite e2e-faults bash "$here/e2e/faults.sh"
 run_suite install bash "$here/install/run.sh"
 run_suite hosting bash "$here/hosting/run.sh"
 run_suite bind9 bash "$here/bind9/run.sh"
+run_suite knot bash "$here/knot/run.sh"
 
 echo
 echo "logs: $logdir"

@@ -226,6 +226,13 @@ else
     fail "$T: knotc conf-check accepts the generated knot.conf" "$(tail -1 <<<"$out")"
 fi
 
+# The operators' example, with its paths pointed into the scratch directory.
+sed -e "s|/run/knot|$TMP/example-run|g; s|\"/var/lib/knot\"|\"$TMP/db\"|; s|192.0.2.10@53|127.0.0.1@$DNS_PORT|" \
+    -e "s|/usr/lib/x86_64-linux-gnu/knot/modules-3.2/mod-tdnskrs.so|$PLUGIN|; /^ *user: /d" \
+    "$REPO_ROOT/Examples/knot.conf" >"$TMP/example.conf"
+check "$T: Examples/knot.conf passes knotc conf-check" "$(knotc -c "$TMP/example.conf" conf-check 2>&1 | grep -v warning | tail -1)" \
+    eval 'knotc -c "$TMP/example.conf" conf-check >/dev/null 2>&1'
+
 say "knotd on 127.0.0.1@$DNS_PORT: zone $ZONE${SIGNING:+ (dnssec-signing: on, policy manual)}, global module mod-tdnskrs/default"
 say "  mod-tdnskrs: state-dir: $S, key-dir: $KEYS, $SETTINGS"
 knotd -c "$TMP/knot.conf" >"$LOG" 2>&1 &
