@@ -170,14 +170,19 @@ cat >"$TMP/zones/example.test.zone" <<EOF
 ns1 IN A   127.0.0.1
 www IN A   192.0.2.1
 EOF
+# Both ways of giving krs_init settings are used: a `config:` file and `setting:` items.
 if [ "$MODE" = knot ]; then
-    SETTINGS="setting: [ \"keymgr=$(command -v keymgr)\", \"knotc=$(command -v knotc)\", \"knot_conf=$TMP/knot.conf\" ]"
+    printf '%s\n' "# extra KRS settings (krs_init config= file)" "keymgr=$(command -v keymgr)" \
+        "knotc=$(command -v knotc)" >"$TMP/krs-extra.conf"
+    SETTINGS="setting: \"knot_conf=$TMP/knot.conf\""
     SIGNING="    dnssec-signing: on
     dnssec-policy: manual"
 else
-    # The listener the library insists on goes to a spare port nobody sends to; the KDC still
+    # key_store=none in the config file must beat the module's key_store=knot default. The
+    # listener the library insists on goes to a spare port nobody sends to; the KDC still
     # NOTIFYs knotd's port, so every confirmation below went through the module's hook.
-    SETTINGS="setting: [ \"key_store=none\", \"notify_listen=127.0.0.1:$SPARE_PORT\" ]"
+    printf '%s\n' "# extra KRS settings (krs_init config= file)" "  key_store = none" >"$TMP/krs-extra.conf"
+    SETTINGS="setting: \"notify_listen=127.0.0.1:$SPARE_PORT\""
     SIGNING=""
 fi
 cat >"$TMP/knot.conf" <<EOF
@@ -203,6 +208,7 @@ mod-tdnskrs:
   - id: default
     state-dir: "$S"
     key-dir: "$KEYS"
+    config: "$TMP/krs-extra.conf"
     $SETTINGS
 
 policy:
@@ -234,7 +240,7 @@ check "$T: Examples/knot.conf passes knotc conf-check" "$(knotc -c "$TMP/example
     eval 'knotc -c "$TMP/example.conf" conf-check >/dev/null 2>&1'
 
 say "knotd on 127.0.0.1@$DNS_PORT: zone $ZONE${SIGNING:+ (dnssec-signing: on, policy manual)}, global module mod-tdnskrs/default"
-say "  mod-tdnskrs: state-dir: $S, key-dir: $KEYS, $SETTINGS"
+say "  mod-tdnskrs: state-dir: $S, key-dir: $KEYS, config: krs-extra.conf ($(grep -v '^#' "$TMP/krs-extra.conf" | xargs)), $SETTINGS"
 knotd -c "$TMP/knot.conf" >"$LOG" 2>&1 &
 KNOTD_PID=$!
 enrolled_or_died() { ! is_alive "$KNOTD_PID" || status_txt | grep -q 'enrolled=yes'; }
@@ -424,6 +430,26 @@ check "$T: no crash/assertion/fatal lines in knotd's log" \
     eval '! grep -qiE "crash|assert|fatal|segfault|critical" "$LOG"'
 check "$T: no module errors in knotd's log" "$(grep -F "mod-tdnskrs" "$LOG" | grep -iE 'error|failed' | head -1)" \
     eval '! grep -F "mod-tdnskrs" "$LOG" | grep -qiE "error|failed"'
+
+# --- a KRS that cannot start leaves knotd running ----------------------------------------------
+
+say "a broken module section (unknown setting), knotc reload: knotd keeps serving, status tells why"
+cp "$TMP/knot.conf" "$TMP/knot.conf.good"
+sed -i 's|^    state-dir: .*|&\n    setting: "no_such_setting=1"|' "$TMP/knot.conf"
+out=$("${KNOTC[@]}" reload 2>&1)
+check "$T: knotc reload with a KRS setting the library refuses" "rc/out: $out" eval '[ -n "$out" ]'
+check "$T: knotd logged the refused setting and stayed up; status.tdnskrs. says krs=failed" \
+    "status '$(status_txt | tr '\n' ' ')'; log: $(grep -F 'no_such_setting' "$LOG" | tail -1)" \
+    wait_for 15 eval 'is_alive "$KNOTD_PID" && grep -q "no_such_setting" "$LOG" && status_txt | grep -q "krs=failed: krs_init failed"'
+check "$T: knotd still answers with the broken module section${SIGNING:+ (signed $ZONE)}" "version '$(dig_txt "$DNS_PORT" version.tdnskrs.)'" \
+    eval '[ -n "$(dig_txt "$DNS_PORT" version.tdnskrs.)" ] && { [ "$MODE" != knot ] || [ -n "$(rrsig_tags SOA)" ]; }'
+cp "$TMP/knot.conf.good" "$TMP/knot.conf"
+before=$(count_lines "$LOG" "$LOADED")
+"${KNOTC[@]}" reload >/dev/null 2>&1
+d=$(distribute --op ping)
+check "$T: configuration repaired, knotc reload: the KRS is back and confirms a ping" \
+    "starts $(count_lines "$LOG" "$LOADED") (was $before), state $(dist_state "$d")" \
+    wait_for 40 eval '[ "$(count_lines "$LOG" "$LOADED")" -gt "$before" ] && confirmed "$d"'
 
 say "knotc stop; tdns-kdc stopped"
 "${KNOTC[@]}" stop >/dev/null 2>&1

@@ -403,12 +403,13 @@ static void txt_printf(char *out, const char *fmt, ...)
  * The status strings, the same text as status.tdnskrs. in the BIND DLZ module so that
  * operators read one format in both servers:
  *   "version=0.1.0"
- *   "node_id=edge1.example.net. enrolled=yes listening=no"
+ *   "node_id=edge1.example.net. enrolled=yes listening=no running=yes"
  *   "last_distribution=ID result=installed confirmed=yes"   (or "last_distribution=none")
  *   "keys=2 keys_installed=2 notifies=3 fetches=2 refused=0"
  * (listening is the library's own NOTIFY listener, off in knotd: knotd's port receives
- * them). Without KRS settings: "version=…" and "krs=not configured"; when the KRS could not
- * be set up or started: "krs=failed: <reason>" after what is known.
+ * them; running, the library's worker, is added where the library reports it).
+ * Without KRS settings: "version=…" and "krs=not configured"; when the KRS could not be set
+ * up or started: "krs=failed: <reason>" after what is known.
  * Returns the number of strings written to out.
  */
 static int status_strings(const struct tdnskrs_mod *ctx, char out[MAX_STATUS][TXT_MAX + 1])
@@ -417,7 +418,7 @@ static int status_strings(const struct tdnskrs_mod *ctx, char out[MAX_STATUS][TX
     txt_printf(out[n++], "version=%s", ctx->version);
     if (ctx->krs == NULL) {
         txt_printf(out[n++], "krs=%s%s", ctx->krs_error[0] ? "failed: " : "not configured",
-                 ctx->krs_error);
+                   ctx->krs_error);
         return n;
     }
     char *json = NULL;
@@ -427,22 +428,25 @@ static int status_strings(const struct tdnskrs_mod *ctx, char out[MAX_STATUS][TX
     }
     char node[128], id[96], result[32];
     json_string(json_member(json, "node_id"), node, sizeof(node));
-    txt_printf(out[n++], "node_id=%s enrolled=%s listening=%s", node[0] ? node : "-",
-             json_bool(json_member(json, "enrolled")), json_bool(json_member(json, "listening")));
+    /* "running" (the worker) only from libraries that report it: in knotd listening is no. */
+    const char *running = json_member(json, "running");
+    txt_printf(out[n++], "node_id=%s enrolled=%s listening=%s%s%s", node[0] ? node : "-",
+               json_bool(json_member(json, "enrolled")), json_bool(json_member(json, "listening")),
+               running != NULL ? " running=" : "", running != NULL ? json_bool(running) : "");
     const char *last = NULL;
     if (json_array(json_member(json, "distributions"), &last) > 0 && last != NULL) {
         json_string(json_member(last, "id"), id, sizeof(id));
         json_string(json_member(last, "result"), result, sizeof(result));
         txt_printf(out[n++], "last_distribution=%s result=%s confirmed=%s", id, result,
-                 json_bool(json_member(last, "confirmed")));
+                   json_bool(json_member(last, "confirmed")));
     } else {
         txt_printf(out[n++], "last_distribution=none");
     }
     const char *counters = json_member(json, "counters");
     txt_printf(out[n++], "keys=%d keys_installed=%lld notifies=%lld fetches=%lld refused=%lld",
-             json_array(json_member(json, "keys"), NULL), json_int(json_member(counters, "keys_installed")),
-             json_int(json_member(counters, "notifies")), json_int(json_member(counters, "fetches")),
-             json_int(json_member(counters, "refused")));
+               json_array(json_member(json, "keys"), NULL), json_int(json_member(counters, "keys_installed")),
+               json_int(json_member(counters, "notifies")), json_int(json_member(counters, "fetches")),
+               json_int(json_member(counters, "refused")));
     krs_free(json);
     if (!ctx->started && ctx->krs_error[0]) {
         txt_printf(out[n++], "krs=failed: %s", ctx->krs_error);
