@@ -135,12 +135,13 @@ fi
 
 # krs_init with the module's two host defaults on a scratch state_dir: refused by name when
 # the library does not know them.
+mkdir -p "$TMP/probe/keys"
 probe_error=$(python3 - "$LIB_DIR/libtdnskrs.so.0" "$TMP/probe" <<'EOF' 2>&1
 import ctypes, sys
 lib = ctypes.CDLL(sys.argv[1])
 lib.krs_last_error.restype = ctypes.c_char_p
-args = [b"state_dir=" + sys.argv[2].encode(), b"key_store=knot", b"notify_listen=none",
-        b"node_id=probe.test.", b"control_zone=kdc.test."]
+args = [b"state_dir=" + sys.argv[2].encode(), b"key_dir=" + sys.argv[2].encode() + b"/keys",
+        b"key_store=knot", b"notify_listen=none", b"node_id=probe.test.", b"control_zone=kdc.test."]
 argv = (ctypes.c_char_p * len(args))(*args)
 ctx = ctypes.c_void_p()
 rc = lib.krs_init(ctypes.byref(ctx), len(args), argv)
@@ -151,13 +152,16 @@ else:
     print(lib.krs_last_error(None).decode(errors="replace"))
 EOF
 )
-if grep -qE 'key_store|notify_listen' <<<"$probe_error"; then
+if [ -z "$probe_error" ]; then
+    MODE=knot
+    pass "$T: library probed: key_store=knot and notify_listen=none accepted"
+elif grep -qE 'key_store: "knot"|notify_listen: "none"' <<<"$probe_error"; then
     MODE=notify-only
     say "this libtdnskrs has no Knot key store yet ($probe_error): testing the NOTIFY path only"
     pass "$T: library probed: no key_store=knot/notify_listen=none yet, NOTIFY path only ($probe_error)"
 else
-    MODE=knot
-    pass "$T: library probed: key_store=knot and notify_listen=none accepted"
+    fail "$T: library probed for key_store=knot and notify_listen=none" "krs_init: $probe_error"
+    exit 1
 fi
 
 # --- knotd -----------------------------------------------------------------------------------
