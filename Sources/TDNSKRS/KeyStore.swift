@@ -264,12 +264,12 @@ struct KnotKeyStore: KeyStore {
             for k in applied.retired where k.zone == zone {
                 var timers = ["retire=+0"]
                 if let after = retireAfter { timers.append("remove=+\(after)") }
-                failure = command.run(notes: &notes, keymgr + [zone, "set", "\(k.keyTag)"] + timers)
+                failure = Self.missingIsFine(command.run(notes: &notes, keymgr + [zone, "set", "\(k.keyTag)"] + timers))
                 if failure != nil { break steps }
                 undo.append(keymgr + [zone, "set", "\(k.keyTag)", "retire=0", "remove=0"])
             }
             for k in applied.deleted where k.zone == zone {
-                failure = command.run(notes: &notes, keymgr + [zone, "delete", "\(k.keyTag)"])
+                failure = Self.missingIsFine(command.run(notes: &notes, keymgr + [zone, "delete", "\(k.keyTag)"]))
                 if failure != nil { break steps }
                 undo.append(keymgr + [zone, "import-bind", files.path(k.base, ".private")])
             }
@@ -286,6 +286,13 @@ struct KnotKeyStore: KeyStore {
         }
         applied.transaction.finish()
         return KeyStoreOutcome(changes: applied.changes, notes: notes)
+    }
+
+    /// A key Knot no longer has (an operator removed it with keymgr) is already retired or
+    /// deleted as far as the zone is concerned; keymgr says "key not found".
+    private static func missingIsFine(_ failure: String?) -> String? {
+        guard let failure, !failure.hasSuffix("key not found") else { return nil }
+        return failure
     }
 
     /// `zone-keys-load`; a zone that failed to load for lack of keys has nothing to re-sign
@@ -379,9 +386,10 @@ struct NSDKeyStore: KeyStore {
     func sign(_ zone: String, into output: String, notes: inout [String]) -> String? {
         let input = "\(zoneDirectory)/\(zone)zone"
         guard POSIXFile.exists(input) else { return "\(input): no unsigned zone file for \(zone)" }
-        // -S: smart signing (timing metadata), -d: dsset files go next to the signed zone,
-        // -N unixtime: a serial NSD sees increase, -o: origin.
-        if let failure = command.run(notes: &notes, [signer, "-S", "-K", files.directory, "-d", signedDirectory, "-N", "unixtime",
+        // -S: smart signing (timing metadata), -x: the DNSKEY set signed by KSKs only (as
+        // named does), -d: dsset files go next to the signed zone, -N unixtime: a serial NSD
+        // sees increase, -o: origin.
+        if let failure = command.run(notes: &notes, [signer, "-S", "-x", "-K", files.directory, "-d", signedDirectory, "-N", "unixtime",
                                       "-o", zone, "-f", output, input]) {
             return failure
         }
