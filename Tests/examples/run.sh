@@ -302,14 +302,27 @@ check "$T: nsd.conf serves the zone from tdnskrs-nsd.conf's signed_dir" \
 # The unit starts the sidecar with this settings file and may write every directory it names.
 unit_fits_settings() {
     local unit=$EX_SRC/tdnskrs-nsd.service rw d
-    grep -q '^ExecStart=/usr/local/bin/tdnskrs-nsd --config /etc/tdnskrs/nsd.conf run$' "$unit" || return 1
+    grep -q '^ExecStart=/usr/local/bin/tdnskrs-nsd run --config /etc/tdnskrs/nsd.conf$' "$unit" || return 1
     rw=$(sed -n 's/^ReadWritePaths=//p' "$unit")
     for d in "$(setting state_dir)" "$(setting key_dir)" "$(setting signed_dir)"; do
         case "$d/" in "$rw"/*) ;; *) return 1 ;; esac
     done
 }
-check "$T: tdnskrs-nsd.service: --config /etc/tdnskrs/nsd.conf; ReadWritePaths covers state_dir, key_dir, signed_dir" \
+check "$T: tdnskrs-nsd.service: run --config /etc/tdnskrs/nsd.conf; ReadWritePaths covers state_dir, key_dir, signed_dir" \
     "$(grep -E '^(ExecStart|ReadWritePaths)=' "$EX_SRC/tdnskrs-nsd.service" | tr '\n' ' ')" unit_fits_settings
+
+# The sidecar itself reads the settings file (it refuses unknown settings), once it is built.
+SIDECAR=$BUILD_DIR/bin/tdnskrs-nsd
+if [ -x "$SIDECAR" ]; then
+    mkdir -p "$R/var/lib/tdnskrs/keys" "$R/etc/nsd/unsigned"
+    relocate "$EX_SRC/tdnskrs-nsd.conf" >"$TMP/tdnskrs-nsd.conf"
+    check "$T: tdnskrs-nsd status --config tdnskrs-nsd.conf accepts every setting" \
+        "$("$SIDECAR" status --json --config "$TMP/tdnskrs-nsd.conf" 2>&1 | head -2 | tr '\n' ' ')" \
+        eval '"$SIDECAR" status --json --config "$TMP/tdnskrs-nsd.conf" 2>/dev/null |
+              json_get "d[\"notify_listen\"]" | grep -qx "127.0.0.1:5399"'
+else
+    echo "# $SIDECAR not built: tdnskrs-nsd.conf not read by the sidecar" >&2
+fi
 
 if command -v systemd-analyze >/dev/null 2>&1; then
     # verify wants ExecStart= to exist: the sidecar binary is not installed here, /bin/true is.
