@@ -2,11 +2,11 @@
 #
 #   make            shipping library build/lib/libtdnskrs.so (static Swift runtime), server plugins
 #   make test       every test; ends with one line "N passed, N failed"
-#   make examples   build/examples/: the programs of Examples/, built with pkg-config against build/
 #   make demo       the main job on 127.0.0.1: tdns-kdc, and a KRS inside named receiving keys it signs with
 #   make install    PREFIX=/usr/local DESTDIR= : library, headers, tdnskrs.pc, plugins
 #   make deps       the Debian packages the project needs (run as root)
 #   make fuzz       FUZZ_RUNS=1000000 : the libFuzzer harnesses over Tests/Fuzz/corpus (not part of `make test`)
+#   make examples   build/examples/: the programs of Examples/, built with pkg-config against build/
 
 SHELL       := /bin/bash
 PREFIX      ?= /usr/local
