@@ -76,18 +76,20 @@ $(LIB_REAL): $(SWIFT_SOURCES) Sources/TDNSKRSCABI/exports.map
 
 # --- executables ------------------------------------------------------------------------------
 
-# tdns-kdc (the reference KDC) and tdns-krs (the standalone KRS), release builds with the
+# tdns-kdc (the reference KDC), tdns-krs (the standalone KRS) and tdnskrs-nsd (NSD's
+# sidecar), release builds with the
 # Swift runtime linked in, in their own scratch path.
 BIN_SCRATCH := .build-bin
-BINARIES    := $(BUILD)/bin/tdns-kdc $(BUILD)/bin/tdns-krs
+BINARIES    := $(BUILD)/bin/tdns-kdc $(BUILD)/bin/tdns-krs $(BUILD)/bin/tdnskrs-nsd
 
 bin: $(BINARIES)
 
 $(BINARIES) &: $(SWIFT_SOURCES)
 	$(SWIFT) build -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib --product tdns-kdc
 	$(SWIFT) build -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib --product tdns-krs
+	$(SWIFT) build -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib --product tdnskrs-nsd
 	@mkdir -p $(BUILD)/bin
-	install -m 0755 $(BIN_SCRATCH)/release/tdns-kdc $(BIN_SCRATCH)/release/tdns-krs $(BUILD)/bin/
+	install -m 0755 $(BIN_SCRATCH)/release/tdns-kdc $(BIN_SCRATCH)/release/tdns-krs $(BIN_SCRATCH)/release/tdnskrs-nsd $(BUILD)/bin/
 	strip --strip-unneeded $(BINARIES)
 
 # --- server plugins (thin C shims over the public headers) -------------------------------------
