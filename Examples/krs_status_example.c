@@ -77,12 +77,17 @@ static void log_line(void *user, int level, const char *message)
     }
 }
 
-/* Where a real host reloads its zone (BIND: rndc loadkeys ZONE; NSD: re-sign and reload). */
-static void key_changed(void *user, const char *zone, uint16_t key_tag, uint8_t algorithm, int installed)
+/* Called after the key store changed a key and told the server (key_store=bind with rndc=:
+ * `rndc loadkeys ZONE`); a host that serves the zone itself would reload it here. */
+static void key_changed(void *user, const char *zone, uint16_t key_tag, uint8_t algorithm, int change)
 {
+    const char *what = change == KRS_KEY_INSTALLED ? "installed"
+                       : change == KRS_KEY_RETIRED ? "retired"
+                       : change == KRS_KEY_REMOVED ? "removed"
+                                                   : "changed";
     (void)user;
-    fprintf(stderr, "krs: key %s: zone %s, key tag %u, algorithm %u\n", installed ? "installed" : "removed", zone,
-            (unsigned)key_tag, (unsigned)algorithm);
+    fprintf(stderr, "krs: key %s: zone %s, key tag %u, algorithm %u\n", what, zone, (unsigned)key_tag,
+            (unsigned)algorithm);
 }
 
 /* Reads a whole file of at most MAX_PACKAGE_SIZE bytes; free it with wipe_and_free. */
