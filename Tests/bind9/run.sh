@@ -71,20 +71,6 @@ DNS_PORT=$(free_port) && CTL_PORT=$(free_port) && KDC_PORT=$(free_port) && NOTIF
 K=$TMP/kdc S=$TMP/node KEYS=$TMP/keys LOG=$TMP/named.log
 mkdir -p "$K" "$S" "$KEYS" "$TMP/run"
 
-kdc() { "$KDC_BIN" "$@" --state "$K"; }
-# json_get EXPR: evaluates a Python expression over the JSON on stdin (d), prints the result.
-json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null; }
-# The state of distribution $1 in the KDC's status.
-dist_state() {
-    kdc status --json 2>/dev/null | json_get "next((x['state'] for x in d['distributions'] if x['distribution_id']=='$1'), 'missing')"
-}
-confirmed() { [ "$(dist_state "$1")" = confirmed ]; }
-# distribute ARGS...: prints the distribution ID.
-distribute() {
-    kdc distribute --node "$NODE" "$@" --json 2>"$TMP/distribute.err" | json_get "
-(lambda f: f(f, d))(lambda f, x: x['distribution_id'] if isinstance(x, dict) and 'distribution_id' in x else
-  next((r for r in (f(f, v) for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else [])) if r), None))"
-}
 qdig() { dig @127.0.0.1 -p "$DNS_PORT" +norec +time=2 +tries=1 "$@" 2>/dev/null; }
 # Key tags of the DNSKEY set, sorted, space-separated.
 dnskey_tags() { qdig "$ZONE" DNSKEY +multi | sed -n 's/.*key id = \([0-9]*\).*/\1/p' | sort -n | xargs; }
