@@ -7,6 +7,7 @@
 #   make install    PREFIX=/usr/local DESTDIR= : library, headers, tdnskrs.pc, plugins
 #   make deps       the Debian packages the project needs (run as root)
 #   make fuzz       FUZZ_RUNS=1000000 : the libFuzzer harnesses over Tests/Fuzz/corpus (not part of `make test`)
+#   make examples   build/examples/: the programs of Examples/, built with pkg-config against build/
 
 SHELL       := /bin/bash
 PREFIX      ?= /usr/local
@@ -35,7 +36,7 @@ DEBIAN_PACKAGES := pkg-config libssl-dev libcjose-dev libjansson-dev libjson-c-d
 
 SWIFT_SOURCES := $(shell find Sources Include -path Sources/Plugins -prune -o \( -name '*.swift' -o -name '*.h' -o -name '*.modulemap' \) -print) Package.swift
 
-.PHONY: all lib plugins bin deps test test-swift demo install clean venv
+.PHONY: all lib plugins bin deps test test-swift demo install clean venv examples
 
 all: deps-auto lib plugins bin
 
@@ -76,18 +77,20 @@ $(LIB_REAL): $(SWIFT_SOURCES) Sources/TDNSKRSCABI/exports.map
 
 # --- executables ------------------------------------------------------------------------------
 
-# tdns-kdc (the reference KDC) and tdns-krs (the standalone KRS), release builds with the
+# tdns-kdc (the reference KDC), tdns-krs (the standalone KRS) and tdnskrs-nsd (NSD's
+# sidecar), release builds with the
 # Swift runtime linked in, in their own scratch path.
 BIN_SCRATCH := .build-bin
-BINARIES    := $(BUILD)/bin/tdns-kdc $(BUILD)/bin/tdns-krs
+BINARIES    := $(BUILD)/bin/tdns-kdc $(BUILD)/bin/tdns-krs $(BUILD)/bin/tdnskrs-nsd
 
 bin: $(BINARIES)
 
 $(BINARIES) &: $(SWIFT_SOURCES)
 	$(SWIFT) build -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib --product tdns-kdc
 	$(SWIFT) build -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib --product tdns-krs
+	$(SWIFT) build -c release --scratch-path $(BIN_SCRATCH) --static-swift-stdlib --product tdnskrs-nsd
 	@mkdir -p $(BUILD)/bin
-	install -m 0755 $(BIN_SCRATCH)/release/tdns-kdc $(BIN_SCRATCH)/release/tdns-krs $(BUILD)/bin/
+	install -m 0755 $(BIN_SCRATCH)/release/tdns-kdc $(BIN_SCRATCH)/release/tdns-krs $(BIN_SCRATCH)/release/tdnskrs-nsd $(BUILD)/bin/
 	strip --strip-unneeded $(BINARIES)
 
 # --- server plugins (thin C shims over the public headers) -------------------------------------
@@ -104,6 +107,37 @@ $(KNOT_PLUGIN): Sources/Plugins/knot-module/mod_tdnskrs.c $(LIB_REAL)
 	$(CC) $(CFLAGS) $(WARN) -std=gnu11 -fPIC -fvisibility=hidden -IInclude $$(pkg-config --cflags libknot) -o $@ $< \
 	  $(PLUGIN_LDFLAGS) $$(pkg-config --libs libknot)
 
+# --- tdnskrs.pc -------------------------------------------------------------------------------
+
+# pc_file PREFIX,LIBDIR,INCLUDEDIR: Sources/TDNSKRSCABI/tdnskrs.pc.in with those paths, on stdout.
+pc_file = sed -e 's|@PREFIX@|$(1)|; s|@LIBDIR@|$(2)|; s|@INCLUDEDIR@|$(3)|; s|@VERSION@|$(VERSION)|' \
+	  Sources/TDNSKRSCABI/tdnskrs.pc.in
+
+# The build tree's own tdnskrs.pc (headers in Include/, library in build/lib), so that programs
+# build here exactly as they do against an installed libtdnskrs:
+#   PKG_CONFIG_PATH=build/pkgconfig cc app.c $(pkg-config --cflags --libs tdnskrs)
+BUILD_PC := $(BUILD)/pkgconfig/tdnskrs.pc
+
+$(BUILD_PC): Sources/TDNSKRSCABI/tdnskrs.pc.in Makefile
+	@mkdir -p $(@D)
+	$(call pc_file,$(CURDIR),$(CURDIR)/$(BUILD)/lib,$(CURDIR)/Include) > $@
+
+# --- examples ---------------------------------------------------------------------------------
+
+# Each Examples/NAME.c becomes build/examples/NAME, compiled the way a C host developer would
+# (pkg-config only, no -I/-L of ours), with an rpath so it runs from the build tree.
+EXAMPLES := $(patsubst Examples/%.c,$(BUILD)/examples/%,$(wildcard Examples/*.c))
+# pkg-config packages an example needs besides tdnskrs.
+$(BUILD)/examples/krs_status_example: EXAMPLE_PKGS := json-c
+
+examples: $(EXAMPLES)
+
+$(BUILD)/examples/%: Examples/%.c $(BUILD_PC) $(LIB_REAL) $(wildcard Include/tdnskrs/*.h)
+	@mkdir -p $(@D)
+	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/pkgconfig; export PKG_CONFIG_PATH; \
+	  $(CC) $(CFLAGS) $(WARN) -std=c11 -o $@ $< $$(pkg-config --cflags --libs tdnskrs $(EXAMPLE_PKGS)) \
+	  -Wl,-rpath,$$(pkg-config --variable=libdir tdnskrs)
+
 # --- tests ------------------------------------------------------------------------------------
 
 venv: $(VENV)/.done
@@ -112,7 +146,7 @@ $(VENV)/.done: Tests/interop/requirements.txt
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r Tests/interop/requirements.txt
 	touch $@
 
-test: all venv
+test: all examples venv
 	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) PYTHON=$(CURDIR)/$(VENV)/bin/python SWIFT=$(SWIFT) CC=$(CC) \
 	  bash Tests/run-all.sh
 
@@ -159,8 +193,7 @@ install: all
 	ln -sf libtdnskrs.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(LIB_SONAME)
 	ln -sf $(LIB_SONAME) $(DESTDIR)$(LIBDIR)/libtdnskrs.so
 	install -m 0644 Include/tdnskrs/*.h $(DESTDIR)$(INCLUDEDIR)/tdnskrs/
-	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
-	  Sources/TDNSKRSCABI/tdnskrs.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/tdnskrs.pc
+	$(call pc_file,$(PREFIX),$(LIBDIR),$(INCLUDEDIR)) > $(DESTDIR)$(LIBDIR)/pkgconfig/tdnskrs.pc
 	install -d $(DESTDIR)/usr/lib/bind
 	install -m 0755 $(DLZ_PLUGIN) $(DESTDIR)/usr/lib/bind/
 	install -m 0755 $(LIB_REAL) $(DESTDIR)/usr/lib/bind/

@@ -69,10 +69,19 @@ let package = Package(
             name: "tdns-kdc",
             dependencies: ["TDNSKDC", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        // The standalone KRS daemon and CLI (issue 5), over the same TDNSKRS the modules use.
+        // The standalone KRS daemon and CLI (issue 5), over the same TDNSKRS the modules use,
+        // and NSD's sidecar (issue 6): two thin executables over one set of commands.
+        .target(
+            name: "TDNSKRSCLI",
+            dependencies: ["TDNSKRS", "TDNSCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "tdns-krs",
-            dependencies: ["TDNSKRS", "TDNSCore", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["TDNSKRSCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "tdnskrs-nsd",
+            dependencies: ["TDNSKRSCLI", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Shared test helpers (vector files, error-code expectations); linked by tests only.
         .target(name: "TDNSTestSupport", dependencies: ["TDNSCore"], path: "Tests/TDNSTestSupport"),

@@ -57,9 +57,12 @@ run_suite kdc bash "$here/kdc/run.sh"
 run_suite e2e bash "$here/e2e/run.sh"
 run_suite e2e-faults bash "$here/e2e/faults.sh"
 run_suite install bash "$here/install/run.sh"
+run_suite examples bash "$here/examples/run.sh"
 run_suite hosting bash "$here/hosting/run.sh"
 run_suite bind9 bash "$here/bind9/run.sh"
 run_suite knot bash "$here/knot/run.sh"
+# The same flow with named under valgrind memcheck (issue 6: no memory errors from our code).
+run_suite bind9-valgrind env VALGRIND=1 bash "$here/bind9/run.sh"
 
 echo
 echo "logs: $logdir"

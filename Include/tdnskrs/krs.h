@@ -35,6 +35,11 @@ typedef struct krs_context krs_context_t;
  * member may be NULL. Callbacks may be called from any thread, but never concurrently for
  * one context; they must not call back into the library for the same context.
  */
+/* krs_host_ops_t.key_changed: what happened to the key. */
+#define KRS_KEY_REMOVED   0
+#define KRS_KEY_INSTALLED 1
+#define KRS_KEY_RETIRED   2
+
 typedef struct krs_host_ops {
     uint32_t version;   /* KRS_HOST_OPS_VERSION */
     uint32_t size;      /* sizeof(krs_host_ops_t) */
@@ -43,8 +48,9 @@ typedef struct krs_host_ops {
     void (*log)(void *user, int level, const char *message);
     /* The current time in Unix seconds; used for every freshness check. */
     int64_t (*clock)(void *user);
-    /* A key file was installed (installed = 1) or removed (installed = 0). */
-    void (*key_changed)(void *user, const char *zone, uint16_t key_tag, uint8_t algorithm, int installed);
+    /* The key store changed a key, and the server was told: `change` is KRS_KEY_INSTALLED,
+     * KRS_KEY_RETIRED (stopped signing, still published) or KRS_KEY_REMOVED. */
+    void (*key_changed)(void *user, const char *zone, uint16_t key_tag, uint8_t algorithm, int change);
 } krs_host_ops_t;
 
 /*
@@ -54,8 +60,24 @@ typedef struct krs_host_ops {
  *   node_id=edge1.example.net.        this node's ID, FQDN with trailing dot (required)
  *   control_zone=kdc.example.com.     the KDC's control zone (required)
  *   state_dir=/var/lib/tdnskrs        replay record, audit log, lock (required; created 0700)
- *   key_store=bind|none               where keys go (default bind)
- *   key_dir=/var/cache/bind/keys      BIND key-file directory (required for key_store=bind)
+ *   key_store=bind|knot|nsd|none      where keys go and how the server is told (default bind):
+ *                                     bind: K-files in key_dir, then `rndc loadkeys ZONE`;
+ *                                     knot: `keymgr ZONE import-bind`, `knotc zone-keys-load`;
+ *                                     nsd: K-files, dnssec-signzone, `nsd-control reload ZONE`.
+ *                                     A server that refuses puts everything back; the keys
+ *                                     are then reported to the KDC as failed.
+ *   key_dir=/var/cache/bind/keys      key-file directory (required but for key_store=none)
+ *   rndc=/usr/sbin/rndc|none          bind: rndc to run after a change (default none: files only)
+ *   rndc_conf=/etc/bind/rndc.conf     bind: rndc -c FILE (default: rndc's own)
+ *   keymgr=, knotc=                   knot: tool paths (default /usr/sbin/keymgr, /usr/sbin/knotc)
+ *   knot_conf=, knot_socket=          knot: -c knot.conf for both, -s socket for knotc
+ *   zone_dir=DIR                      nsd: unsigned zone files DIR/<zone>zone (required)
+ *   signed_dir=DIR                    nsd: signed output DIR/<zone>zone.signed (default zone_dir)
+ *   signer=/usr/bin/dnssec-signzone   nsd: the signer
+ *   nsd_control=PATH|none, nsd_conf=  nsd: nsd-control [-c nsd.conf] (default /usr/sbin/nsd-control)
+ *   command_timeout=30                seconds any of these tools may run (1-300)
+ *   notify_listen=IP:PORT|none        where NOTIFYs are received (none: the host passes them
+ *                                     to krs_handle_notify; krs_start then runs only the worker)
  *   hpke_private_key=HEX|PATH         node's HPKE key: 64 hex characters or a tdns key file
  *   jose_private_key=JWK|PATH         node's JOSE key: private JWK JSON or a file holding it
  *                                     (at least one of the two keys is required)
@@ -125,7 +147,8 @@ int krs_enroll(krs_context_t *ctx, const char *package, size_t len);
  * Starts the NOTIFY listener (UDP and TCP on notify_listen, SO_REUSEPORT so that a new context
  * may start before the old one stops) and the worker thread that fetches, installs and
  * confirms announced distributions. The threads belong to the library. Idempotent.
- * Returns KRS_OK, KRS_EINVAL, KRS_ECONFIG (not enrolled, no notify_listen), KRS_ENETWORK
+ * With notify_listen=none only the worker is started (NOTIFYs come through krs_handle_notify).
+ * Returns KRS_OK, KRS_EINVAL, KRS_ECONFIG (not enrolled), KRS_ENETWORK
  * (cannot bind).
  */
 int krs_start(krs_context_t *ctx);

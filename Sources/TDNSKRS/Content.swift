@@ -14,6 +14,8 @@ struct KeyToInstall: Sendable {
     var ttl: UInt32
     var dnskey: DNSKEYRecord
     var privateKey: DNSSECPrivateKey
+    /// `metadata.old_key_id`: a key of the zone to retire as well (PROTOCOL §10.3).
+    var oldKeyTag: UInt16? = nil
 }
 
 /// What a distribution asks for, in payload order (PROTOCOL §10).
@@ -117,9 +119,14 @@ enum Content {
         guard privateKey.dnskeyPublicKey == dnskey.publicKey else {
             throw .keyMismatch("roll_key \(index): the private key does not belong to the DNSKEY (key tag \(tag))")
         }
+        // old_key_id: a string, possibly empty or null (from the rollover API only).
+        var oldKeyTag: UInt16? = nil
+        if let old = e["metadata"]?["old_key_id"]?.stringValue, !old.isEmpty {
+            oldKeyTag = try keyTag(old, index: index)
+        }
         return KeyToInstall(
             zone: zone, keyID: keyID, keyTag: tag, algorithm: algorithm, flags: flags,
-            isKSK: flags == 257, ttl: line.ttl, dnskey: dnskey, privateKey: privateKey)
+            isKSK: flags == 257, ttl: line.ttl, dnskey: dnskey, privateKey: privateKey, oldKeyTag: oldKeyTag)
     }
 
     private static func zoneName(_ e: JSONValue, index: Int) throws(TDNSError) -> String {
@@ -132,11 +139,14 @@ enum Content {
 
     /// key_id is the key tag in decimal; like the Go KRS, hex is tried when decimal fails.
     private static func keyID(_ e: JSONValue, index: Int) throws(TDNSError) -> (String, UInt16) {
-        guard let text = e["key_id"]?.stringValue, (1...5).contains(text.utf8.count) else {
-            throw .malformed("operation \(index): key_id is not a key tag")
-        }
-        if let tag = UInt16(text, radix: 10) { return (text, tag) }
-        if text.utf8.count <= 4, let tag = UInt16(text, radix: 16) { return (text, tag) }
+        guard let text = e["key_id"]?.stringValue else { throw .malformed("operation \(index): key_id is not a key tag") }
+        return (text, try keyTag(text, index: index))
+    }
+
+    private static func keyTag(_ text: String, index: Int) throws(TDNSError) -> UInt16 {
+        guard (1...5).contains(text.utf8.count) else { throw .malformed("operation \(index): key_id is not a key tag") }
+        if let tag = UInt16(text, radix: 10) { return tag }
+        if text.utf8.count <= 4, let tag = UInt16(text, radix: 16) { return tag }
         throw .malformed("operation \(index): key_id \"\(text)\" is not a key tag")
     }
 }

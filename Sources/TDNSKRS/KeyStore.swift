@@ -7,7 +7,11 @@ import TDNSWire
 
 /// A change made to a key store, for the audit log and the host's "keys changed" hook.
 public struct KeyStoreChange: Sendable {
-    public enum Kind: String, Sendable { case installed, deleted }
+    public enum Kind: String, Sendable {
+        case installed, deleted
+        /// Stopped signing (BIND `Inactive`, Knot `retire`); still published until deleted.
+        case retired
+    }
     public var kind: Kind
     public var zone: String
     public var keyTag: UInt16
@@ -15,142 +19,409 @@ public struct KeyStoreChange: Sendable {
     public var algorithm: UInt8?
 }
 
-/// Where distributed keys go. BIND key files now; Knot and NSD stores build on it later.
-protocol KeyStore: Sendable {
-    /// Applies all installs and deletions, or none of them: on failure every file written by
-    /// this call is removed again and the store is as before. Called with the state
-    /// directory's lock held.
-    func apply(install: [KeyToInstall], delete: [(zone: String, keyTag: UInt16)], now: Int64) throws(TDNSError) -> [KeyStoreChange]
-    /// Removes temporary files an install killed half-way left; called with the lock held.
-    func removeStaleTemporaries()
+/// What one distribution asks of the key store.
+struct KeyPlan {
+    var install: [KeyToInstall] = []
+    var delete: [(zone: String, keyTag: UInt16)] = []
 }
 
-extension KeyStore {
-    func removeStaleTemporaries() {}
+/// The result of ``KeyStore/apply(_:now:)``.
+struct KeyStoreOutcome {
+    var changes: [KeyStoreChange]
+    /// Set when the server did not take the new keys (a failed `rndc loadkeys`, `keymgr`,
+    /// `knotc`, signer or `nsd-control`): then every file was put back, the server was asked
+    /// to load its previous keys again, `changes` is empty, and the keys are reported to the
+    /// KDC as failed.
+    var serverFailure: String? = nil
+    /// What was run and how it went, one line each, for the host's log.
+    var notes: [String] = []
+}
+
+/// Where distributed keys go, and how the server learns about them: BIND (K-files + `rndc
+/// loadkeys`), Knot (`keymgr` + `knotc zone-keys-load`), NSD (K-files + signer + `nsd-control
+/// reload`), or nowhere.
+///
+/// PROTOCOL §10.3: a new KSK retires the zone's other KSKs, a new ZSK its other ZSKs, and
+/// `old_key_id` names one more key to retire. A retired key stops signing but stays in the
+/// DNSKEY set (with `Delete` = now + `retire_time` when the manifest gives one) until a
+/// `delete_key` removes it.
+protocol KeyStore: Sendable {
+    /// Applies all installs, retirements and deletions of `plan`, or none of them. Throws
+    /// when the files cannot be written (nothing changed); a server that refuses is reported
+    /// in the outcome. Called with the state directory's lock held.
+    func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?) throws(TDNSError) -> KeyStoreOutcome
+    /// Housekeeping at start: temporaries of an install killed half-way, files of keys
+    /// deleted long ago. Called with the lock held.
+    func removeStaleTemporaries(now: Int64)
 }
 
 /// Stores nothing (`key_store=none`): for hosts that only want the report.
 struct NoKeyStore: KeyStore {
-    func apply(install: [KeyToInstall], delete: [(zone: String, keyTag: UInt16)], now: Int64) throws(TDNSError) -> [KeyStoreChange] {
-        install.map { KeyStoreChange(kind: .installed, zone: $0.zone, keyTag: $0.keyTag, algorithm: $0.algorithm) }
-            + delete.map { KeyStoreChange(kind: .deleted, zone: $0.zone, keyTag: $0.keyTag, algorithm: nil) }
+    func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?) throws(TDNSError) -> KeyStoreOutcome {
+        KeyStoreOutcome(changes:
+            plan.install.map { KeyStoreChange(kind: .installed, zone: $0.zone, keyTag: $0.keyTag, algorithm: $0.algorithm) }
+            + plan.delete.map { KeyStoreChange(kind: .deleted, zone: $0.zone, keyTag: $0.keyTag, algorithm: nil) })
+    }
+    func removeStaleTemporaries(now: Int64) {}
+}
+
+/// A control tool of the server, run through ``Subprocess`` with a bounded wait.
+struct ServerCommand: Sendable {
+    let timeout: Double
+
+    /// Runs `argv`; nil on success, else one line saying what failed. Either way a line
+    /// (`rndc loadkeys example.test.: ok`) is added to `notes`.
+    func run(notes: inout [String], _ argv: [String]) -> String? {
+        let name = argv.first.map { POSIXFile.split($0).name } ?? "?"
+        // Options (-c FILE, -s SOCKET, -t N) are left out of the line: the command is what matters.
+        var shown: [String] = []
+        var skip = false
+        for a in argv.dropFirst() {
+            if skip { skip = false; continue }
+            if ["-c", "-s", "-t", "-K", "-d", "-N", "-o", "-f"].contains(a) { skip = true; continue }
+            if a.hasPrefix("-") { continue }
+            shown.append(a)
+        }
+        let line = ([name] + shown).joined(separator: " ")
+        do {
+            let outcome = try Subprocess.run(argv, timeout: timeout)
+            notes.append("\(line): \(outcome.summary(timeout: timeout))")
+            return outcome.succeeded ? nil : "\(line): \(outcome.summary(timeout: timeout))"
+        } catch {
+            notes.append("\(line): \(error.reason)")
+            return "\(line): \(error.reason)"
+        }
     }
 }
 
-/// BIND key files in one directory: `K<zone>+<alg>+<tag>.key` (0644) and `.private` (0600,
-/// Private-key-format v1.3 with Created/Publish/Activate), as dnssec-keygen writes them, so
-/// `dnssec-signzone`, named's `key-directory` and `keymgr import-bind` take them as they are.
-struct BINDKeyStore: KeyStore {
-    let directory: String
+// MARK: - the file part shared by all three stores
 
-    init(directory: String) throws(TDNSError) {
-        guard POSIXFile.isDirectory(directory) else { throw .config("key_dir: \(directory) is not a directory") }
-        self.directory = directory
+extension KeyFileDirectory {
+    /// How a `delete_key` shows in the directory.
+    enum DeletionStyle {
+        /// `Delete` = now: BIND drops the key and its signatures when it reads that, and
+        /// needs the files to read it; ``purgeDeleted(zones:now:grace:)`` removes them later.
+        case markDeleted
+        /// The files go at once (NSD signs from the directory; Knot keeps its own copy).
+        case removeFiles
     }
 
-    /// Temporary files of an install that was killed before its rename (`.K….tmp.XXXXXX`):
-    /// never visible under a key file's name; removed by the next install. (Installs hold the
-    /// state directory's lock, so any temporary file seen then is stale, even when another
-    /// instance shares the directory.)
-    func removeStaleTemporaries() {
-        for name in (try? POSIXFile.list(directory)) ?? [] where name.hasPrefix(".K") && name.contains(".tmp.") {
-            try? POSIXFile.remove("\(directory)/\(name)")
-        }
+    /// The committed file changes of one plan, still revertible through `transaction`.
+    struct Applied {
+        let transaction: Transaction
+        var changes: [KeyStoreChange] = []
+        /// Zones whose keys changed, in order of first appearance.
+        var zones: [String] = []
+        var installed: [KeyToInstall] = []
+        var retired: [KeyFile] = []
+        var deleted: [KeyFile] = []
     }
 
-    /// `K<zone>+<alg>+<tag>` — zone names here have passed DomainName.isValidFQDN, so they
-    /// hold no `/` and no empty label, and cannot leave the directory.
-    static func baseName(zone: String, algorithm: UInt8, keyTag: UInt16) -> String {
-        "K\(zone)+\(pad(Int(algorithm), 3))+\(pad(Int(keyTag), 5))"
-    }
-
-    func apply(install: [KeyToInstall], delete: [(zone: String, keyTag: UInt16)], now: Int64) throws(TDNSError) -> [KeyStoreChange] {
+    func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?, deletion: DeletionStyle) throws(TDNSError) -> Applied {
         removeStaleTemporaries()
-        // 1. Write every new file to a temporary name (fsynced). Nothing is visible yet.
-        var staged: [(tmp: String, path: String)] = []
-        func discardStaged() { for s in staged { unlink(s.tmp) } }
-        for key in install {
-            let base = "\(directory)/\(Self.baseName(zone: key.zone, algorithm: key.algorithm, keyTag: key.keyTag))"
-            do {
-                var secret = key.privateKey.bindPrivateKeyFile(created: now, publish: now, activate: now)
-                defer { zeroize(&secret) }
-                staged.append((try POSIXFile.writeTemporary(for: base + ".private", bytes: secret, mode: 0o600), base + ".private"))
-                staged.append((try POSIXFile.writeTemporary(for: base + ".key", bytes: keyFile(key, now: now), mode: 0o644), base + ".key"))
-            } catch {
-                discardStaged()
-                throw error
+        var applied = Applied(transaction: Transaction(self))
+        func touch(_ zone: String) { if !applied.zones.contains(zone) { applied.zones.append(zone) } }
+        var existing: [String: [KeyFile]] = [:]
+        func keysOf(_ zone: String) throws(TDNSError) -> [KeyFile] {
+            if let k = existing[zone] { return k }
+            let k = try keys(zone: zone)
+            existing[zone] = k
+            return k
+        }
+
+        // 1. New key pairs, staged (nothing visible yet).
+        for key in plan.install {
+            try stageInstall(key, now: now, in: applied.transaction)
+            applied.installed.append(key)
+            applied.changes.append(KeyStoreChange(kind: .installed, zone: key.zone, keyTag: key.keyTag, algorithm: key.algorithm))
+            touch(key.zone)
+        }
+        func isNew(_ k: KeyFile) -> Bool {
+            plan.install.contains { $0.zone == k.zone && $0.keyTag == k.keyTag && $0.algorithm == k.algorithm }
+        }
+
+        // 2. Deletions: every key of the zone with that tag; one that is not there is a success.
+        for d in plan.delete {
+            let matching = try keysOf(d.zone).filter { $0.keyTag == d.keyTag && !isNew($0) }
+            for k in matching where !(k.delete.map { $0 <= now } ?? false) || deletion == .removeFiles {
+                if !applied.deleted.contains(k) { applied.deleted.append(k) }
             }
+            applied.changes.append(KeyStoreChange(kind: .deleted, zone: d.zone, keyTag: d.keyTag, algorithm: matching.first?.algorithm))
+            touch(d.zone)
         }
-        // 2. Find the files to delete before touching anything.
-        var doomed: [String] = []
-        var deletions: [KeyStoreChange] = []
-        let names: [String]
-        do {
-            names = try POSIXFile.list(directory)
-        } catch {
-            discardStaged()
-            throw error
-        }
-        for d in delete {
-            let prefix = "K\(d.zone)+"
-            let suffix = "+\(Self.pad(Int(d.keyTag), 5))"
-            var algorithm: UInt8? = nil
-            for name in names where name.hasPrefix(prefix) {
-                for ext in [".key", ".private", ".state"] where name.hasSuffix(suffix + ext) {
-                    let middle = name.dropFirst(prefix.count).dropLast(suffix.count + ext.count)
-                    guard middle.count == 3, let alg = UInt8(middle) else { continue }
-                    algorithm = alg
-                    doomed.append("\(directory)/\(name)")
+
+        // 3. Retirements: the zone's other active keys of the same role, and old_key_id.
+        for key in plan.install {
+            for k in try keysOf(key.zone) where !isNew(k) && !applied.deleted.contains(k) && !applied.retired.contains(k) {
+                let active = k.inactive.map { $0 > now } ?? true
+                if active && (k.isKSK == key.isKSK || k.keyTag == key.oldKeyTag) {
+                    applied.retired.append(k)
+                    applied.changes.append(KeyStoreChange(kind: .retired, zone: k.zone, keyTag: k.keyTag, algorithm: k.algorithm))
                 }
             }
-            deletions.append(KeyStoreChange(kind: .deleted, zone: d.zone, keyTag: d.keyTag, algorithm: algorithm))
         }
-        // 3. Rename the new files into place: .private first, so a .key never points at a
-        //    missing private key. On failure, remove what this call put in place.
-        var committed: [String] = []
-        for (i, s) in staged.enumerated() {
-            do {
-                try POSIXFile.commit(temporary: s.tmp, to: s.path)
-                committed.append(s.path)
-            } catch {
-                for rest in staged[(i + 1)...] { unlink(rest.tmp) }
-                for path in committed { unlink(path) }
-                throw error
+        for k in applied.retired {
+            try stageTiming(k, inactive: now, delete: k.delete ?? retireAfter.map { now + $0 }, in: applied.transaction)
+        }
+        if deletion == .markDeleted {
+            for k in applied.deleted { try stageTiming(k, inactive: min(k.inactive ?? now, now), delete: now, in: applied.transaction) }
+        }
+
+        // 4. Into place; removals last, so that a failed install never costs an existing key.
+        try applied.transaction.commitStaged()
+        if deletion == .removeFiles {
+            for k in applied.deleted {
+                do {
+                    try removeKey(k, in: applied.transaction)
+                } catch {
+                    applied.transaction.rollback()
+                    throw error
+                }
             }
         }
-        // 4. Deletions last: a failed install never costs an existing key.
-        for path in doomed { try POSIXFile.remove(path) }
-        return install.map { KeyStoreChange(kind: .installed, zone: $0.zone, keyTag: $0.keyTag, algorithm: $0.algorithm) } + deletions
-    }
-
-    /// The public `.key` file with dnssec-keygen's comment header.
-    private func keyFile(_ key: KeyToInstall, now: Int64) -> [UInt8] {
-        let role = key.isKSK ? "key-signing" : "zone-signing"
-        let stamp = BINDTime.format(now)
-        let text = """
-            ; This is a \(role) key, keyid \(key.keyTag), for \(key.zone)
-            ; Created: \(stamp)
-            ; Publish: \(stamp)
-            ; Activate: \(stamp)
-            \(key.zone) \(key.ttl) IN DNSKEY \(key.dnskey.flags) \(key.dnskey.protocol) \(key.dnskey.algorithm) \(Base64.encode(key.dnskey.publicKey))
-
-            """
-        return Array(text.utf8)
-    }
-
-    static func pad(_ n: Int, _ width: Int) -> String {
-        let s = String(n)
-        return String(repeating: "0", count: max(0, width - s.count)) + s
+        return applied
     }
 }
 
-/// BIND's timing-metadata timestamps: YYYYMMDDHHMMSS in UTC.
-enum BINDTime {
-    static func format(_ unix: Int64) -> String {
-        var t = time_t(unix)
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        func p(_ v: Int32, _ w: Int) -> String { BINDKeyStore.pad(Int(v), w) }
-        return p(tm.tm_year + 1900, 4) + p(tm.tm_mon + 1, 2) + p(tm.tm_mday, 2) + p(tm.tm_hour, 2) + p(tm.tm_min, 2) + p(tm.tm_sec, 2)
+// MARK: - BIND
+
+/// BIND 9: K-files in named's `key-directory`, then `rndc loadkeys ZONE` (when `rndc` is set).
+/// The zone is configured with `auto-dnssec maintain; inline-signing yes;` so that named
+/// signs with the keys in the directory and follows their timing metadata — the KDC decides
+/// when keys come and go, not a dnssec-policy.
+struct BINDKeyStore: KeyStore {
+    let files: KeyFileDirectory
+    let rndc: [String]?
+    let command: ServerCommand
+    /// Files of deleted keys stay this long after their Delete time (named must read it).
+    static let deletedKeyGrace: Int64 = 3600
+
+    init(directory: String, rndc: String?, rndcConf: String?, timeout: Double) throws(TDNSError) {
+        files = try KeyFileDirectory(directory: directory)
+        self.rndc = rndc.map { [$0] + (rndcConf.map { ["-c", $0] } ?? []) }
+        command = ServerCommand(timeout: timeout)
     }
+
+    func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?) throws(TDNSError) -> KeyStoreOutcome {
+        let applied = try files.apply(plan, now: now, retireAfter: retireAfter, deletion: .markDeleted)
+        var notes: [String] = []
+        if let rndc {
+            var told: [String] = []
+            for zone in applied.zones {
+                if let failure = command.run(notes: &notes, rndc + ["loadkeys", zone]) {
+                    applied.transaction.rollback()
+                    for z in told { _ = command.run(notes: &notes, rndc + ["loadkeys", z]) }
+                    return KeyStoreOutcome(changes: [], serverFailure: failure, notes: notes)
+                }
+                told.append(zone)
+            }
+        }
+        applied.transaction.finish()
+        files.purgeDeleted(zones: Set(applied.zones), now: now, grace: Self.deletedKeyGrace)
+        return KeyStoreOutcome(changes: applied.changes, notes: notes)
+    }
+
+    func removeStaleTemporaries(now: Int64) {
+        files.removeStaleTemporaries()
+        files.purgeDeleted(now: now, grace: Self.deletedKeyGrace)
+    }
+}
+
+// MARK: - Knot
+
+/// Knot DNS: the key pair is kept as K-files in `key_dir` (0600, the store's own record) and
+/// imported into Knot's KASP database with `keymgr ZONE import-bind`; retirements are
+/// `keymgr ZONE set TAG retire=+0`, deletions `keymgr ZONE delete TAG`; then `knotc
+/// zone-keys-load ZONE` (or `zone-reload` for a zone that never loaded for lack of keys). The
+/// zone's policy has `manual: on`, so Knot never rolls keys on its own.
+struct KnotKeyStore: KeyStore {
+    let files: KeyFileDirectory
+    let keymgr: [String]
+    let knotc: [String]
+    let command: ServerCommand
+
+    init(directory: String, keymgr: String, knotc: String, knotConf: String?, knotSocket: String?, timeout: Double) throws(TDNSError) {
+        files = try KeyFileDirectory(directory: directory)
+        let conf = knotConf.map { ["-c", $0] } ?? []
+        self.keymgr = [keymgr] + conf
+        self.knotc = [knotc] + conf + (knotSocket.map { ["-s", $0] } ?? []) + ["-t", "\(Int(timeout))"]
+        command = ServerCommand(timeout: timeout)
+    }
+
+    func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?) throws(TDNSError) -> KeyStoreOutcome {
+        let applied = try files.apply(plan, now: now, retireAfter: retireAfter, deletion: .removeFiles)
+        var notes: [String] = []
+        // Each step with the step that undoes it, so a failure rolls Knot back as far as it got.
+        var undo: [[String]] = []
+        var failure: String? = nil
+        steps: for zone in applied.zones {
+            for key in applied.installed where key.zone == zone {
+                let base = KeyFileDirectory.baseName(zone: zone, algorithm: key.algorithm, keyTag: key.keyTag)
+                failure = command.run(notes: &notes, keymgr + [zone, "import-bind", files.path(base, ".private")])
+                if failure != nil { break steps }
+                undo.append(keymgr + [zone, "delete", "\(key.keyTag)"])
+            }
+            for k in applied.retired where k.zone == zone {
+                var timers = ["retire=+0"]
+                if let after = retireAfter { timers.append("remove=+\(after)") }
+                failure = Self.missingIsFine(command.run(notes: &notes, keymgr + [zone, "set", "\(k.keyTag)"] + timers))
+                if failure != nil { break steps }
+                undo.append(keymgr + [zone, "set", "\(k.keyTag)", "retire=0", "remove=0"])
+            }
+            for k in applied.deleted where k.zone == zone {
+                failure = Self.missingIsFine(command.run(notes: &notes, keymgr + [zone, "delete", "\(k.keyTag)"]))
+                if failure != nil { break steps }
+                undo.append(keymgr + [zone, "import-bind", files.path(k.base, ".private")])
+            }
+            if let f = loadKeys(zone, notes: &notes) {
+                failure = f
+                break steps
+            }
+        }
+        if let failure {
+            applied.transaction.rollback()  // first: the undo steps re-import deleted keys from the files
+            for step in undo.reversed() { _ = command.run(notes: &notes, step) }
+            for zone in applied.zones { _ = loadKeys(zone, notes: &notes) }
+            return KeyStoreOutcome(changes: [], serverFailure: failure, notes: notes)
+        }
+        applied.transaction.finish()
+        return KeyStoreOutcome(changes: applied.changes, notes: notes)
+    }
+
+    /// A key Knot no longer has (an operator removed it with keymgr) is already retired or
+    /// deleted as far as the zone is concerned; keymgr says "key not found".
+    private static func missingIsFine(_ failure: String?) -> String? {
+        guard let failure, !failure.hasSuffix("key not found") else { return nil }
+        return failure
+    }
+
+    /// `zone-keys-load`; a zone that failed to load for lack of keys has nothing to re-sign
+    /// yet, and needs `zone-reload` instead.
+    private func loadKeys(_ zone: String, notes: inout [String]) -> String? {
+        guard let failure = command.run(notes: &notes, knotc + ["zone-keys-load", zone]) else { return nil }
+        return command.run(notes: &notes, knotc + ["zone-reload", zone]) == nil ? nil : failure
+    }
+
+    func removeStaleTemporaries(now: Int64) { files.removeStaleTemporaries() }
+}
+
+// MARK: - NSD
+
+/// NSD has no key handling of its own: the store keeps K-files in `key_dir`, signs the
+/// unsigned zone `zone_dir/<zone>zone` into `signed_dir/<zone>zone.signed` with `signer`
+/// (`dnssec-signzone -S`, which follows the keys' timing metadata: retired keys are published
+/// but do not sign), and asks NSD to load it with `nsd-control reload ZONE`. The signed file
+/// is replaced atomically, and put back when NSD refuses it.
+struct NSDKeyStore: KeyStore {
+    let files: KeyFileDirectory
+    let signer: String
+    let zoneDirectory: String
+    let signedDirectory: String
+    let nsdControl: [String]?
+    let command: ServerCommand
+
+    init(directory: String, signer: String, zoneDirectory: String, signedDirectory: String,
+         nsdControl: String?, nsdConf: String?, timeout: Double) throws(TDNSError) {
+        files = try KeyFileDirectory(directory: directory)
+        guard POSIXFile.isDirectory(zoneDirectory) else { throw .config("zone_dir: \(zoneDirectory) is not a directory") }
+        guard POSIXFile.isDirectory(signedDirectory) else { throw .config("signed_dir: \(signedDirectory) is not a directory") }
+        self.signer = signer
+        self.zoneDirectory = zoneDirectory
+        self.signedDirectory = signedDirectory
+        self.nsdControl = nsdControl.map { [$0] + (nsdConf.map { ["-c", $0] } ?? []) }
+        command = ServerCommand(timeout: timeout)
+    }
+
+    func signedPath(_ zone: String) -> String { "\(signedDirectory)/\(zone)zone.signed" }
+
+    func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?) throws(TDNSError) -> KeyStoreOutcome {
+        let applied = try files.apply(plan, now: now, retireAfter: retireAfter, deletion: .removeFiles)
+        var notes: [String] = []
+        var replaced: [(path: String, backup: String?)] = []
+        var failure: String? = nil
+        for zone in applied.zones {
+            let target = signedPath(zone)
+            let fresh = "\(signedDirectory)/.\(zone)zone.signed.new"
+            unlink(fresh)
+            if let f = sign(zone, into: fresh, notes: &notes) {
+                unlink(fresh)
+                failure = f
+                break
+            }
+            // Keep the previous signed zone under a second name until NSD has taken the new one.
+            let backup = "\(signedDirectory)/.\(zone)zone.signed.previous"
+            unlink(backup)
+            let hadPrevious = POSIXFile.exists(target) && link(target, backup) == 0
+            do {
+                try POSIXFile.commit(temporary: fresh, to: target)
+            } catch {
+                unlink(fresh)
+                if hadPrevious { unlink(backup) }
+                failure = "\(target): \(error.reason)"
+                break
+            }
+            replaced.append((target, hadPrevious ? backup : nil))
+            if let control = nsdControl, let f = command.run(notes: &notes, control + ["reload", zone]) {
+                failure = f
+                break
+            }
+        }
+        if let failure {
+            applied.transaction.rollback()
+            for r in replaced.reversed() {
+                if let backup = r.backup { rename(backup, r.path) } else { unlink(r.path) }
+            }
+            if let control = nsdControl {
+                for zone in applied.zones { _ = command.run(notes: &notes, control + ["reload", zone]) }
+            }
+            return KeyStoreOutcome(changes: [], serverFailure: failure, notes: notes)
+        }
+        for r in replaced { if let b = r.backup { unlink(b) } }
+        applied.transaction.finish()
+        return KeyStoreOutcome(changes: applied.changes, notes: notes)
+    }
+
+    /// Signs `zone_dir/<zone>zone` with the zone's keys in `key_dir` into `output`. Public:
+    /// `tdnskrs-nsd sign` re-signs on demand (signatures expire; the operator edits the zone).
+    func sign(_ zone: String, into output: String, notes: inout [String]) -> String? {
+        let input = "\(zoneDirectory)/\(zone)zone"
+        guard POSIXFile.exists(input) else { return "\(input): no unsigned zone file for \(zone)" }
+        // -S: smart signing (timing metadata), -x: the DNSKEY set signed by KSKs only (as
+        // named does), -d: dsset files go next to the signed zone, -N unixtime: a serial NSD
+        // sees increase, -o: origin.
+        if let failure = command.run(notes: &notes, [signer, "-S", "-x", "-K", files.directory, "-d", signedDirectory, "-N", "unixtime",
+                                      "-o", zone, "-f", output, input]) {
+            return failure
+        }
+        // The signer does not fsync; the rename that follows must not expose an empty file.
+        let fd = open(output, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return "\(output): \(POSIXFile.errnoText())" }
+        defer { close(fd) }
+        return fsync(fd) == 0 ? nil : "\(output): fsync: \(POSIXFile.errnoText())"
+    }
+
+    /// Zones with keys in `key_dir` and an unsigned zone file in `zone_dir`.
+    func zonesWithKeys() -> [String] {
+        var zones: [String] = []
+        for k in files.allKeys() where !zones.contains(k.zone) && POSIXFile.exists("\(zoneDirectory)/\(k.zone)zone") {
+            zones.append(k.zone)
+        }
+        return zones
+    }
+
+    /// Re-signs the zone and reloads it (no key changes): for `tdnskrs-nsd sign`.
+    func resign(_ zone: String) throws(TDNSError) -> [String] {
+        var notes: [String] = []
+        let fresh = "\(signedDirectory)/.\(zone)zone.signed.new"
+        unlink(fresh)
+        if let f = sign(zone, into: fresh, notes: &notes) {
+            unlink(fresh)
+            throw .storage(f)
+        }
+        try POSIXFile.commit(temporary: fresh, to: signedPath(zone))
+        if let control = nsdControl, let f = command.run(notes: &notes, control + ["reload", zone]) { throw .storage(f) }
+        return notes
+    }
+
+    func removeStaleTemporaries(now: Int64) { files.removeStaleTemporaries() }
 }

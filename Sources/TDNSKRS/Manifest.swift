@@ -30,6 +30,8 @@ struct Manifest: Sendable {
     var expiresAt: Int64?
     /// Seconds; from `distribution_ttl`, default 5 minutes (§13).
     var ttl: Int64
+    /// `retire_time`: how long a retired key stays published (PROTOCOL §9.1, §10.3), seconds.
+    var retireTime: Int64? = nil
     /// The inline transport blob B (ASCII base64 of the ciphertext), when chunk_count is 0.
     var inlinePayload: [UInt8]?
     /// Format 2 `chunk_hash`: SHA-256 of B.
@@ -104,6 +106,7 @@ struct Manifest: Sendable {
             issuedAt: timestamp,
             expiresAt: nil,
             ttl: try ttl(meta),
+            retireTime: try retireTime(meta),
             inlinePayload: payload,
             chunkHash: nil)
     }
@@ -139,6 +142,7 @@ struct Manifest: Sendable {
             issuedAt: iat,
             expiresAt: exp,
             ttl: try ttl(json),
+            retireTime: try retireTime(json),
             inlinePayload: payload,
             chunkHash: hash)
     }
@@ -179,6 +183,13 @@ struct Manifest: Sendable {
         guard let v = object["distribution_ttl"] else { return defaultTTL }
         guard let text = v.stringValue else { throw .malformed("distribution_ttl is not a string") }
         return try GoDuration.seconds(text)
+    }
+
+    private static func retireTime(_ object: JSONValue) throws(TDNSError) -> Int64? {
+        guard let v = object["retire_time"] else { return nil }
+        guard let text = v.stringValue else { throw .malformed("retire_time is not a string") }
+        let seconds = try GoDuration.seconds(text)
+        return seconds > 0 ? seconds : nil
     }
 
     private static func uint16(_ object: JSONValue, _ key: String, required: Bool) throws(TDNSError) -> Int? {

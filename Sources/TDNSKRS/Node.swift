@@ -34,7 +34,8 @@ public final class KRSNode: Sendable {
     }
 
     private struct Running: @unchecked Sendable {
-        let server: DNSServer
+        /// nil with `notify_listen=none`: the host hands NOTIFYs to ``handleNotify(_:)``.
+        let server: DNSServer?
         let worker: JoinableThread
     }
 
@@ -92,7 +93,9 @@ public final class KRSNode: Sendable {
         }
         // Settings given now that describe the node's setup, not its identity, are kept too.
         let kept = arguments.filter { arg in
-            ["key_store=", "key_dir=", "chunk_rrtype=", "max_skew=", "max_distribution_size=", "require_signature="]
+            ["key_store=", "key_dir=", "chunk_rrtype=", "max_skew=", "max_distribution_size=", "require_signature=",
+             "rndc=", "rndc_conf=", "keymgr=", "knotc=", "knot_conf=", "knot_socket=", "zone_dir=", "signed_dir=",
+             "signer=", "nsd_control=", "nsd_conf=", "command_timeout="]
                 .contains { arg.hasPrefix($0) }
         }
         let outcome = try Enrollment.run(
@@ -151,8 +154,7 @@ public final class KRSNode: Sendable {
     public func start() throws(TDNSError) {
         let settings = self.settings
         guard settings.isEnrolled else { throw .config("not enrolled: nothing to listen for") }
-        guard let listen = settings.notifyListen else { throw .config("notify_listen: required to start the listener") }
-        let address = try SocketAddress(listen)
+        let address = try settings.notifyListen.map { (l) throws(TDNSError) in try SocketAddress(l) }
         try running.withLock { (current) throws(TDNSError) in
             guard current == nil else { return }
             stopping.store(false, ordering: .sequentiallyConsistent)
@@ -168,19 +170,27 @@ public final class KRSNode: Sendable {
                     }
                 }
             }
-            let server = try DNSServer(listen: address, udp: true, tcp: true, reusePort: true) { [weak self] request, _, _ in
-                self?.handleNotify(request)
+            var server: DNSServer? = nil
+            if let address {
+                let s = try DNSServer(listen: address, udp: true, tcp: true, reusePort: true) { [weak self] request, _, _ in
+                    self?.handleNotify(request)
+                }
+                try s.start()
+                server = s
             }
-            try server.start()
             let worker: JoinableThread
             do throws(TDNSError) {
                 worker = try JoinableThread { [weak self] in self?.workLoop() }
             } catch {
-                server.stop()
+                server?.stop()
                 throw error
             }
             current = Running(server: server, worker: worker)
-            log(.info, "listening for NOTIFYs on \(server.boundAddress)")
+            if let server {
+                log(.info, "listening for NOTIFYs on \(server.boundAddress)")
+            } else {
+                log(.info, "started; NOTIFYs come from the host (notify_listen=none)")
+            }
         }
     }
 
@@ -193,7 +203,7 @@ public final class KRSNode: Sendable {
         stopping.store(true, ordering: .sequentiallyConsistent)
         cancellation.withLock { $0.cancel() }
         activeClient.withLock { $0?.close() }
-        current.server.stop()
+        current.server?.stop()
         current.worker.join()
         log(.info, "stopped")
     }
@@ -271,7 +281,8 @@ public final class KRSNode: Sendable {
             record.detail = "\(error.code): \(error.reason)"
             throw error
         }
-        record.result = "installed"
+        record.result = result.serverFailure == nil ? "installed" : "install failed"
+        record.detail = result.serverFailure ?? ""
         record.keysChanged = result.keysChanged
         // The report is kept until the KDC acknowledges it, so that it survives a crash.
         try? unconfirmedStore.save(id, result)
@@ -393,21 +404,23 @@ public final class KRSNode: Sendable {
     public func statusJSON() -> String {
         let settings = self.settings
         let (recent, counters) = core.withLock { ($0.recent, $0.counters) }
-        let listening = running.withLock { $0 != nil }
+        let (started, listening) = running.withLock { ($0 != nil, $0?.server != nil) }
         func opt(_ s: String?) -> JSONValue { s.map { .string($0) } ?? .null }
         var keys: [JSONValue] = []
-        if let dir = settings.keyDirectory, let names = try? POSIXFile.list(dir) {
-            for name in names.sorted() where name.hasPrefix("K") && name.hasSuffix(".key") {
-                // K<zone>+<alg>+<tag>.key
-                let parts = name.dropFirst().dropLast(4).split(separator: "+")
-                guard parts.count == 3, let alg = Int(parts[1]), let tag = Int(parts[2]) else { continue }
-                keys.append(.object([("zone", .string(String(parts[0]))), ("key_tag", .integer(tag)), ("algorithm", .integer(alg))]))
+        if let dir = settings.keyDirectory, let files = try? KeyFileDirectory(directory: dir) {
+            let time = now
+            for k in files.allKeys() {
+                // Deleted keys whose files BIND still needs for a while are not listed.
+                if let d = k.delete, d <= time { continue }
+                let state = k.inactive.map { $0 <= time } == true ? "retired" : "active"
+                keys.append(.object([("zone", .string(k.zone)), ("key_tag", .integer(Int(k.keyTag))),
+                                     ("algorithm", .integer(Int(k.algorithm))), ("ksk", .bool(k.isKSK)), ("state", .string(state))]))
             }
         }
         let status: JSONValue = .object([
             ("node_id", opt(settings.nodeID)), ("control_zone", opt(settings.controlZone)),
             ("enrolled", .bool(settings.isEnrolled)), ("kdc_address", opt(settings.kdcAddress)),
-            ("notify_listen", opt(settings.notifyListen)), ("listening", .bool(listening)),
+            ("notify_listen", opt(settings.notifyListen)), ("listening", .bool(listening)), ("running", .bool(started)),
             ("require_signature", .bool(settings.requireSignature)),
             ("distributions", .array(recent.reversed().map { r in
                 .object([("id", .string(r.id)), ("time", .integer(r.time)), ("result", .string(r.result)),

@@ -20,8 +20,10 @@ public struct DistributionResult: Sendable {
     public var reportJSON: String
     /// Whether the distribution carried a KDC signature that verified.
     public var signed: Bool
-    /// Number of key files installed or removed.
+    /// Number of keys installed, retired or removed.
     public var keysChanged: Int
+    /// Why the server did not take the keys (they are in `failed_keys`); nil on success.
+    public var serverFailure: String? = nil
 }
 
 /// The Key Receiver Service's processing pipeline for one node: from the CHUNK records of a
@@ -55,9 +57,18 @@ public final class KeyReceiver: Sendable {
         self.log = log
         self.keyChanged = keyChanged
         state = try StateStore(directory: settings.stateDirectory)
+        let tools = settings.server
+        let keyDirectory = settings.keyDirectory ?? ""
         switch settings.keyStore {
         case .bind:
-            store = try BINDKeyStore(directory: settings.keyDirectory ?? "")
+            store = try BINDKeyStore(directory: keyDirectory, rndc: tools.rndc, rndcConf: tools.rndcConf, timeout: tools.commandTimeout)
+        case .knot:
+            store = try KnotKeyStore(directory: keyDirectory, keymgr: tools.keymgr, knotc: tools.knotc,
+                                     knotConf: tools.knotConf, knotSocket: tools.knotSocket, timeout: tools.commandTimeout)
+        case .nsd:
+            store = try NSDKeyStore(directory: keyDirectory, signer: tools.signer, zoneDirectory: tools.zoneDirectory ?? "",
+                                    signedDirectory: tools.signedDirectory ?? "", nsdControl: tools.nsdControl,
+                                    nsdConf: tools.nsdConf, timeout: tools.commandTimeout)
         case .none:
             store = NoKeyStore()
         }
@@ -180,23 +191,44 @@ public final class KeyReceiver: Sendable {
             }
 
             let operations = try Content.operations(decrypted.plaintext)
-            var installs: [KeyToInstall] = []
-            var deletes: [(zone: String, keyTag: UInt16)] = []
-            var successful: [JSONValue] = []
+            var plan = KeyPlan()
+            var successful: [JSONValue] = []  // payload order
+            var keyEntries: [JSONValue] = []
+            var pings: [JSONValue] = []
             for op in operations {
                 switch op {
                 case .install(let key):
-                    installs.append(key)
-                    successful.append(.object([("zone_name", .string(key.zone)), ("key_id", .string(key.keyID))]))
+                    plan.install.append(key)
+                    keyEntries.append(.object([("zone_name", .string(key.zone)), ("key_id", .string(key.keyID))]))
+                    successful.append(keyEntries.last!)
                 case .delete(let zone, let keyID, let tag):
-                    deletes.append((zone, tag))
-                    successful.append(.object([("zone_name", .string(zone)), ("key_id", .string(keyID))]))
+                    plan.delete.append((zone, tag))
+                    keyEntries.append(.object([("zone_name", .string(zone)), ("key_id", .string(keyID))]))
+                    successful.append(keyEntries.last!)
                 case .ping(let index):
-                    successful.append(.object([("zone_name", .string("ping")), ("key_id", .string("op-\(index)"))]))
+                    pings.append(.object([("zone_name", .string("ping")), ("key_id", .string("op-\(index)"))]))
+                    successful.append(pings.last!)
                 }
             }
-            let changes = try store.apply(install: installs, delete: deletes, now: now)
+            let outcome = try store.apply(plan, now: now, retireAfter: manifest.retireTime)
+            for note in outcome.notes { log(.info, note) }
             try state.recordProcessed(node: nodeID, distributionID: distributionID, at: now)
+            if let failure = outcome.serverFailure {
+                // Files put back, server on its previous keys: the KDC hears which keys failed.
+                log(.error, "distribution \(distributionID): the server did not take the keys, previous keys kept: \(failure)")
+                try auditLine(distributionID, now: now, result: "install-failed", extra: [("reason", .string(failure))])
+                let failed = keyEntries.map { entry -> JSONValue in
+                    guard case .object(var members) = entry else { return entry }
+                    members.append(("error", .string(failure)))
+                    return .object(members)
+                }
+                var report: [(String, JSONValue)] = []
+                if !pings.isEmpty { report.append(("successful_keys", .array(pings))) }
+                if !failed.isEmpty { report.append(("failed_keys", .array(failed))) }
+                return DistributionResult(reportKind: .keyStatus, reportJSON: JSONValue.object(report).serializedString(),
+                                          signed: signed, keysChanged: 0, serverFailure: failure)
+            }
+            let changes = outcome.changes
             for c in changes {
                 var extra: [(String, JSONValue)] = [("zone", .string(c.zone)), ("key_tag", .integer(Int(c.keyTag)))]
                 if let alg = c.algorithm { extra.append(("algorithm", .integer(Int(alg)))) }
@@ -212,9 +244,29 @@ public final class KeyReceiver: Sendable {
         }
     }
 
+    /// NSD only: signs the zone again with its current keys and reloads it — signatures
+    /// expire, and an operator who edits the unsigned zone needs it signed. `zones` nil: every
+    /// zone that has keys and an unsigned zone file. Returns what was run, one line each.
+    public func resignNSDZones(_ zones: [String]? = nil) throws(TDNSError) -> [String] {
+        guard let nsd = store as? NSDKeyStore else { throw .config("key_store: re-signing needs key_store=nsd") }
+        var names: [String] = []
+        for zone in zones ?? [] {
+            guard DomainName.isValidFQDN(zone), zone != "." else { throw .config("\(zone.prefix(64)): not a zone name with a trailing dot") }
+            names.append(zone.lowercasedASCII())
+        }
+        return try state.locked { () throws(TDNSError) -> [String] in
+            var notes: [String] = []
+            for zone in zones == nil ? nsd.zonesWithKeys() : names {
+                notes += try nsd.resign(zone)
+            }
+            return notes
+        }
+    }
+
     /// Removes what an install killed half-way left behind (under the state lock).
     public func removeStaleTemporaries() {
-        try? state.locked { () throws(TDNSError) in store.removeStaleTemporaries() }
+        let now = clock.now
+        try? state.locked { () throws(TDNSError) in store.removeStaleTemporaries(now: now) }
     }
 
     /// Audits a distribution refused before it reached ``process`` (e.g. its fetch failed).

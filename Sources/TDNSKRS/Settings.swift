@@ -10,13 +10,24 @@ import TDNSCrypto
 /// | `node_id` | this node's FQDN, trailing dot | from enrollment |
 /// | `control_zone` | the KDC's control zone, trailing dot | from enrollment |
 /// | `state_dir` | directory for the replay record, components, audit log and enrollment (created 0700) | required |
-/// | `key_store` | `bind` or `none` | `bind` |
-/// | `key_dir` | where BIND key files are written | required for `bind` |
+/// | `key_store` | `bind`, `knot`, `nsd` or `none` | `bind` |
+/// | `key_dir` | where the key files (BIND K-files) are written | required but for `none` |
+/// | `rndc` | bind: absolute path of rndc, run as `rndc [-c rndc_conf] loadkeys ZONE` after a change; `none` | none (files only) |
+/// | `rndc_conf` | bind: rndc's configuration file (server, port, key) | rndc's default |
+/// | `keymgr`, `knotc` | knot: absolute paths of the tools | `/usr/sbin/keymgr`, `/usr/sbin/knotc` |
+/// | `knot_conf` | knot: knot.conf, passed to both as `-c` | the tools' default |
+/// | `knot_socket` | knot: knotc's control socket (`-s`) | knotc's default |
+/// | `zone_dir` | nsd: directory of the unsigned zone files `<zone>zone` (`example.test.zone`) | required for `nsd` |
+/// | `signed_dir` | nsd: where `<zone>zone.signed` is written (NSD's zonefile) | `zone_dir` |
+/// | `signer` | nsd: absolute path of dnssec-signzone | `/usr/bin/dnssec-signzone` |
+/// | `nsd_control` | nsd: absolute path of nsd-control, run as `nsd-control [-c nsd_conf] reload ZONE`; `none` | `/usr/sbin/nsd-control` |
+/// | `nsd_conf` | nsd: nsd.conf for nsd-control | nsd-control's default |
+/// | `command_timeout` | seconds one server tool may run before it is killed (1–300) | `30` |
 /// | `hpke_private_key` | 64 hex characters, or the path of a tdns key file | from enrollment |
 /// | `jose_private_key` | private JWK JSON, or the path of a file holding it | from enrollment |
 /// | `sig0_private_key` | path of the node's Ed25519 SIG(0) key (PKCS#8 PEM) | from enrollment |
 /// | `kdc_address` | the KDC's DNS service, `IP:port` | from enrollment |
-/// | `notify_listen` | where NOTIFYs are received, `IP:port` (also the confirmations' source) | none |
+/// | `notify_listen` | where NOTIFYs are received, `IP:port` (also the confirmations' source); `none` when the host hands them to `krs_handle_notify` (Knot) | none |
 /// | `kdc_signing_pubkey` | the KDC's public ES256 JWK, or a path | none |
 /// | `require_signature` | `yes` or `no` | `yes` when `kdc_signing_pubkey` is set, else `no` |
 /// | `now` | fixed Unix time in seconds (tests) | the system clock |
@@ -40,13 +51,32 @@ public struct KRSSettings: Sendable {
     public var maxSkew: Int64
     public var chunkRRType: UInt16
     public var maxDistributionSize: Int
+    public var server: ServerTools
 
-    public enum KeyStoreKind: String, Sendable { case bind, none }
+    public enum KeyStoreKind: String, Sendable { case bind, knot, nsd, none }
+
+    /// How the key store tells the server (see the table above); paths are absolute.
+    public struct ServerTools: Sendable {
+        public var rndc: String?
+        public var rndcConf: String?
+        public var keymgr = "/usr/sbin/keymgr"
+        public var knotc = "/usr/sbin/knotc"
+        public var knotConf: String?
+        public var knotSocket: String?
+        public var zoneDirectory: String?
+        public var signedDirectory: String?
+        public var signer = "/usr/bin/dnssec-signzone"
+        public var nsdControl: String? = "/usr/sbin/nsd-control"
+        public var nsdConf: String?
+        public var commandTimeout: Double = 30
+    }
 
     public static let known: Set<String> = [
         "node_id", "control_zone", "state_dir", "key_store", "key_dir", "hpke_private_key",
         "jose_private_key", "kdc_signing_pubkey", "require_signature", "now", "max_skew",
         "chunk_rrtype", "max_distribution_size", "config", "sig0_private_key", "kdc_address", "notify_listen",
+        "rndc", "rndc_conf", "keymgr", "knotc", "knot_conf", "knot_socket", "zone_dir", "signed_dir", "signer",
+        "nsd_control", "nsd_conf", "command_timeout",
     ]
     /// The file enrollment writes into the state directory.
     public static let enrollmentFile = "krs.conf"
@@ -89,13 +119,16 @@ public struct KRSSettings: Sendable {
 
         switch values["key_store"] ?? "bind" {
         case "bind": keyStore = .bind
+        case "knot": keyStore = .knot
+        case "nsd": keyStore = .nsd
         case "none": keyStore = .none
-        case let other: throw .config("key_store: \"\(other)\" is not bind or none")
+        case let other: throw .config("key_store: \"\(other)\" is not bind, knot, nsd or none")
         }
         keyDirectory = values["key_dir"]
-        if keyStore == .bind && (keyDirectory ?? "").isEmpty {
-            throw .config("key_dir: required with key_store=bind")
+        if keyStore != .none && (keyDirectory ?? "").isEmpty {
+            throw .config("key_dir: required with key_store=\(keyStore.rawValue)")
         }
+        server = try Self.serverTools(values, keyStore: keyStore)
 
         hpkeKey = try values["hpke_private_key"].map { (v) throws(TDNSError) -> HPKEPrivateKey in
             try Self.loadKey("hpke_private_key", v, inline: Self.looksLikeHex(v)) { (b) throws(TDNSError) in try HPKEPrivateKey(text: b) }
@@ -107,7 +140,9 @@ public struct KRSSettings: Sendable {
             try Self.loadKey("sig0_private_key", v, inline: false) { (b) throws(TDNSError) in try DNSSECPrivateKey(pkcs8PEM: b, algorithm: .ed25519) }
         }
         kdcAddress = try values["kdc_address"].map { (v) throws(TDNSError) in try Self.address(v, setting: "kdc_address") }
-        notifyListen = try values["notify_listen"].map { (v) throws(TDNSError) in try Self.address(v, setting: "notify_listen") }
+        notifyListen = try values["notify_listen"].flatMap { (v) throws(TDNSError) in
+            v == "none" ? nil : try Self.address(v, setting: "notify_listen")
+        }
         kdcSigningKey = try values["kdc_signing_pubkey"].map { (v) throws(TDNSError) -> JOSEPublicKey in
             try Self.loadKey("kdc_signing_pubkey", v, inline: v.trimmingWhitespace().hasPrefix("{")) { (b) throws(TDNSError) in try JOSEPublicKey(jwk: b) }
         }
@@ -149,6 +184,35 @@ public struct KRSSettings: Sendable {
     }
 
     // MARK: helpers
+
+    static func serverTools(_ values: [String: String], keyStore: KeyStoreKind) throws(TDNSError) -> ServerTools {
+        var tools = ServerTools()
+        func command(_ name: String, _ fallback: String?) throws(TDNSError) -> String? {
+            guard let v = values[name] else { return fallback }
+            if v == "none" { return nil }
+            guard v.hasPrefix("/") else { throw .config("\(name): \"\(v.prefix(64))\" is not an absolute path (or none)") }
+            return v
+        }
+        tools.rndc = try command("rndc", nil)
+        tools.rndcConf = values["rndc_conf"]
+        tools.keymgr = try command("keymgr", tools.keymgr) ?? tools.keymgr
+        tools.knotc = try command("knotc", tools.knotc) ?? tools.knotc
+        tools.knotConf = values["knot_conf"]
+        tools.knotSocket = values["knot_socket"]
+        tools.zoneDirectory = values["zone_dir"]
+        tools.signedDirectory = values["signed_dir"] ?? values["zone_dir"]
+        tools.signer = try command("signer", tools.signer) ?? tools.signer
+        tools.nsdControl = try command("nsd_control", tools.nsdControl)
+        tools.nsdConf = values["nsd_conf"]
+        if let v = values["command_timeout"] {
+            guard let t = Int(v), (1...300).contains(t) else { throw .config("command_timeout: \"\(v.prefix(32))\" is not 1–300 seconds") }
+            tools.commandTimeout = Double(t)
+        }
+        if keyStore == .nsd && tools.zoneDirectory == nil {
+            throw .config("zone_dir: required with key_store=nsd (the unsigned zone files)")
+        }
+        return tools
+    }
 
     /// key=value lines of a settings file, `#` comments and blank lines skipped.
     static func readFile(_ path: String) throws(TDNSError) -> [(String, String)] {

@@ -61,11 +61,20 @@ final class HostHooks: @unchecked Sendable {
         }
     }
 
+    /// KRS_KEY_REMOVED, KRS_KEY_INSTALLED, KRS_KEY_RETIRED of krs.h.
+    static func keyChangeKind(_ kind: KeyStoreChange.Kind) -> Int32 {
+        switch kind {
+        case .deleted: return KRS_KEY_REMOVED
+        case .installed: return KRS_KEY_INSTALLED
+        case .retired: return KRS_KEY_RETIRED
+        }
+    }
+
     func keyChanged(_ change: KeyStoreChange) {
         lock.withLock { _ in
             guard let ops, let hook = ops.key_changed else { return }
             change.zone.withCString {
-                hook(ops.user, $0, change.keyTag, change.algorithm ?? 0, change.kind == .installed ? 1 : 0)
+                hook(ops.user, $0, change.keyTag, change.algorithm ?? 0, Self.keyChangeKind(change.kind))
             }
         }
     }

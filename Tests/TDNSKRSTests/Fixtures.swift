@@ -68,6 +68,7 @@ struct TestKDC {
         var content = "key_operations"
         var timestamp: Int64? = nil
         var ttl = "5m0s"
+        var retireTime: String? = nil
         var nodeIDInManifest: String? = nil
         var manifestDistributionID: String? = nil
         /// nil: inline when small (≤ 500 bytes of B), else chunks of this size.
@@ -140,6 +141,7 @@ struct TestKDC {
                 ("node_id", .string(o.nodeIDInManifest ?? nodeID)),
                 ("timestamp", .integer(o.timestamp ?? now)),
             ]
+            if let r = o.retireTime { metadata.append(("retire_time", .string(r))) }
             var members: [(String, JSONValue)] = [("chunk_count", .integer(chunkCount))]
             if !inline { members.append(("chunk_size", .integer(o.chunkSize))) }
             members.append(("metadata", .object(metadata)))

@@ -106,7 +106,7 @@ struct ReceiverTests {
         #expect(env.keyFiles().count == 2)
     }
 
-    @Test("delete_key removes the key files; unknown keys count as deleted")
+    @Test("delete_key marks the key deleted (BIND: Delete = now); unknown keys count as deleted")
     func deleteKey() throws {
         let kdc = try TestKDC()
         let env = try ReceiverEnv(kdc)
@@ -116,8 +116,10 @@ struct ReceiverTests {
         let result = try env.receiver().process(distributionID: "6a300006", records: try kdc.distribution("6a300006", entries: [
             TestKDC.deleteKey(zone: "example.com.", tag: k.tag), TestKDC.deleteKey(zone: "example.org.", tag: 1),
         ]))
-        #expect(env.keyFiles().isEmpty)
-        #expect(result.reportJSON.contains(#""key_id":"\#(k.tag)""#))
+        let privateFile = env.keyDir + "/" + (env.keyFiles().first { $0.hasSuffix(".private") } ?? "")
+        #expect((try? String(contentsOfFile: privateFile, encoding: .utf8))?.contains("\nDelete: ") == true)
+        #expect(result.reportJSON.contains(#""key_id":"\#(k.tag)""#) && result.reportJSON.contains(#""key_id":"1""#))
+        #expect(result.keysChanged == 2)
     }
 
     @Test("node_operations stores the component list")

@@ -56,26 +56,11 @@ if [ "$use_valgrind" = 0 ]; then
     "$bin" "$@" >"$work/out" 2>"$work/err"
     rc=$?
 else
-    # Known third-party leak, suppressed narrowly: Debian 12's libcjose 0.6.2.1 loses the 1-byte
-    # buffer cjose_jwe_import allocates for the empty "encrypted key" part of every ECDH-ES JWE
-    # that is then decrypted (reproduced with a plain C program against libcjose alone). Any other
-    # leak through cjose_jwe_import (the JWE object, its header) has a different stack and
-    # still fails the suite.
-    cat >"$work/cjose.supp" <<'SUPP'
-{
-   libcjose-0.6.2.1-ecdh-es-empty-encrypted-key
-   Memcheck:Leak
-   match-leak-kinds: definite
-   fun:malloc
-   obj:*/libcjose.so*
-   obj:*/libcjose.so*
-   fun:cjose_jwe_import
-}
-SUPP
+    # cjose.supp: the one known third-party leak (libcjose 0.6.2.1), suppressed narrowly.
     # One log per process: each test section runs in its own forked child.
     valgrind --quiet --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
         --show-leak-kinds=definite --track-origins=yes --num-callers=30 \
-        --suppressions="$work/cjose.supp" --log-file="$work/vg.%p.log" \
+        --suppressions="$here/cjose.supp" --log-file="$work/vg.%p.log" \
         "$bin" "$@" >"$work/out" 2>"$work/err"
     rc=$?
 fi

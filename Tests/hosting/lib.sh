@@ -1,4 +1,4 @@
-# Tests/hosting/lib.sh — helpers shared by the hosting tests (sourced, not run).
+# Tests/hosting/lib.sh — helpers shared by the integration tests (hosting, bind9, examples; sourced, not run).
 #
 # Output contract of every test: one line per check, "PASS: <name>" or
 # "FAIL: <name> — <reason>"; the script exits non-zero if any check failed.
@@ -115,4 +115,21 @@ kill_pid() {
     is_alive "$pid" || return 0
     kill -TERM "$pid" 2>/dev/null
     wait_exit "$pid" 10 || { kill -KILL "$pid" 2>/dev/null; wait_exit "$pid" 5; }
+}
+
+# --- the reference KDC (callers set KDC_BIN, K = its state directory, NODE, TMP) -------------
+
+kdc() { "$KDC_BIN" "$@" --state "$K"; }
+# json_get EXPR: evaluates a Python expression over the JSON on stdin (d), prints the result.
+json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null; }
+# The state of distribution $1 in the KDC's status.
+dist_state() {
+    kdc status --json 2>/dev/null | json_get "next((x['state'] for x in d['distributions'] if x['distribution_id']=='$1'), 'missing')"
+}
+confirmed() { [ "$(dist_state "$1")" = confirmed ]; }
+# distribute ARGS...: a distribution for $NODE; prints its ID (errors in $TMP/distribute.err).
+distribute() {
+    kdc distribute --node "$NODE" "$@" --json 2>"$TMP/distribute.err" | json_get "
+(lambda f: f(f, d))(lambda f, x: x['distribution_id'] if isinstance(x, dict) and 'distribution_id' in x else
+  next((r for r in (f(f, v) for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else [])) if r), None))"
 }

@@ -31,10 +31,10 @@ static void host_log(void *user, int level, const char *message) {
 
 static int64_t host_clock(void *user) { return ((struct host_state *)user)->now; }
 
-static void host_key_changed(void *user, const char *zone, uint16_t tag, uint8_t alg, int installed) {
+static void host_key_changed(void *user, const char *zone, uint16_t tag, uint8_t alg, int change) {
     struct host_state *h = user;
     (void)alg;
-    if (installed) h->installed++;
+    if (change == KRS_KEY_INSTALLED) h->installed++;
     snprintf(h->zone, sizeof h->zone, "%s", zone);
     h->tag = tag;
 }

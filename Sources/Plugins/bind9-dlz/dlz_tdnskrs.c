@@ -14,41 +14,29 @@
  *   dlz "tdnskrs" { database "dlopen /usr/lib/bind/dlz_tdnskrs.so state_dir=/var/lib/tdnskrs
  *                             rndc_conf=/etc/bind/rndc.conf"; };
  *
- * Words of the database string (after the module path), each `key=value`:
- *   rndc=PATH            the rndc binary, absolute path (default /usr/sbin/rndc); `none` = never
- *                        tell named (keys are then picked up only by a later `rndc loadkeys`)
- *   rndc_conf=FILE       passed to rndc as `-c FILE` (server, port and key); default: rndc's own
- *                        default (/etc/bind/rndc.conf or rndc.key)
- *   rndc_timeout=SECONDS how long one rndc run may take before it is killed (1..300, default 10)
- *   everything else      handed to krs_init() (state_dir=, notify_listen=, key_dir=, config=, …);
- *                        after `tdns-krs enroll` state_dir= alone is enough (state_dir/krs.conf)
+ * Every word of the database string after the module path is a `key=value` setting of
+ * krs_init() (see krs.h: state_dir=, key_dir=, notify_listen=, rndc=, rndc_conf=,
+ * command_timeout=, config=, …); after `tdns-krs enroll` state_dir= alone is enough
+ * (state_dir/krs.conf). Unless the words set them (or name a config= file, which then
+ * decides), the module adds `key_store=bind rndc=/usr/sbin/rndc`, so that the library's BIND
+ * key store writes the K-files and runs `rndc loadkeys ZONE` before it confirms to the KDC —
+ * a failing rndc is reported to the KDC as failed keys (`rndc=none`: files only).
  *
  * dlz_create() calls krs_init() and krs_start(); dlz_destroy() calls krs_stop() and
- * krs_cleanup(). When the library installs a key file it calls key_changed(), which only
- * queues the zone; a thread of this instance then runs `rndc [-c FILE] loadkeys ZONE` through
- * posix_spawn (no shell), with a bounded wait, and logs the outcome through named's logger.
- * The zone must be configured with `auto-dnssec maintain; inline-signing yes;
- * key-directory "<key_dir>";` so that the timing metadata of the KDC's key files, not named,
- * decides when keys are published and used.
+ * krs_cleanup(). The library's log lines and key changes go to named's logger. The zone must
+ * be configured with `auto-dnssec maintain; inline-signing yes; key-directory "<key_dir>";`
+ * so that the timing metadata of the KDC's key files, not named, decides when keys are
+ * published, used (Activate), retired (Inactive) and removed (Delete).
  *
  * named creates the new instance before it destroys the old one on `rndc reload` and
  * `rndc reconfig`, so all state lives in the per-instance struct and nothing is global
  * (libtdnskrs serializes contexts sharing a state_dir; its listener uses SO_REUSEPORT).
  */
-#define _GNU_SOURCE /* pipe2 */
-
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
-#include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <tdnskrs/common.h>
 #include <tdnskrs/krs.h>
@@ -56,8 +44,6 @@
 #include "dlz_minimal.h"
 
 #define DLZ_EXPORT __attribute__((visibility("default")))
-
-extern char **environ;
 
 #define ZONE_NAME  "tdnskrs"
 #define RECORD_TTL 60U
@@ -68,14 +54,11 @@ extern char **environ;
 /* A TXT character-string holds at most 255 bytes; \DDD escaping can quadruple that. */
 #define TXT_TEXT_MAX (2 + 4 * 255 + 1)
 
-#define DEFAULT_RNDC         "/usr/sbin/rndc"
-#define DEFAULT_RNDC_TIMEOUT 10
-#define MAX_RNDC_TIMEOUT     300
-#define MAX_SETTINGS         64
-#define MAX_PENDING_ZONES    64
-#define ZONE_TEXT_MAX        256
-#define RNDC_OUTPUT_MAX      512
-#define ISC_LOG_DEBUG1       1 /* ISC_LOG_DEBUG(1) */
+/* Added unless the operator's words set the key or name a config= file. */
+static const char *const DEFAULT_SETTINGS[] = {"key_store=bind", "rndc=/usr/sbin/rndc"};
+#define N_DEFAULT_SETTINGS (sizeof(DEFAULT_SETTINGS) / sizeof(DEFAULT_SETTINGS[0]))
+#define MAX_SETTINGS       64
+#define ISC_LOG_DEBUG1     1 /* ISC_LOG_DEBUG(1) */
 
 struct dlz_tdnskrs {
     log_t *log;                     /* named's logger; may be NULL */
@@ -85,19 +68,8 @@ struct dlz_tdnskrs {
     /* --- the KRS (NULL: hosting only) --- */
     krs_context_t *krs;
 
-    /* --- telling named: rndc loadkeys ZONE --- */
-    char *rndc;      /* absolute path, or NULL for rndc=none */
-    char *rndc_conf; /* or NULL */
-    int rndc_timeout;
-    pthread_t rndc_thread;
-    int rndc_thread_started;
-    atomic_int stopping;
-    pthread_mutex_t mu; /* guards everything below */
-    pthread_cond_t cv;
-    char pending[MAX_PENDING_ZONES][ZONE_TEXT_MAX];
-    size_t npending;
-    unsigned long loadkeys_ok, loadkeys_failed;
-    char last_loadkeys[ZONE_TEXT_MAX + 64];
+    pthread_mutex_t mu; /* guards the counters */
+    unsigned long installed, retired, removed;
 };
 
 /* --- helpers ---------------------------------------------------------------------------- */
@@ -198,221 +170,27 @@ static void host_log(void *user, int level, const char *message)
     logf_(user, isc_level(level), "tdnskrs: %s", message != NULL ? message : "");
 }
 
-/* --- rndc loadkeys ---------------------------------------------------------------------- */
+/* --- key changes ------------------------------------------------------------------------- */
 
-/* krs_host_ops_t.key_changed: runs under the library's lock, so it only queues the zone. */
-static void host_key_changed(void *user, const char *zone, uint16_t key_tag, uint8_t algorithm,
-                             int installed)
+/* krs_host_ops_t.key_changed: named has been told already (rndc loadkeys, by the library's
+ * key store); the module only logs and counts for status.tdnskrs. */
+static void host_key_changed(void *user, const char *zone, uint16_t key_tag, uint8_t algorithm, int change)
 {
     struct dlz_tdnskrs *st = user;
     if (st == NULL || zone == NULL) {
         return;
     }
-    if (st->rndc == NULL) {
-        logf_(st, ISC_LOG_WARNING, "tdnskrs: key %u (algorithm %u) for %s %s; rndc=none, named not told",
-              (unsigned)key_tag, (unsigned)algorithm, zone, installed ? "installed" : "removed");
-        return;
-    }
-    size_t n = strlen(zone);
-    if (n == 0 || n >= ZONE_TEXT_MAX) {
-        return;
-    }
-    int queued = 0, full = 0;
+    const char *what = change == KRS_KEY_INSTALLED ? "installed" : change == KRS_KEY_RETIRED ? "retired" : "removed";
     pthread_mutex_lock(&st->mu);
-    size_t i;
-    for (i = 0; i < st->npending; i++) {
-        if (name_equal(st->pending[i], zone)) {
-            break;
-        }
-    }
-    if (i < st->npending) {
-        queued = 1; /* already waiting */
-    } else if (st->npending < MAX_PENDING_ZONES) {
-        memcpy(st->pending[st->npending++], zone, n + 1);
-        queued = 1;
+    if (change == KRS_KEY_INSTALLED) {
+        st->installed++;
+    } else if (change == KRS_KEY_RETIRED) {
+        st->retired++;
     } else {
-        full = 1;
+        st->removed++;
     }
-    pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
-    if (full) {
-        logf_(st, ISC_LOG_ERROR, "tdnskrs: too many zones waiting for rndc loadkeys; %s dropped", zone);
-    } else if (queued) {
-        logf_(st, ISC_LOG_INFO, "tdnskrs: key %u (algorithm %u) for %s %s; rndc loadkeys queued",
-              (unsigned)key_tag, (unsigned)algorithm, zone, installed ? "installed" : "removed");
-    }
-}
-
-static double monotonic_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Appends what is readable on fd (non-blocking) to out[*len..cap-1), dropping the rest. */
-static void drain(int fd, char *out, size_t *len, size_t cap)
-{
-    char buf[256];
-    for (;;) {
-        ssize_t r = read(fd, buf, sizeof(buf));
-        if (r <= 0) {
-            return;
-        }
-        size_t room = cap - 1 - *len;
-        size_t take = (size_t)r < room ? (size_t)r : room;
-        memcpy(out + *len, buf, take);
-        *len += take;
-        out[*len] = '\0';
-    }
-}
-
-/* One line for the log: newlines and control characters become spaces. */
-static void one_line(char *s)
-{
-    size_t n = strlen(s);
-    for (size_t i = 0; i < n; i++) {
-        if ((unsigned char)s[i] < 0x20) {
-            s[i] = ' ';
-        }
-    }
-    while (n > 0 && s[n - 1] == ' ') {
-        s[--n] = '\0';
-    }
-}
-
-/* Runs `rndc [-c CONF] loadkeys ZONE` without a shell and waits at most rndc_timeout
- * seconds (less if the instance is being destroyed). Returns 1 on exit status 0. */
-static int run_loadkeys(struct dlz_tdnskrs *st, const char *zone)
-{
-    char *argv[7];
-    int a = 0;
-    argv[a++] = st->rndc;
-    if (st->rndc_conf != NULL) {
-        argv[a++] = (char *)"-c";
-        argv[a++] = st->rndc_conf;
-    }
-    argv[a++] = (char *)"loadkeys";
-    argv[a++] = (char *)zone;
-    argv[a] = NULL;
-
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) != 0) {
-        logf_(st, ISC_LOG_ERROR, "tdnskrs: rndc loadkeys %s: pipe: %s", zone, strerror(errno));
-        return 0;
-    }
-    posix_spawn_file_actions_t fa;
-    posix_spawnattr_t attr;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, pfd[1], 2);
-    /* named's threads block signals; rndc must start with a clean mask and default actions. */
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    sigaddset(&defaults, SIGPIPE);
-    sigaddset(&defaults, SIGINT);
-    sigaddset(&defaults, SIGTERM);
-    sigaddset(&defaults, SIGHUP);
-    sigaddset(&defaults, SIGCHLD);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &defaults);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-
-    pid_t pid;
-    int rc = posix_spawn(&pid, st->rndc, &fa, &attr, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    posix_spawnattr_destroy(&attr);
-    close(pfd[1]);
-    if (rc != 0) {
-        close(pfd[0]);
-        logf_(st, ISC_LOG_ERROR, "tdnskrs: rndc loadkeys %s: cannot run %s: %s", zone, st->rndc, strerror(rc));
-        return 0;
-    }
-
-    char out[RNDC_OUTPUT_MAX];
-    size_t outlen = 0;
-    out[0] = '\0';
-    int status = 0, reaped = 0, timed_out = 0, unknown = 0;
-    double deadline = monotonic_now() + st->rndc_timeout;
-    for (;;) {
-        drain(pfd[0], out, &outlen, sizeof(out));
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid) {
-            reaped = 1;
-            break;
-        }
-        if (r < 0 && errno != EINTR) {
-            unknown = 1; /* ECHILD: SIGCHLD ignored, the child was reaped for us */
-            break;
-        }
-        if (monotonic_now() > deadline || atomic_load(&st->stopping)) {
-            kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-            }
-            timed_out = 1;
-            break;
-        }
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    drain(pfd[0], out, &outlen, sizeof(out));
-    close(pfd[0]);
-    one_line(out);
-
-    int ok = reaped && WIFEXITED(status) && WEXITSTATUS(status) == 0;
-    if (ok) {
-        logf_(st, ISC_LOG_INFO, "tdnskrs: rndc loadkeys %s: %s", zone, out[0] ? out : "ok");
-    } else if (unknown) {
-        logf_(st, ISC_LOG_WARNING, "tdnskrs: rndc loadkeys %s: exit status unknown (%s)", zone,
-              out[0] ? out : "no output");
-        ok = out[0] == '\0'; /* rndc prints nothing on success */
-    } else if (timed_out) {
-        logf_(st, ISC_LOG_ERROR, "tdnskrs: rndc loadkeys %s: %s, killed", zone,
-              atomic_load(&st->stopping) ? "instance stopping" : "timed out");
-    } else if (WIFEXITED(status)) {
-        logf_(st, ISC_LOG_ERROR, "tdnskrs: rndc loadkeys %s failed (exit %d): %s", zone,
-              WEXITSTATUS(status), out[0] ? out : "no output");
-    } else {
-        logf_(st, ISC_LOG_ERROR, "tdnskrs: rndc loadkeys %s: killed by signal %d", zone,
-              WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-    }
-    return ok;
-}
-
-static void *rndc_main(void *arg)
-{
-    struct dlz_tdnskrs *st = arg;
-    char zone[ZONE_TEXT_MAX];
-    pthread_mutex_lock(&st->mu);
-    while (!atomic_load(&st->stopping)) {
-        if (st->npending == 0) {
-            pthread_cond_wait(&st->cv, &st->mu);
-            continue;
-        }
-        memcpy(zone, st->pending[0], sizeof(zone));
-        memmove(st->pending[0], st->pending[1], (st->npending - 1) * sizeof(st->pending[0]));
-        st->npending--;
-        pthread_mutex_unlock(&st->mu);
-
-        int ok = run_loadkeys(st, zone);
-
-        pthread_mutex_lock(&st->mu);
-        if (ok) {
-            st->loadkeys_ok++;
-        } else {
-            st->loadkeys_failed++;
-        }
-        snprintf(st->last_loadkeys, sizeof(st->last_loadkeys), "%s %s", zone, ok ? "ok" : "failed");
-    }
-    for (size_t i = 0; i < st->npending; i++) {
-        logf_(st, ISC_LOG_WARNING, "tdnskrs: instance stopping, rndc loadkeys %s not run", st->pending[i]);
-    }
-    st->npending = 0;
-    pthread_mutex_unlock(&st->mu);
-    return NULL;
+    logf_(st, ISC_LOG_INFO, "tdnskrs: key %u (algorithm %u) for %s %s", (unsigned)key_tag, (unsigned)algorithm, zone, what);
 }
 
 /* --- a minimal JSON reader for krs_status_json() ---------------------------------------- */
@@ -637,7 +415,7 @@ static isc_result_t put_txt(struct dlz_tdnskrs *st, dns_sdlzlookup_t *lookup, co
  *   "node_id=edge1.example.net. enrolled=yes listening=yes"
  *   "last_distribution=ID result=installed confirmed=yes"   (or "last_distribution=none")
  *   "keys=2 keys_installed=2 notifies=3 fetches=2 refused=0"
- *   "rndc_loadkeys ok=2 failed=0 last=example.test. ok"
+ *   "key_changes installed=2 retired=0 removed=0"           (by this instance)
  * Without KRS settings: "version=…" and "krs=not configured".
  */
 static isc_result_t status_records(struct dlz_tdnskrs *st, dns_sdlzlookup_t *lookup)
@@ -685,8 +463,8 @@ static isc_result_t status_records(struct dlz_tdnskrs *st, dns_sdlzlookup_t *loo
     krs_free(json);
     if (r == ISC_R_SUCCESS) {
         pthread_mutex_lock(&st->mu);
-        snprintf(line, sizeof(line), "rndc_loadkeys ok=%lu failed=%lu last=%s", st->loadkeys_ok,
-                 st->loadkeys_failed, st->last_loadkeys[0] ? st->last_loadkeys : "none");
+        snprintf(line, sizeof(line), "key_changes installed=%lu retired=%lu removed=%lu", st->installed,
+                 st->retired, st->removed);
         pthread_mutex_unlock(&st->mu);
         r = put_txt(st, lookup, line);
     }
@@ -702,65 +480,40 @@ static void instance_free(struct dlz_tdnskrs *st)
         krs_cleanup(st->krs); /* no callback runs after this */
         st->krs = NULL;
     }
-    if (st->rndc_thread_started) {
-        pthread_mutex_lock(&st->mu);
-        atomic_store(&st->stopping, 1);
-        pthread_cond_broadcast(&st->cv);
-        pthread_mutex_unlock(&st->mu);
-        pthread_join(st->rndc_thread, NULL);
-    }
-    pthread_cond_destroy(&st->cv);
     pthread_mutex_destroy(&st->mu);
-    free(st->rndc);
-    free(st->rndc_conf);
     free(st);
 }
 
-static int has_prefix(const char *s, const char *prefix)
-{
-    return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 /*
- * Splits argv[1..] into the module's own settings and the KRS settings (*krs_argv, *krs_argc).
+ * The KRS settings: DEFAULT_SETTINGS, then argv[1..] (each must be key=value).
  * Returns NULL or the reason it refused the words.
  */
-static const char *parse_words(struct dlz_tdnskrs *st, unsigned int argc, char *argv[],
-                               const char **krs_argv, int *krs_argc)
+static const char *parse_words(unsigned int argc, char *argv[], const char **krs_argv, int *krs_argc)
 {
-    const char *rndc = DEFAULT_RNDC;
     *krs_argc = 0;
-    st->rndc_timeout = DEFAULT_RNDC_TIMEOUT;
+    if (argc <= 1) {
+        return NULL; /* hosting only */
+    }
+    for (size_t d = 0; d < N_DEFAULT_SETTINGS; d++) {
+        size_t keylen = (size_t)(strchr(DEFAULT_SETTINGS[d], '=') - DEFAULT_SETTINGS[d]) + 1; /* "key=" */
+        int given = 0;
+        for (unsigned int i = 1; i < argc && !given; i++) {
+            given = argv[i] != NULL && (strncmp(argv[i], DEFAULT_SETTINGS[d], keylen) == 0 ||
+                                        strncmp(argv[i], "config=", 7) == 0);
+        }
+        if (!given) {
+            krs_argv[(*krs_argc)++] = DEFAULT_SETTINGS[d];
+        }
+    }
     for (unsigned int i = 1; i < argc; i++) {
         const char *w = argv[i];
         if (w == NULL || strchr(w, '=') == NULL || w[0] == '=') {
             return "every word after the module path must be key=value";
         }
-        if (has_prefix(w, "rndc=")) {
-            rndc = w + 5;
-            if (strcmp(rndc, "none") != 0 && rndc[0] != '/') {
-                return "rndc= must be an absolute path or none";
-            }
-        } else if (has_prefix(w, "rndc_conf=")) {
-            free(st->rndc_conf);
-            if ((st->rndc_conf = strdup(w + 10)) == NULL) {
-                return "out of memory";
-            }
-        } else if (has_prefix(w, "rndc_timeout=")) {
-            char *end;
-            long t = strtol(w + 13, &end, 10);
-            if (*end != '\0' || t < 1 || t > MAX_RNDC_TIMEOUT) {
-                return "rndc_timeout= must be 1..300 seconds";
-            }
-            st->rndc_timeout = (int)t;
-        } else if (*krs_argc >= MAX_SETTINGS) {
+        if (*krs_argc >= MAX_SETTINGS) {
             return "too many settings";
-        } else {
-            krs_argv[(*krs_argc)++] = w;
         }
-    }
-    if (strcmp(rndc, "none") != 0 && (st->rndc = strdup(rndc)) == NULL) {
-        return "out of memory";
+        krs_argv[(*krs_argc)++] = w;
     }
     return NULL;
 }
@@ -789,9 +542,7 @@ DLZ_EXPORT isc_result_t dlz_create(const char *dlzname, unsigned int argc, char 
     if (st == NULL) {
         return ISC_R_NOMEMORY;
     }
-    atomic_init(&st->stopping, 0);
     pthread_mutex_init(&st->mu, NULL);
-    pthread_cond_init(&st->cv, NULL);
 
     /* Helpers arrive as (name, function pointer) pairs terminated by a NULL name. */
     va_list ap;
@@ -821,7 +572,7 @@ DLZ_EXPORT isc_result_t dlz_create(const char *dlzname, unsigned int argc, char 
     } else if (!txt_quote(version, st->version_txt, sizeof(st->version_txt))) {
         why = "library version does not fit a TXT string";
     } else {
-        why = parse_words(st, argc, argv, krs_argv, &krs_argc);
+        why = parse_words(argc, argv, krs_argv, &krs_argc);
     }
     if (why != NULL) {
         logf_(st, ISC_LOG_ERROR, "tdnskrs DLZ '%s': %s", name, why);
@@ -856,22 +607,12 @@ DLZ_EXPORT isc_result_t dlz_create(const char *dlzname, unsigned int argc, char 
         instance_free(st);
         return ISC_R_FAILURE;
     }
-    if (st->rndc != NULL) {
-        if ((rc = pthread_create(&st->rndc_thread, NULL, rndc_main, st)) != 0) {
-            logf_(st, ISC_LOG_ERROR, "tdnskrs DLZ '%s': cannot start the rndc thread: %s", name, strerror(rc));
-            instance_free(st);
-            return ISC_R_FAILURE;
-        }
-        st->rndc_thread_started = 1;
-    }
     if ((rc = krs_start(st->krs)) != KRS_OK) {
         logf_(st, ISC_LOG_ERROR, "tdnskrs DLZ '%s': krs_start failed (%d): %s", name, rc, krs_last_error(st->krs));
         instance_free(st);
         return ISC_R_FAILURE;
     }
-    logf_(st, ISC_LOG_INFO, "tdnskrs DLZ '%s': KRS started (rndc %s%s%s)", name,
-          st->rndc != NULL ? st->rndc : "none", st->rndc_conf != NULL ? " -c " : "",
-          st->rndc_conf != NULL ? st->rndc_conf : "");
+    logf_(st, ISC_LOG_INFO, "tdnskrs DLZ '%s': KRS started", name);
     *dbdata = st;
     return ISC_R_SUCCESS;
 }

@@ -1,0 +1,260 @@
+import ArgumentParser
+import Synchronization
+import TDNSCore
+import TDNSKRS
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The subcommands of `tdns-krs` (a standalone Key Receiver Service daemon and CLI over the
+/// receiver the BIND and Knot modules run) and of `tdnskrs-nsd` (the same, as NSD's sidecar):
+/// each executable is a few lines that pick a ``CLIProfile`` and the commands it offers.
+
+/// What distinguishes the executables: their name in messages and the settings they impose.
+public struct CLIProfile: Sendable {
+    public var name: String
+    /// Settings put after everything else the user gives (e.g. `key_store=nsd`).
+    public var forcedSettings: [String]
+    /// The `--config` file used when none is given, if it exists.
+    public var defaultConfig: String?
+
+    public init(name: String, forcedSettings: [String] = [], defaultConfig: String? = nil) {
+        self.name = name
+        self.forcedSettings = forcedSettings
+        self.defaultConfig = defaultConfig
+    }
+
+    /// Set once by the executable before parsing.
+    public static let current = Mutex(CLIProfile(name: "tdns-krs"))
+    static var active: CLIProfile { current.withLock { $0 } }
+}
+
+/// Options every subcommand takes.
+struct Global: ParsableArguments {
+    @Option(name: .long, help: "State directory (keys, enrollment, replay record, audit log); or state_dir= in the config file.")
+    var state: String?
+
+    @Option(name: .long, help: "A settings file, one key=value per line (see krs.h); --state and --set override it.")
+    var config: String?
+
+    @Option(name: .customLong("set"), help: "An extra setting key=value (see krs.h); repeatable.")
+    var settings: [String] = []
+
+    var arguments: [String] {
+        let profile = CLIProfile.active
+        var args: [String] = []
+        if let file = config ?? profile.defaultConfig.flatMap({ POSIXFile.exists($0) ? $0 : nil }) {
+            args.append("config=\(file)")
+        }
+        if let state { args.append("state_dir=\(state)") }
+        return args + settings + profile.forcedSettings
+    }
+
+    func node(log: @escaping @Sendable (KRSLogLevel, String) -> Void = stderrLog) throws -> KRSNode {
+        do {
+            return try KRSNode(arguments: arguments, log: log)
+        } catch {
+            throw CLIError(error)
+        }
+    }
+}
+
+/// A library error as a one-line message and exit code 1 (2 is ArgumentParser's for usage).
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ error: TDNSError) { description = "\(error.code): \(error.reason)" }
+}
+
+/// One line to standard error (the C `stderr` global is not concurrency-safe in Swift 6).
+func printError(_ line: String) {
+    let bytes = Array((line + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+let stderrLog: @Sendable (KRSLogLevel, String) -> Void = { level, message in
+    let tag = ["error", "warning", "info", "debug"][level.rawValue]
+    printError("\(CLIProfile.active.name): \(tag): \(message)")
+}
+
+func fail(_ error: TDNSError) -> ExitCode {
+    printError("\(CLIProfile.active.name): \(error.code): \(error.reason)")
+    return ExitCode(1)
+}
+
+public struct Enroll: ParsableCommand {
+    public static let configuration = CommandConfiguration(abstract: "Enroll this node with the KDC of an enrollment package.")
+    @OptionGroup var global: Global
+    @Argument(help: "The enrollment package file from `tdns-kdc enroll generate`.") var package: String
+    @Option(help: "Where this node receives NOTIFYs, IP:port; its IP identifies the node.") var notify: String
+    @Option(name: .customLong("key-store"), help: "bind, knot, nsd or none (default: bind, or the config file's).") var keyStore: String?
+    @Option(name: .customLong("key-dir"), help: "Directory for the key files (default: the config file's).") var keyDir: String?
+
+    public init() {}
+
+    public func run() throws {
+        // Later settings win: the options here override the config file, the profile's forced
+        // settings (tdnskrs-nsd: key_store=nsd) override everything.
+        var args = global.arguments + ["notify_listen=\(notify)"]
+        if let keyStore { args.append("key_store=\(keyStore)") }
+        if let keyDir { args.append("key_dir=\(keyDir)") }
+        args += CLIProfile.active.forcedSettings
+        do {
+            let text = try readFile(package)
+            let node = try KRSNode(arguments: args, log: stderrLog)
+            let id = try node.enroll(package: text, notifyAddress: notify)
+            print("enrolled \(id)")
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+/// Set by SIGTERM/SIGINT; `run` polls it.
+let stopRequested = Atomic<Bool>(false)
+
+public struct Run: ParsableCommand {
+    public static let configuration = CommandConfiguration(abstract: "Run the KRS in the foreground until SIGTERM or SIGINT.")
+    @OptionGroup var global: Global
+    @Option(name: .customLong("resign-every"), help: "key_store=nsd: re-sign every zone with keys this often, in hours (0: never).")
+    var resignHours: Double = 24
+
+    public init() {}
+
+    public func run() throws {
+        let node = try global.node()
+        signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
+        signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            try node.start()
+        } catch {
+            throw fail(error)
+        }
+        // NSD has no signer of its own: the sidecar refreshes signatures before they expire
+        // (dnssec-signzone makes them valid for 30 days).
+        let resign = node.settings.keyStore == .nsd && resignHours > 0
+        var nextResign = monotonicSeconds() + resignHours * 3600
+        while !stopRequested.load(ordering: .relaxed) {
+            usleep(100_000)
+            if resign && monotonicSeconds() >= nextResign {
+                nextResign += resignHours * 3600
+                resignAll(node)
+            }
+        }
+        node.stop()
+    }
+}
+
+/// Re-signs every zone with keys, logging what ran (and a failure) to standard error.
+private func resignAll(_ node: KRSNode) {
+    let result = Result { () throws(TDNSError) in try node.receiver.resignNSDZones() }
+    switch result {
+    case .success(let notes): for note in notes { stderrLog(.info, note) }
+    case .failure(let error): stderrLog(.error, "re-signing failed: \(error.reason)")
+    }
+}
+
+/// `tdnskrs-nsd sign [ZONE…]`: sign now (after editing an unsigned zone file).
+public struct Sign: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        abstract: "key_store=nsd: sign zones again with their current keys and reload them in NSD.")
+    @OptionGroup var global: Global
+    @Argument(help: "Zones, with trailing dot (default: every zone with keys).") var zones: [String] = []
+
+    public init() {}
+
+    public func run() throws {
+        let node = try global.node()
+        do {
+            for note in try node.receiver.resignNSDZones(zones.isEmpty ? nil : zones) { print(note) }
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+func monotonicSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+public struct Status: ParsableCommand {
+    public static let configuration = CommandConfiguration(abstract: "Show the node's enrollment, last distributions and keys.")
+    @OptionGroup var global: Global
+    @Flag(help: "Print JSON.") var json = false
+
+    public init() {}
+
+    public func run() throws {
+        let status = try global.node(log: { _, _ in }).statusJSON()
+        if json { print(status); return }
+        print(humanReadable(status))
+    }
+}
+
+public struct Keys: ParsableCommand {
+    public static let configuration = CommandConfiguration(abstract: "List the key files this node has installed.")
+    @OptionGroup var global: Global
+    @Flag(help: "Print JSON.") var json = false
+
+    public init() {}
+
+    public func run() throws {
+        let status = try global.node(log: { _, _ in }).statusJSON()
+        guard let parsed = try? JSONValue.parse(Array(status.utf8)), let keys = parsed["keys"] else { return }
+        if json { print(keys.serializedString()); return }
+        for key in keys.arrayValue ?? [] {
+            print("\(key["zone"]?.stringValue ?? "?")\tkey \(key["key_tag"]?.int64Value ?? 0)\talgorithm \(key["algorithm"]?.int64Value ?? 0)"
+                + "\t\(key["ksk"]?.boolValue == true ? "KSK" : "ZSK")\t\(key["state"]?.stringValue ?? "?")")
+        }
+    }
+}
+
+public struct Fetch: ParsableCommand {
+    public static let configuration = CommandConfiguration(abstract: "Fetch, install and confirm one distribution now.")
+    @OptionGroup var global: Global
+    @Argument(help: "The distribution ID (hex).") var distributionID: String
+
+    public init() {}
+
+    public func run() throws {
+        let node = try global.node()
+        do {
+            let result = try node.fetchAndConfirm(distributionID)
+            print(result.reportJSON)
+        } catch {
+            throw fail(error)
+        }
+    }
+}
+
+func readFile(_ path: String) throws(TDNSError) -> [UInt8] {
+    guard let f = fopen(path, "rb") else { throw .config("cannot open \(path)") }
+    defer { fclose(f) }
+    var out: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, f)
+        if n <= 0 { break }
+        out += buffer[0..<n]
+        if out.count > 1 << 20 { throw .tooBig("\(path) is larger than 1 MiB") }
+    }
+    return out
+}
+
+func humanReadable(_ statusJSON: String) -> String {
+    guard let s = try? JSONValue.parse(Array(statusJSON.utf8)) else { return statusJSON }
+    var lines: [String] = []
+    lines.append("node:        \(s["node_id"]?.stringValue ?? "(not enrolled)")")
+    lines.append("control zone: \(s["control_zone"]?.stringValue ?? "-")")
+    lines.append("KDC:         \(s["kdc_address"]?.stringValue ?? "-")")
+    lines.append("NOTIFY on:   \(s["notify_listen"]?.stringValue ?? "-")")
+    lines.append("signatures:  \(s["require_signature"]?.boolValue == true ? "required" : "not required (legacy HMAC accepted)")")
+    for d in s["distributions"]?.arrayValue ?? [] {
+        lines.append("distribution \(d["id"]?.stringValue ?? "?"): \(d["result"]?.stringValue ?? "?") \(d["detail"]?.stringValue ?? "")")
+    }
+    lines.append("keys:        \((s["keys"]?.arrayValue ?? []).count)")
+    return lines.joined(separator: "\n")
+}
