@@ -75,20 +75,7 @@ DNS_PORT=$(free_port) && KDC_PORT=$(free_port) && SPARE_PORT=$(free_port) ||
 K=$TMP/kdc S=$TMP/node KEYS=$TMP/keys LOG=$TMP/knotd.log
 mkdir -p "$K" "$S" "$KEYS" "$TMP/run" "$TMP/db" "$TMP/zones"
 
-kdc() { "$KDC_BIN" "$@" --state "$K"; }
-# json_get EXPR: evaluates a Python expression over the JSON on stdin (d), prints the result.
-json_get() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" 2>/dev/null; }
-# The state of distribution $1 in the KDC's status.
-dist_state() {
-    kdc status --json 2>/dev/null | json_get "next((x['state'] for x in d['distributions'] if x['distribution_id']=='$1'), 'missing')"
-}
-confirmed() { [ "$(dist_state "$1")" = confirmed ]; }
-# distribute ARGS...: prints the distribution ID.
-distribute() {
-    kdc distribute --node "$NODE" "$@" --json 2>"$TMP/distribute.err" | json_get "
-(lambda f: f(f, d))(lambda f, x: x['distribution_id'] if isinstance(x, dict) and 'distribution_id' in x else
-  next((r for r in (f(f, v) for v in (x.values() if isinstance(x, dict) else x if isinstance(x, list) else [])) if r), None))"
-}
+# kdc, json_get, dist_state, confirmed and distribute come from ../hosting/lib.sh.
 new_key() { kdc key generate --zone "$ZONE" --algorithm 13 --type "$1" --json | json_get "d.get('key_tag') or d['key']['key_tag']"; }
 qdig() { dig @127.0.0.1 -p "$DNS_PORT" +norec +time=2 +tries=1 "$@" 2>/dev/null; }
 # Key tags of the DNSKEY set, sorted, space-separated.
@@ -178,7 +165,8 @@ EOF
 if [ "$MODE" = knot ]; then
     printf '%s\n' "# extra KRS settings (krs_init config= file)" "keymgr=$(command -v keymgr)" \
         "knotc=$(command -v knotc)" >"$TMP/krs-extra.conf"
-    SETTINGS="setting: \"knot_conf=$TMP/knot.conf\""
+    # command_timeout bounds every keymgr/knotc run (and so any stall of knotd's control).
+    SETTINGS="setting: [ \"knot_conf=$TMP/knot.conf\", \"command_timeout=5\" ]"
     SIGNING="    dnssec-signing: on
     dnssec-policy: manual"
 else
@@ -411,6 +399,7 @@ if [ "$MODE" = knot ]; then
         median=$(printf '%s\n' "${times[@]}" | sort -n | python3 -c "import sys; v=[float(x) for x in sys.stdin]; print(f'{v[len(v)//2]:.3f}')")
         echo "TIMING: knot distribute→RRSIG median $median s (n=${#times[@]}; each: ${times[*]})"
     fi
+
 else
     n=0
     for n in 1 2 3; do
@@ -434,6 +423,38 @@ check "$T: no crash/assertion/fatal lines in knotd's log" \
     eval '! grep -qiE "crash|assert|fatal|segfault|critical" "$LOG"'
 check "$T: no module errors in knotd's log" "$(grep -F "mod-tdnskrs" "$LOG" | grep -iE 'error|failed' | head -1)" \
     eval '! grep -F "mod-tdnskrs" "$LOG" | grep -qiE "error|failed"'
+
+# --- knotc reload while the KRS is inside knotc (Knot key store only) ---------------------------
+
+if [ "$MODE" = knot ]; then
+    # knotd runs `knotc reload` in the thread that also serves knotc: while it unloads the old
+    # module instance (which joins the KRS worker), a knotc the worker runs cannot be served.
+    # A knotc that starts 2 s late holds the worker there; the reload must not wait for it,
+    # and the distribution must still be installed (by the new instance) and confirmed.
+    printf '%s\n' '#!/bin/sh' '# test double: knotc, 2 s late for zone-keys-load' \
+        "case \"\$*\" in *zone-keys-load*) : >\"$TMP/knotc-slow.in\"; sleep 2 ;; esac" \
+        "exec $(command -v knotc) \"\$@\"" >"$TMP/knotc-slow"
+    chmod +x "$TMP/knotc-slow"
+    cp "$TMP/knot.conf" "$TMP/knot.conf.good"
+    sed -i "s|^    state-dir: .*|&\\n    setting: \"knotc=$TMP/knotc-slow\"|" "$TMP/knot.conf"
+    before=$(count_lines "$LOG" "$LOADED")
+    "${KNOTC[@]}" reload >/dev/null 2>&1
+    wait_for 10 eval '[ "$(count_lines "$LOG" "$LOADED")" -gt "$before" ]'
+    say "knotc reload while the KRS worker is inside a (slow) knotc zone-keys-load"
+    z=$(new_key zsk)
+    d=$(distribute --zone "$ZONE" --key "$z")
+    wait_for 10 test -e "$TMP/knotc-slow.in"
+    cp "$TMP/knot.conf.good" "$TMP/knot.conf"
+    t0=$(date +%s.%N)
+    out=$("${KNOTC[@]}" reload 2>&1)
+    rc=$?
+    took=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')")
+    check "$T: knotc reload during the worker's knotc run returns promptly (took $took s, want < 8 s)" \
+        "rc=$rc: $out" eval '[ $rc -eq 0 ] && python3 -c "import sys; sys.exit(0 if $took < 8 else 1)"'
+    check "$T: the distribution caught by that reload is installed and confirmed (ZSK $z signs)" \
+        "state $(dist_state "$d"), RRSIG SOA '$(rrsig_tags SOA)'; $(grep -F "$d" "$LOG" | tail -1 | cut -c1-200)" \
+        wait_for 60 eval 'confirmed "$d" && [ "$(rrsig_tags SOA)" = "$z" ]'
+fi
 
 # --- a KRS that cannot start leaves knotd running ----------------------------------------------
 
