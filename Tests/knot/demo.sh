@@ -14,7 +14,7 @@ export DEMO=1
 echo "libtdnskrs in Knot DNS: tdns-kdc → NOTIFY to knotd → mod-tdnskrs.so → keymgr + knotc → signed zone"
 echo
 out=$(mktemp /tmp/tdnskrs-demo.XXXXXX)
-bash "$here/run.sh" | tee "$out" | grep -v '^PASS: '
+bash "$here/run.sh" 2>&1 | tee "$out" | grep -v '^PASS: '
 rc=${PIPESTATUS[0]}
 p=$(grep -c '^PASS: ' "$out")
 f=$(grep -c '^FAIL: ' "$out")

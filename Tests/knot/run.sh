@@ -397,7 +397,8 @@ if [ "$MODE" = knot ]; then
         "only ${#times[@]} of 5 rolls signed; last RRSIG SOA '$(rrsig_tags SOA)', want $prev" [ $all_ok = 1 ]
     if [ "${#times[@]}" -gt 0 ]; then
         median=$(printf '%s\n' "${times[@]}" | sort -n | python3 -c "import sys; v=[float(x) for x in sys.stdin]; print(f'{v[len(v)//2]:.3f}')")
-        echo "TIMING: knot distribute→RRSIG median $median s (n=${#times[@]}; each: ${times[*]})"
+        say "timing: each roll ${times[*]} s"
+        echo "TIMING: knot distribute→RRSIG median $median s (n=${#times[@]})"
     fi
 
 else
