@@ -45,6 +45,7 @@ public final class KRSNode: Sendable {
         var result: String
         var detail: String
         var keysChanged: Int
+        var keysInstalled = 0
         var confirmed: Bool
     }
 
@@ -257,7 +258,7 @@ public final class KRSNode: Sendable {
             core.withLock { c in
                 c.recent.append(r)
                 if c.recent.count > Self.recentKept { c.recent.removeFirst(c.recent.count - Self.recentKept) }
-                if r.result == "installed" { c.counters.installed += r.keysChanged } else if r.result != "not for us" { c.counters.refused += 1 }
+                if r.result == "installed" { c.counters.installed += r.keysInstalled } else if r.result != "not for us" { c.counters.refused += 1 }
             }
         }
         let records: [[UInt8]]
@@ -284,6 +285,7 @@ public final class KRSNode: Sendable {
         record.result = result.serverFailure == nil ? "installed" : "install failed"
         record.detail = result.serverFailure ?? ""
         record.keysChanged = result.keysChanged
+        record.keysInstalled = result.keysInstalled
         // The report is kept until the KDC acknowledges it, so that it survives a crash.
         try? unconfirmedStore.save(id, result)
         record.confirmed = confirm(id, result)

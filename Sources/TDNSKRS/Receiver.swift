@@ -22,6 +22,8 @@ public struct DistributionResult: Sendable {
     public var signed: Bool
     /// Number of keys installed, retired or removed.
     public var keysChanged: Int
+    /// Of those, the keys installed.
+    public var keysInstalled: Int = 0
     /// Why the server did not take the keys (they are in `failed_keys`); nil on success.
     public var serverFailure: String? = nil
 }
@@ -240,7 +242,8 @@ public final class KeyReceiver: Sendable {
                 try auditLine(distributionID, now: now, result: "accepted", extra: [("operations", .integer(operations.count))])
             }
             let report: JSONValue = successful.isEmpty ? .object([]) : .object([("successful_keys", .array(successful))])
-            return DistributionResult(reportKind: .keyStatus, reportJSON: report.serializedString(), signed: signed, keysChanged: changes.count)
+            return DistributionResult(reportKind: .keyStatus, reportJSON: report.serializedString(), signed: signed,
+                                      keysChanged: changes.count, keysInstalled: changes.count { $0.kind == .installed })
         }
     }
 
