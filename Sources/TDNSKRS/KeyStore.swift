@@ -65,13 +65,26 @@ struct NoKeyStore: KeyStore {
     func removeStaleTemporaries(now: Int64) {}
 }
 
-/// A control tool of the server, run through ``Subprocess`` with a bounded wait.
+/// A control tool of the server, run through ``Subprocess`` with a bounded wait — cut short
+/// when the node stops, because the host may be unloading this module in the very thread
+/// that would answer the tool (`knotc reload` runs knotc's commands and the module unload in
+/// one thread; named's control channel is alike).
 struct ServerCommand: Sendable {
     let timeout: Double
+    let stop: StopSignal?
+
+    /// True once the node stops; a store then puts its files back and throws
+    /// ``interrupted(_:)`` instead of reporting a failure, so that nothing is recorded and
+    /// the distribution is processed again at the next start.
+    var stopped: Bool { stop?.isSet == true }
+
+    func interrupted(_ zone: String) -> TDNSError {
+        .network("stopped while telling the server about \(zone); nothing kept, processed again at the next start")
+    }
 
     /// Runs `argv`; nil on success, else one line saying what failed. Either way a line
     /// (`rndc loadkeys example.test.: ok`) is added to `notes`.
-    func run(notes: inout [String], _ argv: [String]) -> String? {
+    func run(notes: inout [String], _ argv: [String], cancellable: Bool = true) -> String? {
         let name = argv.first.map { POSIXFile.split($0).name } ?? "?"
         // Options (-c FILE, -s SOCKET, -t N) are left out of the line: the command is what matters.
         var shown: [String] = []
@@ -84,7 +97,8 @@ struct ServerCommand: Sendable {
         }
         let line = ([name] + shown).joined(separator: " ")
         do {
-            let outcome = try Subprocess.run(argv, timeout: timeout)
+            let stop = self.stop
+            let outcome = try Subprocess.run(argv, timeout: timeout, cancelled: { cancellable && stop?.isSet == true })
             notes.append("\(line): \(outcome.summary(timeout: timeout))")
             return outcome.succeeded ? nil : "\(line): \(outcome.summary(timeout: timeout))"
         } catch {
@@ -196,10 +210,10 @@ struct BINDKeyStore: KeyStore {
     /// Files of deleted keys stay this long after their Delete time (named must read it).
     static let deletedKeyGrace: Int64 = 3600
 
-    init(directory: String, rndc: String?, rndcConf: String?, timeout: Double) throws(TDNSError) {
+    init(directory: String, rndc: String?, rndcConf: String?, command: ServerCommand) throws(TDNSError) {
         files = try KeyFileDirectory(directory: directory)
         self.rndc = rndc.map { [$0] + (rndcConf.map { ["-c", $0] } ?? []) }
-        command = ServerCommand(timeout: timeout)
+        self.command = command
     }
 
     func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?) throws(TDNSError) -> KeyStoreOutcome {
@@ -210,6 +224,7 @@ struct BINDKeyStore: KeyStore {
             for zone in applied.zones {
                 if let failure = command.run(notes: &notes, rndc + ["loadkeys", zone]) {
                     applied.transaction.rollback()
+                    if command.stopped { throw command.interrupted(zone) }
                     for z in told { _ = command.run(notes: &notes, rndc + ["loadkeys", z]) }
                     return KeyStoreOutcome(changes: [], serverFailure: failure, notes: notes)
                 }
@@ -240,12 +255,13 @@ struct KnotKeyStore: KeyStore {
     let knotc: [String]
     let command: ServerCommand
 
-    init(directory: String, keymgr: String, knotc: String, knotConf: String?, knotSocket: String?, timeout: Double) throws(TDNSError) {
+    init(directory: String, keymgr: String, knotc: String, knotConf: String?, knotSocket: String?, command: ServerCommand) throws(TDNSError) {
         files = try KeyFileDirectory(directory: directory)
         let conf = knotConf.map { ["-c", $0] } ?? []
         self.keymgr = [keymgr] + conf
-        self.knotc = [knotc] + conf + (knotSocket.map { ["-s", $0] } ?? []) + ["-t", "\(Int(timeout))"]
-        command = ServerCommand(timeout: timeout)
+        // -b: zone events report their outcome (without it knotc says OK before the event ran).
+        self.knotc = [knotc] + conf + (knotSocket.map { ["-s", $0] } ?? []) + ["-t", "\(Int(command.timeout))", "-b"]
+        self.command = command
     }
 
     func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?) throws(TDNSError) -> KeyStoreOutcome {
@@ -274,13 +290,22 @@ struct KnotKeyStore: KeyStore {
                 undo.append(keymgr + [zone, "import-bind", files.path(k.base, ".private")])
             }
             if let f = loadKeys(zone, notes: &notes) {
+                // Knot cannot sign with a manual policy until the zone has an active KSK and ZSK;
+                // a first KSK alone is kept and signs when its ZSK arrives.
+                if !command.stopped && !hasCompleteKeySet(zone, now: now) {
+                    notes.append("\(zone): not signed yet, Knot waits for an active KSK and ZSK")
+                    continue
+                }
                 failure = f
                 break steps
             }
         }
         if let failure {
             applied.transaction.rollback()  // first: the undo steps re-import deleted keys from the files
-            for step in undo.reversed() { _ = command.run(notes: &notes, step) }
+            // keymgr works on Knot's database directly and is not cut short; knotc is skipped
+            // when stopping (knotd may be unloading this module and cannot answer).
+            for step in undo.reversed() { _ = command.run(notes: &notes, step, cancellable: false) }
+            if command.stopped { throw command.interrupted(applied.zones.joined(separator: " ")) }
             for zone in applied.zones { _ = loadKeys(zone, notes: &notes) }
             return KeyStoreOutcome(changes: [], serverFailure: failure, notes: notes)
         }
@@ -298,8 +323,28 @@ struct KnotKeyStore: KeyStore {
     /// `zone-keys-load`; a zone that failed to load for lack of keys has nothing to re-sign
     /// yet, and needs `zone-reload` instead.
     private func loadKeys(_ zone: String, notes: inout [String]) -> String? {
-        guard let failure = command.run(notes: &notes, knotc + ["zone-keys-load", zone]) else { return nil }
-        return command.run(notes: &notes, knotc + ["zone-reload", zone]) == nil ? nil : failure
+        var first: [String] = []
+        guard let failure = command.run(notes: &first, knotc + ["zone-keys-load", zone]) else {
+            notes += first
+            return nil
+        }
+        if command.stopped {
+            notes += first
+            return failure
+        }
+        var second: [String] = []
+        if command.run(notes: &second, knotc + ["zone-reload", zone]) == nil {
+            notes += second.map { $0 + " (the zone had not loaded yet: zone-keys-load has nothing to re-sign)" }
+            return nil
+        }
+        notes += first + second
+        return failure
+    }
+
+    /// Whether the zone's key files (after this change) hold an active KSK and an active ZSK.
+    private func hasCompleteKeySet(_ zone: String, now: Int64) -> Bool {
+        let active = ((try? files.keys(zone: zone)) ?? []).filter { $0.inactive.map { $0 > now } ?? true }
+        return active.contains { $0.isKSK } && active.contains { !$0.isKSK }
     }
 
     func removeStaleTemporaries(now: Int64) { files.removeStaleTemporaries() }
@@ -321,7 +366,7 @@ struct NSDKeyStore: KeyStore {
     let command: ServerCommand
 
     init(directory: String, signer: String, zoneDirectory: String, signedDirectory: String,
-         nsdControl: String?, nsdConf: String?, timeout: Double) throws(TDNSError) {
+         nsdControl: String?, nsdConf: String?, command: ServerCommand) throws(TDNSError) {
         files = try KeyFileDirectory(directory: directory)
         guard POSIXFile.isDirectory(zoneDirectory) else { throw .config("zone_dir: \(zoneDirectory) is not a directory") }
         guard POSIXFile.isDirectory(signedDirectory) else { throw .config("signed_dir: \(signedDirectory) is not a directory") }
@@ -329,68 +374,108 @@ struct NSDKeyStore: KeyStore {
         self.zoneDirectory = zoneDirectory
         self.signedDirectory = signedDirectory
         self.nsdControl = nsdControl.map { [$0] + (nsdConf.map { ["-c", $0] } ?? []) }
-        command = ServerCommand(timeout: timeout)
+        self.command = command
     }
 
     func signedPath(_ zone: String) -> String { "\(signedDirectory)/\(zone)zone.signed" }
 
+    /// A signed zone put in place, with the previous one kept under a second name until the
+    /// change is final.
+    private struct Replaced {
+        let zone: String
+        let path: String
+        let backup: String?
+        func restore() { if let backup { rename(backup, path) } else { unlink(path) } }
+        func discardBackup() { if let backup { unlink(backup) } }
+    }
+
     func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?) throws(TDNSError) -> KeyStoreOutcome {
         let applied = try files.apply(plan, now: now, retireAfter: retireAfter, deletion: .removeFiles)
         var notes: [String] = []
-        var replaced: [(path: String, backup: String?)] = []
+        var replaced: [Replaced] = []
         var failure: String? = nil
         for zone in applied.zones {
-            let target = signedPath(zone)
-            let fresh = "\(signedDirectory)/.\(zone)zone.signed.new"
-            unlink(fresh)
-            if let f = sign(zone, into: fresh, notes: &notes) {
-                unlink(fresh)
-                failure = f
-                break
+            switch publish(zone, notes: &notes) {
+            case .success(let r): replaced.append(r)
+            case .failure(let f):
+                if let r = f.replaced { replaced.append(r) }
+                failure = f.reason
             }
-            // Keep the previous signed zone under a second name until NSD has taken the new one.
-            let backup = "\(signedDirectory)/.\(zone)zone.signed.previous"
-            unlink(backup)
-            let hadPrevious = POSIXFile.exists(target) && link(target, backup) == 0
-            do {
-                try POSIXFile.commit(temporary: fresh, to: target)
-            } catch {
-                unlink(fresh)
-                if hadPrevious { unlink(backup) }
-                failure = "\(target): \(error.reason)"
-                break
-            }
-            replaced.append((target, hadPrevious ? backup : nil))
-            if let control = nsdControl, let f = command.run(notes: &notes, control + ["reload", zone]) {
-                failure = f
-                break
-            }
+            if failure != nil { break }
         }
         if let failure {
             applied.transaction.rollback()
-            for r in replaced.reversed() {
-                if let backup = r.backup { rename(backup, r.path) } else { unlink(r.path) }
-            }
+            for r in replaced.reversed() { r.restore() }
+            if command.stopped { throw command.interrupted(applied.zones.joined(separator: " ")) }
             if let control = nsdControl {
-                for zone in applied.zones { _ = command.run(notes: &notes, control + ["reload", zone]) }
+                for r in replaced { _ = command.run(notes: &notes, control + ["reload", r.zone]) }
             }
             return KeyStoreOutcome(changes: [], serverFailure: failure, notes: notes)
         }
-        for r in replaced { if let b = r.backup { unlink(b) } }
+        for r in replaced { r.discardBackup() }
         applied.transaction.finish()
         return KeyStoreOutcome(changes: applied.changes, notes: notes)
     }
 
-    /// Signs `zone_dir/<zone>zone` with the zone's keys in `key_dir` into `output`. Public:
-    /// `tdnskrs-nsd sign` re-signs on demand (signatures expire; the operator edits the zone).
+    private struct PublishFailure: Error {
+        let reason: String
+        /// Set when the new file was already in place (NSD refused it).
+        var replaced: Replaced? = nil
+    }
+
+    /// Signs the zone into a new file, puts it in place atomically (the previous one kept as a
+    /// backup) and has NSD reload it.
+    private func publish(_ zone: String, notes: inout [String]) -> Result<Replaced, PublishFailure> {
+        let target = signedPath(zone)
+        let fresh = "\(signedDirectory)/.\(zone)zone.signed.new"
+        unlink(fresh)
+        if let f = sign(zone, into: fresh, notes: &notes) {
+            unlink(fresh)
+            return .failure(PublishFailure(reason: f))
+        }
+        let backup = "\(signedDirectory)/.\(zone)zone.signed.previous"
+        unlink(backup)
+        let hadPrevious = POSIXFile.exists(target) && link(target, backup) == 0
+        do {
+            try POSIXFile.commit(temporary: fresh, to: target)
+        } catch {
+            unlink(fresh)
+            if hadPrevious { unlink(backup) }
+            return .failure(PublishFailure(reason: "\(target): \(error.reason)"))
+        }
+        let replaced = Replaced(zone: zone, path: target, backup: hadPrevious ? backup : nil)
+        if let control = nsdControl, let f = command.run(notes: &notes, control + ["reload", zone]) {
+            return .failure(PublishFailure(reason: f, replaced: replaced))
+        }
+        return .success(replaced)
+    }
+
+    /// Signs `zone_dir/<zone>zone` with the zone's keys in `key_dir` into `output`; a zone
+    /// without keys is copied as it is (NSD serves it unsigned rather than not at all).
     func sign(_ zone: String, into output: String, notes: inout [String]) -> String? {
         let input = "\(zoneDirectory)/\(zone)zone"
         guard POSIXFile.exists(input) else { return "\(input): no unsigned zone file for \(zone)" }
+        let keys = ((try? files.keys(zone: zone)) ?? []).filter { $0.delete == nil }
+        if keys.isEmpty {
+            do {
+                try POSIXFile.writeAtomically(output, bytes: try POSIXFile.read(input, limit: Self.maxZoneFile), mode: 0o644)
+            } catch {
+                return "\(zone): copying the unsigned zone: \(error.reason)"
+            }
+            notes.append("\(zone): no keys, served unsigned")
+            return nil
+        }
+        waitForNewSerial(of: zone)
         // -S: smart signing (timing metadata), -x: the DNSKEY set signed by KSKs only (as
-        // named does), -d: dsset files go next to the signed zone, -N unixtime: a serial NSD
-        // sees increase, -o: origin.
-        if let failure = command.run(notes: &notes, [signer, "-S", "-x", "-K", files.directory, "-d", signedDirectory, "-N", "unixtime",
-                                      "-o", zone, "-f", output, input]) {
+        // named does), -z when the keys are all of one role (the KDC sends a zone's KSK and
+        // ZSK in separate distributions: the first one signs everything until the other
+        // arrives), -d: dsset files next to the signed zone, -N unixtime: a serial that
+        // increases, -o: origin.
+        let active = keys.filter { $0.inactive == nil }
+        let oneRole = !(active.contains { $0.isKSK } && active.contains { !$0.isKSK })
+        if let failure = command.run(notes: &notes, [signer, "-S", "-x"] + (oneRole ? ["-z"] : []) + [
+            "-K", files.directory, "-d", signedDirectory, "-N", "unixtime", "-o", zone, "-f", output, input,
+        ]) {
             return failure
         }
         // The signer does not fsync; the rename that follows must not expose an empty file.
@@ -398,6 +483,39 @@ struct NSDKeyStore: KeyStore {
         guard fd >= 0 else { return "\(output): \(POSIXFile.errnoText())" }
         defer { close(fd) }
         return fsync(fd) == 0 ? nil : "\(output): fsync: \(POSIXFile.errnoText())"
+    }
+
+    static let maxZoneFile = 1 << 30
+
+    /// `-N unixtime` gives two signings within one second the same serial, and secondaries
+    /// would miss the second; so a signing waits (at most two seconds) until the clock has
+    /// passed the serial of the zone it replaces.
+    private func waitForNewSerial(of zone: String) {
+        guard let serial = Self.soaSerial(signedPath(zone)) else { return }
+        var now = Int64(time(nil))
+        guard serial >= now, serial < now + 3 else { return }
+        while now <= serial {
+            usleep(50_000)
+            now = Int64(time(nil))
+        }
+    }
+
+    /// The SOA serial of a zone file as dnssec-signzone writes it (the SOA near the top:
+    /// `owner ttl IN SOA mname rname ( serial ; serial …`), or nil.
+    static func soaSerial(_ path: String) -> Int64? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var head = [UInt8](repeating: 0, count: 16 * 1024)
+        let n = head.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        var tokens: [Substring] = []
+        for line in String(decoding: head[0..<n], as: UTF8.self).split(separator: "\n") where !line.hasPrefix(";") {
+            let code = line.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            tokens += code.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "(" || $0 == ")" })
+        }
+        guard let soa = tokens.firstIndex(of: "SOA"), soa + 3 < tokens.count else { return nil }
+        return Int64(tokens[soa + 3])
     }
 
     /// Zones with keys in `key_dir` and an unsigned zone file in `zone_dir`.
@@ -409,19 +527,29 @@ struct NSDKeyStore: KeyStore {
         return zones
     }
 
-    /// Re-signs the zone and reloads it (no key changes): for `tdnskrs-nsd sign`.
+    /// Signs the zone again and reloads it (no key changes): for `tdnskrs-nsd sign` and the
+    /// periodic refresh. NSD keeps the previous file when it refuses the new one.
     func resign(_ zone: String) throws(TDNSError) -> [String] {
         var notes: [String] = []
-        let fresh = "\(signedDirectory)/.\(zone)zone.signed.new"
-        unlink(fresh)
-        if let f = sign(zone, into: fresh, notes: &notes) {
-            unlink(fresh)
-            throw .storage(f)
+        switch publish(zone, notes: &notes) {
+        case .success(let r):
+            r.discardBackup()
+            return notes
+        case .failure(let f):
+            f.replaced?.restore()
+            throw .storage(f.reason)
         }
-        try POSIXFile.commit(temporary: fresh, to: signedPath(zone))
-        if let control = nsdControl, let f = command.run(notes: &notes, control + ["reload", zone]) { throw .storage(f) }
-        return notes
     }
 
-    func removeStaleTemporaries(now: Int64) { files.removeStaleTemporaries() }
+    /// At start: temporaries, and a served file for every unsigned zone that has none yet
+    /// (signed if it has keys, else a copy), so that NSD can load every zone it is given.
+    func removeStaleTemporaries(now: Int64) {
+        files.removeStaleTemporaries()
+        for name in (try? POSIXFile.list(zoneDirectory)) ?? [] where name.hasSuffix(".zone") {
+            let zone = String(name.dropLast(4))
+            guard DomainName.isValidFQDN(zone), !POSIXFile.exists(signedPath(zone)) else { continue }
+            var notes: [String] = []
+            if case .success(let r) = publish(zone, notes: &notes) { r.discardBackup() }
+        }
+    }
 }

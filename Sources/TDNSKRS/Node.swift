@@ -18,7 +18,8 @@ public final class KRSNode: Sendable {
     private let keyChanged: @Sendable (KeyStoreChange) -> Void
     private let core: Mutex<Core>
     private let running = Mutex<Running?>(nil)
-    private let stopping = Atomic<Bool>(false)
+    /// Also seen by the key store: a server tool still running when the node stops is killed.
+    private let stopping = StopSignal()
     /// Cancels every network wait of this node when it stops; replaced on start.
     private let cancellation = Mutex(CancellationFlag())
     /// The pipelined connection a fetch is using, closed by stop() to end the fetch at once.
@@ -74,7 +75,8 @@ public final class KRSNode: Sendable {
         self.clock = clock
         self.log = log
         self.keyChanged = keyChanged
-        let receiver = try KeyReceiver(settings: KRSSettings(arguments: arguments), clock: clock, log: log, keyChanged: keyChanged)
+        let receiver = try KeyReceiver(settings: KRSSettings(arguments: arguments), clock: clock, log: log,
+                                       keyChanged: keyChanged, stop: stopping)
         core = Mutex(Core(receiver: receiver))
     }
 
@@ -102,7 +104,8 @@ public final class KRSNode: Sendable {
         let outcome = try Enrollment.run(
             package: package, notifyAddress: notify, stateDirectory: current.stateDirectory, now: now,
             keepSettings: kept, log: log)
-        let receiver = try KeyReceiver(settings: KRSSettings(arguments: arguments), clock: clock, log: log, keyChanged: keyChanged)
+        let receiver = try KeyReceiver(settings: KRSSettings(arguments: arguments), clock: clock, log: log,
+                                       keyChanged: keyChanged, stop: stopping)
         core.withLock { $0.receiver = receiver }
         return outcome.nodeID
     }
@@ -158,11 +161,12 @@ public final class KRSNode: Sendable {
         let address = try settings.notifyListen.map { (l) throws(TDNSError) in try SocketAddress(l) }
         try running.withLock { (current) throws(TDNSError) in
             guard current == nil else { return }
-            stopping.store(false, ordering: .sequentiallyConsistent)
+            stopping.set(false)
             cancellation.withLock { $0 = CancellationFlag() }
-            // Temporary files of an install killed mid-way, then distributions announced
-            // before a crash or stop: fetched (or, if installed, confirmed) again.
-            receiver.removeStaleTemporaries()
+            // Distributions announced before a crash or stop: fetched (or, if installed,
+            // confirmed) again. (The key store's housekeeping runs on the worker: it takes the
+            // state lock, which an instance this host is about to unload may hold — knotd and
+            // named load the new instance first, in the thread the old one may be waiting for.)
             for id in (try? pendingStore.load()) ?? [] {
                 core.withLock { c in
                     if !c.known.contains(id) {
@@ -201,7 +205,7 @@ public final class KRSNode: Sendable {
             return r
         }
         guard let current else { return }
-        stopping.store(true, ordering: .sequentiallyConsistent)
+        stopping.set(true)
         cancellation.withLock { $0.cancel() }
         activeClient.withLock { $0?.close() }
         current.server?.stop()
@@ -209,9 +213,10 @@ public final class KRSNode: Sendable {
         log(.info, "stopped")
     }
 
-    var isStopping: Bool { stopping.load(ordering: .sequentiallyConsistent) }
+    var isStopping: Bool { stopping.isSet }
 
     private func workLoop() {
+        receiver.removeStaleTemporaries()
         while !isStopping {
             let next: String? = core.withLock { c in c.queue.isEmpty ? nil : c.queue.removeFirst() }
             guard let id = next else {
@@ -249,7 +254,7 @@ public final class KRSNode: Sendable {
         var record = DistributionRecord(id: id, time: now, result: "refused", detail: "", keysChanged: 0, confirmed: false)
         defer {
             let r = record
-            if r.result == "fetch failed" || (r.result == "installed" && !r.confirmed) {
+            if r.result == "fetch failed" || r.result == "interrupted" || (r.result == "installed" && !r.confirmed) {
                 // Kept in the pending record for the next start; a new NOTIFY may retry now.
                 core.withLock { _ = $0.known.remove(id) }
             } else {
@@ -280,6 +285,9 @@ public final class KRSNode: Sendable {
             result = try receiver.process(distributionID: id, records: records)
         } catch {
             record.detail = "\(error.code): \(error.reason)"
+            // Stopped while the server was being told: nothing was kept or recorded, and the
+            // pending record brings the distribution back at the next start.
+            if isStopping { record.result = "interrupted" }
             throw error
         }
         record.result = result.serverFailure == nil ? "installed" : "install failed"

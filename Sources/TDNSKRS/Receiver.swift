@@ -52,7 +52,8 @@ public final class KeyReceiver: Sendable {
     public init(
         settings: KRSSettings, clock: KRSClock? = nil,
         log: @escaping @Sendable (KRSLogLevel, String) -> Void = { _, _ in },
-        keyChanged: @escaping @Sendable (KeyStoreChange) -> Void = { _ in }
+        keyChanged: @escaping @Sendable (KeyStoreChange) -> Void = { _ in },
+        stop: StopSignal? = nil
     ) throws(TDNSError) {
         self.settings = settings
         self.clock = clock ?? settings.fixedNow.map(KRSClock.fixed) ?? .system
@@ -61,16 +62,17 @@ public final class KeyReceiver: Sendable {
         state = try StateStore(directory: settings.stateDirectory)
         let tools = settings.server
         let keyDirectory = settings.keyDirectory ?? ""
+        let command = ServerCommand(timeout: tools.commandTimeout, stop: stop)
         switch settings.keyStore {
         case .bind:
-            store = try BINDKeyStore(directory: keyDirectory, rndc: tools.rndc, rndcConf: tools.rndcConf, timeout: tools.commandTimeout)
+            store = try BINDKeyStore(directory: keyDirectory, rndc: tools.rndc, rndcConf: tools.rndcConf, command: command)
         case .knot:
             store = try KnotKeyStore(directory: keyDirectory, keymgr: tools.keymgr, knotc: tools.knotc,
-                                     knotConf: tools.knotConf, knotSocket: tools.knotSocket, timeout: tools.commandTimeout)
+                                     knotConf: tools.knotConf, knotSocket: tools.knotSocket, command: command)
         case .nsd:
             store = try NSDKeyStore(directory: keyDirectory, signer: tools.signer, zoneDirectory: tools.zoneDirectory ?? "",
                                     signedDirectory: tools.signedDirectory ?? "", nsdControl: tools.nsdControl,
-                                    nsdConf: tools.nsdConf, timeout: tools.commandTimeout)
+                                    nsdConf: tools.nsdConf, command: command)
         case .none:
             store = NoKeyStore()
         }

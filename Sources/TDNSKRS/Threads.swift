@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Synchronization
 import TDNSCore
 
 /// A joinable POSIX thread running a Swift closure. The library owns its threads (hosts such
@@ -42,4 +43,13 @@ func interruptibleSleep(_ seconds: Double, until stop: () -> Bool) {
         usleep(UInt32(step * 1_000_000))
         left -= step
     }
+}
+
+/// Set while a node stops: waits that could hold up the host end early (a server tool the
+/// server cannot answer while it unloads this very module, e.g. `knotc` during `knotc reload`).
+public final class StopSignal: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public var isSet: Bool { flag.load(ordering: .sequentiallyConsistent) }
+    public func set(_ value: Bool) { flag.store(value, ordering: .sequentiallyConsistent) }
 }

@@ -41,14 +41,18 @@ struct Global: ParsableArguments {
     @Option(name: .customLong("set"), help: "An extra setting key=value (see krs.h); repeatable.")
     var settings: [String] = []
 
-    var arguments: [String] {
-        let profile = CLIProfile.active
+    /// The settings in precedence order (later ones win): the config file, --state, --set,
+    /// then what the executable imposes.
+    var arguments: [String] { userArguments + CLIProfile.active.forcedSettings }
+
+    /// The same without the imposed settings.
+    var userArguments: [String] {
         var args: [String] = []
-        if let file = config ?? profile.defaultConfig.flatMap({ POSIXFile.exists($0) ? $0 : nil }) {
+        if let file = config ?? CLIProfile.active.defaultConfig.flatMap({ POSIXFile.exists($0) ? $0 : nil }) {
             args.append("config=\(file)")
         }
         if let state { args.append("state_dir=\(state)") }
-        return args + settings + profile.forcedSettings
+        return args + settings
     }
 
     func node(log: @escaping @Sendable (KRSLogLevel, String) -> Void = stderrLog) throws -> KRSNode {
@@ -95,7 +99,7 @@ public struct Enroll: ParsableCommand {
     public func run() throws {
         // Later settings win: the options here override the config file, the profile's forced
         // settings (tdnskrs-nsd: key_store=nsd) override everything.
-        var args = global.arguments + ["notify_listen=\(notify)"]
+        var args = global.userArguments + ["notify_listen=\(notify)"]
         if let keyStore { args.append("key_store=\(keyStore)") }
         if let keyDir { args.append("key_dir=\(keyDir)") }
         args += CLIProfile.active.forcedSettings
