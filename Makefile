@@ -2,7 +2,8 @@
 #
 #   make            shipping library build/lib/libtdnskrs.so (static Swift runtime), server plugins
 #   make test       every test; ends with one line "N passed, N failed"
-#   make demo       the main job on 127.0.0.1: tdns-kdc, and a KRS inside named receiving keys it signs with
+#   make demo       the main job on 127.0.0.1: tdns-kdc, and a KRS inside named receiving keys it signs with;
+#                   SERVER=bind9 (default), knot or nsd
 #   make install    PREFIX=/usr/local DESTDIR= : library, headers, tdnskrs.pc, plugins
 #   make deps       the Debian packages the project needs (run as root)
 #   make fuzz       FUZZ_RUNS=1000000 : the libFuzzer harnesses over Tests/Fuzz/corpus (not part of `make test`)
@@ -149,8 +150,15 @@ test: all examples venv
 	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) PYTHON=$(CURDIR)/$(VENV)/bin/python SWIFT=$(SWIFT) CC=$(CC) \
 	  bash Tests/run-all.sh
 
+# make demo SERVER=…: which server the demo runs (Tests/$(SERVER)/demo.sh).
+SERVER ?= bind9
+ifneq ($(filter demo,$(MAKECMDGOALS)),)
+ifneq ($(words $(SERVER) $(filter-out bind9 knot nsd,$(SERVER))),1)
+$(error make demo: SERVER=$(SERVER) is not one of bind9, knot, nsd)
+endif
+endif
 demo: all
-	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) bash Tests/bind9/demo.sh
+	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) bash Tests/$(SERVER)/demo.sh
 
 # --- fuzzing ----------------------------------------------------------------------------------
 

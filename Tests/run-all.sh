@@ -60,6 +60,7 @@ run_suite install bash "$here/install/run.sh"
 run_suite examples bash "$here/examples/run.sh"
 run_suite hosting bash "$here/hosting/run.sh"
 run_suite bind9 bash "$here/bind9/run.sh"
+run_suite nsd bash "$here/nsd/run.sh"
 # The same flow with named under valgrind memcheck (issue 6: no memory errors from our code).
 run_suite bind9-valgrind env VALGRIND=1 bash "$here/bind9/run.sh"
 
