@@ -3,7 +3,7 @@
 #   make            shipping library build/lib/libtdnskrs.so (static Swift runtime), server plugins
 #   make test       every test; ends with one line "N passed, N failed"
 #   make demo       the main job on 127.0.0.1: tdns-kdc, and a KRS inside named receiving keys it signs with;
-#                   SERVER=knot: the same inside knotd
+#                   SERVER=bind9 (default), knot (the module in knotd) or nsd (the tdnskrs-nsd sidecar)
 #   make install    PREFIX=/usr/local DESTDIR= : library, headers, tdnskrs.pc, plugins
 #   make deps       the Debian packages the project needs (run as root)
 #   make fuzz       FUZZ_RUNS=1000000 : the libFuzzer harnesses over Tests/Fuzz/corpus (not part of `make test`)
@@ -150,10 +150,10 @@ test: all examples venv
 	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) PYTHON=$(CURDIR)/$(VENV)/bin/python SWIFT=$(SWIFT) CC=$(CC) \
 	  bash Tests/run-all.sh
 
-# SERVER picks the host: bind9 (named + DLZ module) or knot (knotd + module). Checked when the
-# Makefile is read, so a typo stops before anything is built.
+# SERVER picks the host: bind9 (named + DLZ module), knot (knotd + module) or nsd (NSD + the
+# tdnskrs-nsd sidecar). Checked when the Makefile is read, so a typo stops before anything is built.
 SERVER ?= bind9
-DEMO_SERVERS := bind9 knot
+DEMO_SERVERS := bind9 knot nsd
 ifneq ($(filter demo,$(MAKECMDGOALS)),)
 ifeq ($(filter $(SERVER),$(DEMO_SERVERS)),)
 $(error make demo: unknown SERVER=$(SERVER), use one of: $(DEMO_SERVERS))

@@ -61,6 +61,7 @@ run_suite examples bash "$here/examples/run.sh"
 run_suite hosting bash "$here/hosting/run.sh"
 run_suite bind9 bash "$here/bind9/run.sh"
 run_suite knot bash "$here/knot/run.sh"
+run_suite nsd bash "$here/nsd/run.sh"
 # The same flow with named under valgrind memcheck (issue 6: no memory errors from our code).
 run_suite bind9-valgrind env VALGRIND=1 bash "$here/bind9/run.sh"
 run_suite knot-valgrind env VALGRIND=1 bash "$here/knot/run.sh"
