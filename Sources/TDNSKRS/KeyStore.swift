@@ -289,13 +289,14 @@ struct KnotKeyStore: KeyStore {
                 if failure != nil { break steps }
                 undo.append(keymgr + [zone, "import-bind", files.path(k.base, ".private")])
             }
+            // Knot cannot sign with a manual policy until the zone has an active KSK and ZSK (its
+            // zone events fail until then): a first KSK alone is imported and signs once its ZSK
+            // arrives.
+            guard hasCompleteKeySet(zone, now: now) else {
+                notes.append("\(zone): keys imported; Knot signs once the zone has an active KSK and ZSK")
+                continue
+            }
             if let f = loadKeys(zone, notes: &notes) {
-                // Knot cannot sign with a manual policy until the zone has an active KSK and ZSK;
-                // a first KSK alone is kept and signs when its ZSK arrives.
-                if !command.stopped && !hasCompleteKeySet(zone, now: now) {
-                    notes.append("\(zone): not signed yet, Knot waits for an active KSK and ZSK")
-                    continue
-                }
                 failure = f
                 break steps
             }

@@ -127,9 +127,17 @@ struct KeyStoreTests {
         o.timestamp = kdc.now - 20
         let args = ["key_store=nsd", "zone_dir=\(zones)", "nsd_control=none", "signer=\(signer)", "now=\(kdc.now - 15)"]
         let ksk = try TestKDC.newKey(ksk: true), zsk = try TestKDC.newKey()
-        _ = try env.receiver(args).process(distributionID: "5a000041", records: try kdc.distribution("5a000041", entries: [
-            TestKDC.rollKey(ksk), TestKDC.rollKey(zsk),
+        // The KDC sends a zone's KSK and ZSK separately: the KSK alone signs everything (-z).
+        let first = try env.receiver(args).process(distributionID: "5a000040", records: try kdc.distribution("5a000040", entries: [
+            TestKDC.rollKey(ksk),
         ], o))
+        #expect(first.serverFailure == nil)
+        let serial1 = NSDKeyStore.soaSerial(zones + "/example.com.zone.signed")
+        _ = try env.receiver(args).process(distributionID: "5a000041", records: try kdc.distribution("5a000041", entries: [
+            TestKDC.rollKey(zsk),
+        ], o))
+        let serial2 = NSDKeyStore.soaSerial(zones + "/example.com.zone.signed")
+        #expect(serial1 != nil && serial2 != nil && serial2! > serial1!, "every signing has a new serial: \(String(describing: serial1)) → \(String(describing: serial2))")
         // The signed zone with dnssec-signzone's parenthesized continuation lines joined.
         func signed() -> String {
             var depth = 0
@@ -157,6 +165,7 @@ struct KeyStoreTests {
         ], o))
         #expect(!signed().contains(zsk.key.dnskeyPublicKey.base64Prefix), "deleted ZSK gone")
         #expect(!env.keyFiles().contains { $0.hasPrefix(base(zsk)) })
+        #expect(rrsigTags("SOA") == [String(zsk2.tag)])
 
         // A signer that fails: the signed zone and the key files stay as they were.
         let before = env.snapshot().filter { $0.key.hasPrefix(env.keyDir) }
@@ -166,6 +175,13 @@ struct KeyStoreTests {
         #expect(r.serverFailure?.hasPrefix("false") == true)
         #expect(env.snapshot().filter { $0.key.hasPrefix(env.keyDir) } == before)
         #expect(text(zones + "/example.com.zone.signed") == signedBefore)
+
+        // The zone's last keys deleted: NSD serves the unsigned zone again.
+        let last = try env.receiver(args).process(distributionID: "5a000045", records: try kdc.distribution("5a000045", entries: [
+            TestKDC.deleteKey(zone: ksk.zone, tag: ksk.tag), TestKDC.deleteKey(zone: zsk2.zone, tag: zsk2.tag),
+        ], o))
+        #expect(last.serverFailure == nil)
+        #expect(text(zones + "/example.com.zone.signed") == text(zones + "/example.com.zone"))
     }
 
     @Test("settings of the server tools", arguments: [

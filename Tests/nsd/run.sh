@@ -4,12 +4,12 @@
 #   file (key_dir, zone_dir, signed_dir, nsd_control, nsd_conf, notify_listen) → NSD serves
 #   example.test. from the signed file, which is the unsigned zone until keys arrive →
 #   `tdnskrs-nsd run` receives the KDC's NOTIFYs → a KSK and a ZSK are distributed, written as
-#   K-files, the zone is signed with dnssec-signzone -S (-z while the
-#   zone has keys of one role only) and `nsd-control reload` loads it, the KDC sees the confirmations → dig shows the RRSIGs
-#   by the distributed key tags → a ZSK roll
-#   (old ZSK retired, still published), delete_key, a zone the sidecar cannot sign (failed
-#   keys at the KDC, nothing left behind), nsd-control reload/reconfig while NSD answers,
-#   `tdnskrs-nsd sign` and `status`, then five timed ZSK rolls.
+#   K-files, the zone is signed with dnssec-signzone -S (-z while the zone has keys of one
+#   role only) and `nsd-control reload` loads it, the KDC sees the confirmations → dig shows
+#   the RRSIGs by the distributed key tags → a ZSK roll (old ZSK retired, still published),
+#   delete_key, a zone the sidecar cannot sign (failed keys at the KDC, nothing left behind),
+#   nsd-control reload/reconfig while NSD answers, `tdnskrs-nsd sign` and `status`, then five
+#   timed ZSK rolls.
 # Output: "PASS: …" / "FAIL: … — reason" lines; DEMO=1 adds "==>" narration and the proof.
 # Everything listens on 127.0.0.1, high ports, in a temporary directory; NSD sends no NOTIFY
 # and allows no transfer; every process this script starts is stopped on exit.
@@ -137,10 +137,9 @@ cat >"$ZONES/example.test.zone" <<EOF
 ns1 IN A   127.0.0.1
 www IN A   192.0.2.1
 EOF
-# Before the first keys arrive there is nothing to sign with: the operator copies the unsigned
-# zone to the signed path, so NSD starts and serves the zone (unsigned) from the file it will
-# serve signed later; the sidecar replaces it atomically with its first signed version.
-cp "$ZONES/example.test.zone" "$SIGNED/example.test.zone.signed"
+# Before the first keys arrive there is nothing to sign with: `tdnskrs-nsd run` writes the
+# missing signed file as a copy of the unsigned zone, so NSD has a zone to serve (unsigned);
+# the first keys replace it atomically with a signed version.
 
 cat >"$TMP/nsd.conf" <<EOF
 server:
@@ -201,6 +200,14 @@ check "$T: enrollment stored key_store=nsd in state_dir/krs.conf" "$(grep key_st
 
 # --- start NSD and the sidecar -----------------------------------------------------------------
 
+say "tdnskrs-nsd --config $SCONF run  (NOTIFYs on 127.0.0.1#$NOTIFY_PORT)"
+"$SIDECAR_BIN" run --config "$SCONF" >"$SLOG" 2>&1 &
+SIDECAR_PID=$!
+check_within 15 "$T: tdnskrs-nsd run listening for NOTIFYs on 127.0.0.1#$NOTIFY_PORT" '"$(tail -2 "$SLOG" | tr "\n" " ")"' \
+    eval 'is_alive "$SIDECAR_PID" && [ -n "$(ss -Hlnu "sport = :$NOTIFY_PORT" 2>/dev/null)" ]'
+check_within 15 "$T: tdnskrs-nsd run wrote the missing signed file as a copy of the unsigned zone" \
+    '"$(ls "$SIGNED" | xargs)"' eval 'cmp -s "$ZONES/example.test.zone" "$SIGNED/example.test.zone.signed"'
+
 say "nsd -d -c nsd.conf on 127.0.0.1#$DNS_PORT: zone $ZONE from $SIGNED/example.test.zone.signed"
 nsd -d -c "$TMP/nsd.conf" >>"$TMP/nsd.out" 2>&1 &
 NSD_PID=$!
@@ -214,12 +221,6 @@ check "$T: NSD serves $ZONE unsigned before any key arrives" "SOA '$(qdig "$ZONE
     eval '[ -z "$(dnskey_tags)" ] && qdig "$ZONE" SOA +short | grep -q "^ns1.example.test. .* 1 3600"'
 check "$T: nsd-control status reaches NSD over its control port" "$("${NSDC[@]}" status 2>&1 | tail -1)" \
     eval '"${NSDC[@]}" status 2>&1 | grep -q "version: 4"'
-
-say "tdnskrs-nsd --config $SCONF run  (NOTIFYs on 127.0.0.1#$NOTIFY_PORT)"
-"$SIDECAR_BIN" run --config "$SCONF" >"$SLOG" 2>&1 &
-SIDECAR_PID=$!
-check_within 15 "$T: tdnskrs-nsd run listening for NOTIFYs on 127.0.0.1#$NOTIFY_PORT" '"$(tail -2 "$SLOG" | tr "\n" " ")"' \
-    eval 'is_alive "$SIDECAR_PID" && [ -n "$(ss -Hlnu "sport = :$NOTIFY_PORT" 2>/dev/null)" ]'
 
 # --- keys from the KDC -----------------------------------------------------------------------
 
