@@ -100,12 +100,17 @@ PLUGIN_LDFLAGS := -shared -L$(BUILD)/lib -ltdnskrs -Wl,-rpath,'$$ORIGIN' -Wl,-z,
 
 plugins: $(DLZ_PLUGIN) $(KNOT_PLUGIN)
 
-$(DLZ_PLUGIN): Sources/Plugins/bind9-dlz/dlz_tdnskrs.c Sources/Plugins/bind9-dlz/dlz_minimal.h $(LIB_REAL)
-	$(CC) $(CFLAGS) $(WARN) -std=c11 -fPIC -fvisibility=hidden -IInclude -o $@ $< $(PLUGIN_LDFLAGS) -Wl,-z,defs
+# Both plugins serve the same status.tdnskrs. text: Sources/Plugins/common/ is compiled into each.
+PLUGIN_COMMON := Sources/Plugins/common/krs_status_text.c
+PLUGIN_COMMON_DEPS := $(PLUGIN_COMMON) Sources/Plugins/common/krs_status_text.h $(wildcard Include/tdnskrs/*.h)
 
-$(KNOT_PLUGIN): Sources/Plugins/knot-module/mod_tdnskrs.c $(LIB_REAL)
+$(DLZ_PLUGIN): Sources/Plugins/bind9-dlz/dlz_tdnskrs.c Sources/Plugins/bind9-dlz/dlz_minimal.h $(PLUGIN_COMMON_DEPS) $(LIB_REAL)
+	$(CC) $(CFLAGS) $(WARN) -std=c11 -fPIC -fvisibility=hidden -IInclude -o $@ $< $(PLUGIN_COMMON) \
+	  $(PLUGIN_LDFLAGS) -Wl,-z,defs
+
+$(KNOT_PLUGIN): Sources/Plugins/knot-module/mod_tdnskrs.c $(PLUGIN_COMMON_DEPS) $(LIB_REAL)
 	$(CC) $(CFLAGS) $(WARN) -std=gnu11 -fPIC -fvisibility=hidden -IInclude $$(pkg-config --cflags libknot) -o $@ $< \
-	  $(PLUGIN_LDFLAGS) $$(pkg-config --libs libknot)
+	  $(PLUGIN_COMMON) $(PLUGIN_LDFLAGS) $$(pkg-config --libs libknot)
 
 # --- tdnskrs.pc -------------------------------------------------------------------------------
 

@@ -41,6 +41,7 @@
 #include <tdnskrs/common.h>
 #include <tdnskrs/krs.h>
 
+#include "../common/krs_status_text.h"
 #include "dlz_minimal.h"
 
 #define DLZ_EXPORT __attribute__((visibility("default")))
@@ -193,209 +194,6 @@ static void host_key_changed(void *user, const char *zone, uint16_t key_tag, uin
     logf_(st, ISC_LOG_INFO, "tdnskrs: key %u (algorithm %u) for %s %s", (unsigned)key_tag, (unsigned)algorithm, zone, what);
 }
 
-/* --- a minimal JSON reader for krs_status_json() ---------------------------------------- */
-
-static const char *json_ws(const char *p)
-{
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
-        p++;
-    }
-    return p;
-}
-
-/* Skips a string starting at '"'; NULL if unterminated. */
-static const char *json_skip_string(const char *p)
-{
-    for (p++; *p != '\0'; p++) {
-        if (*p == '\\') {
-            if (*++p == '\0') {
-                return NULL;
-            }
-        } else if (*p == '"') {
-            return p + 1;
-        }
-    }
-    return NULL;
-}
-
-/* Skips one value (bounded nesting); NULL if malformed. */
-static const char *json_skip(const char *p, int depth)
-{
-    p = json_ws(p);
-    if (depth > 32) {
-        return NULL;
-    }
-    if (*p == '"') {
-        return json_skip_string(p);
-    }
-    if (*p == '{' || *p == '[') {
-        char close = *p == '{' ? '}' : ']';
-        p = json_ws(p + 1);
-        if (*p == close) {
-            return p + 1;
-        }
-        for (;;) {
-            if (close == '}') {
-                if (*p != '"' || (p = json_skip_string(p)) == NULL) {
-                    return NULL;
-                }
-                p = json_ws(p);
-                if (*p++ != ':') {
-                    return NULL;
-                }
-            }
-            if ((p = json_skip(p, depth + 1)) == NULL) {
-                return NULL;
-            }
-            p = json_ws(p);
-            if (*p == ',') {
-                p = json_ws(p + 1);
-            } else if (*p == close) {
-                return p + 1;
-            } else {
-                return NULL;
-            }
-        }
-    }
-    /* number, true, false, null */
-    const char *s = p;
-    while (*p != '\0' && strchr(",}] \t\r\n", *p) == NULL) {
-        p++;
-    }
-    return p > s ? p : NULL;
-}
-
-/* The value of member `key` of the object at obj, or NULL. */
-static const char *json_member(const char *obj, const char *key)
-{
-    const char *p = obj != NULL ? json_ws(obj) : NULL;
-    if (p == NULL || *p != '{') {
-        return NULL;
-    }
-    p = json_ws(p + 1);
-    size_t klen = strlen(key);
-    while (*p == '"') {
-        const char *name = p + 1;
-        const char *end = json_skip_string(p);
-        if (end == NULL) {
-            return NULL;
-        }
-        int match = (size_t)(end - 1 - name) == klen && memcmp(name, key, klen) == 0;
-        p = json_ws(end);
-        if (*p++ != ':') {
-            return NULL;
-        }
-        p = json_ws(p);
-        if (match) {
-            return p;
-        }
-        if ((p = json_skip(p, 1)) == NULL) {
-            return NULL;
-        }
-        p = json_ws(p);
-        if (*p != ',') {
-            return NULL;
-        }
-        p = json_ws(p + 1);
-    }
-    return NULL;
-}
-
-/* Number of elements of the array at arr (-1 if not an array), and its first element. */
-static int json_array(const char *arr, const char **first)
-{
-    const char *p = arr != NULL ? json_ws(arr) : NULL;
-    if (first != NULL) {
-        *first = NULL;
-    }
-    if (p == NULL || *p != '[') {
-        return -1;
-    }
-    p = json_ws(p + 1);
-    if (*p == ']') {
-        return 0;
-    }
-    if (first != NULL) {
-        *first = p;
-    }
-    int n = 0;
-    for (;;) {
-        if ((p = json_skip(p, 1)) == NULL) {
-            return -1;
-        }
-        n++;
-        p = json_ws(p);
-        if (*p == ']') {
-            return n;
-        }
-        if (*p != ',') {
-            return -1;
-        }
-        p = json_ws(p + 1);
-    }
-}
-
-/* Copies the string value at v (escapes decoded; non-ASCII \u becomes '?'); "" if none. */
-static void json_string(const char *v, char *out, size_t cap)
-{
-    size_t o = 0;
-    out[0] = '\0';
-    if (v == NULL || *v != '"') {
-        return;
-    }
-    for (const char *p = v + 1; *p != '\0' && *p != '"' && o + 1 < cap; p++) {
-        char c = *p;
-        if (c == '\\') {
-            c = *++p;
-            switch (c) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'u': {
-                unsigned v4 = 0;
-                int k;
-                for (k = 1; k <= 4 && p[k] != '\0'; k++) {
-                    char h = p[k];
-                    v4 = v4 * 16 + (unsigned)(h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0');
-                }
-                if (k <= 4) {
-                    out[o] = '\0';
-                    return;
-                }
-                p += 4;
-                c = v4 < 0x80 ? (char)v4 : '?';
-                break;
-            }
-            case '\0':
-                out[o] = '\0';
-                return;
-            default:
-                break; /* \" \\ \/ */
-            }
-        }
-        out[o++] = c;
-    }
-    out[o] = '\0';
-}
-
-static const char *json_bool(const char *v)
-{
-    if (v != NULL && strncmp(v, "true", 4) == 0) {
-        return "yes";
-    }
-    if (v != NULL && strncmp(v, "false", 5) == 0) {
-        return "no";
-    }
-    return "?";
-}
-
-static long long json_int(const char *v)
-{
-    return v != NULL ? strtoll(v, NULL, 10) : -1;
-}
-
 /* --- status.tdnskrs. TXT ------------------------------------------------------------------ */
 
 static isc_result_t put_txt(struct dlz_tdnskrs *st, dns_sdlzlookup_t *lookup, const char *text)
@@ -410,65 +208,31 @@ static isc_result_t put_txt(struct dlz_tdnskrs *st, dns_sdlzlookup_t *lookup, co
 }
 
 /*
- * The records, one string each:
- *   "version=0.1.0"
- *   "node_id=edge1.example.net. enrolled=yes listening=yes"
- *   "last_distribution=ID result=installed confirmed=yes"   (or "last_distribution=none")
- *   "keys=2 keys_installed=2 notifies=3 fetches=2 refused=0"
- *   "key_changes installed=2 retired=0 removed=0"           (by this instance)
+ * The records, one string each: those of krs_status_lines() (the same in the Knot module),
+ * then this instance's count of key changes:
+ *   "key_changes installed=2 retired=0 removed=0"
  * Without KRS settings: "version=…" and "krs=not configured".
  */
 static isc_result_t status_records(struct dlz_tdnskrs *st, dns_sdlzlookup_t *lookup)
 {
-    char line[512];
-    snprintf(line, sizeof(line), "version=%s", krs_version());
-    isc_result_t r = put_txt(st, lookup, line);
+    char lines[KRS_STATUS_LINES][KRS_STATUS_TEXT_MAX + 1];
+    int n = krs_status_lines(st->krs, lines);
+    isc_result_t r = ISC_R_SUCCESS;
+    for (int i = 0; i < n && r == ISC_R_SUCCESS; i++) {
+        r = put_txt(st, lookup, lines[i]);
+    }
     if (r != ISC_R_SUCCESS) {
         return r;
     }
     if (st->krs == NULL) {
         return put_txt(st, lookup, "krs=not configured");
     }
-    char *json = NULL;
-    if (krs_status_json(st->krs, &json) != KRS_OK || json == NULL) {
-        return put_txt(st, lookup, "krs=status unavailable");
-    }
-    char node[128], id[96], result[32];
-    json_string(json_member(json, "node_id"), node, sizeof(node));
-    snprintf(line, sizeof(line), "node_id=%s enrolled=%s listening=%s", node[0] ? node : "-",
-             json_bool(json_member(json, "enrolled")), json_bool(json_member(json, "listening")));
-    r = put_txt(st, lookup, line);
-
-    const char *last = NULL;
-    int ndist = json_array(json_member(json, "distributions"), &last);
-    if (r == ISC_R_SUCCESS) {
-        if (ndist > 0 && last != NULL) {
-            json_string(json_member(last, "id"), id, sizeof(id));
-            json_string(json_member(last, "result"), result, sizeof(result));
-            snprintf(line, sizeof(line), "last_distribution=%s result=%s confirmed=%s", id, result,
-                     json_bool(json_member(last, "confirmed")));
-        } else {
-            snprintf(line, sizeof(line), "last_distribution=none");
-        }
-        r = put_txt(st, lookup, line);
-    }
-    if (r == ISC_R_SUCCESS) {
-        const char *counters = json_member(json, "counters");
-        snprintf(line, sizeof(line), "keys=%d keys_installed=%lld notifies=%lld fetches=%lld refused=%lld",
-                 json_array(json_member(json, "keys"), NULL),
-                 json_int(json_member(counters, "keys_installed")), json_int(json_member(counters, "notifies")),
-                 json_int(json_member(counters, "fetches")), json_int(json_member(counters, "refused")));
-        r = put_txt(st, lookup, line);
-    }
-    krs_free(json);
-    if (r == ISC_R_SUCCESS) {
-        pthread_mutex_lock(&st->mu);
-        snprintf(line, sizeof(line), "key_changes installed=%lu retired=%lu removed=%lu", st->installed,
-                 st->retired, st->removed);
-        pthread_mutex_unlock(&st->mu);
-        r = put_txt(st, lookup, line);
-    }
-    return r;
+    char line[128];
+    pthread_mutex_lock(&st->mu);
+    snprintf(line, sizeof(line), "key_changes installed=%lu retired=%lu removed=%lu", st->installed,
+             st->retired, st->removed);
+    pthread_mutex_unlock(&st->mu);
+    return put_txt(st, lookup, line);
 }
 
 /* --- instance lifetime -------------------------------------------------------------------- */

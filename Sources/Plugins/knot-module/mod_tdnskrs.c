@@ -53,13 +53,15 @@
 #include <tdnskrs/common.h>
 #include <tdnskrs/krs.h>
 
+#include "../common/krs_status_text.h"
+
 #define VERSION_OWNER "version.tdnskrs."
 #define STATUS_OWNER  "status.tdnskrs."
 #define RECORD_TTL    60U
 #define STATUS_TTL    0U /* the status changes at any moment: no caching */
 #define MAX_SETTINGS  64
-#define MAX_STATUS    6
-#define TXT_MAX       255
+#define MAX_STATUS    (KRS_STATUS_LINES + 1)
+#define TXT_MAX       KRS_STATUS_TEXT_MAX
 #define CONFIG_MAX    (64 * 1024) /* the library refuses larger config files too */
 #define ERROR_MAX     256
 
@@ -183,273 +185,23 @@ static void host_log(void *user, int level, const char *message)
     knotd_mod_log(ctx->mod, syslog_level(level), "tdnskrs: %s", message != NULL ? message : "");
 }
 
-/* --- a minimal JSON reader for krs_status_json() (same as the BIND DLZ module's) ---------- */
-
-static const char *json_ws(const char *p)
-{
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') {
-        p++;
-    }
-    return p;
-}
-
-/* Skips a string starting at '"'; NULL if unterminated. */
-static const char *json_skip_string(const char *p)
-{
-    for (p++; *p != '\0'; p++) {
-        if (*p == '\\') {
-            if (*++p == '\0') {
-                return NULL;
-            }
-        } else if (*p == '"') {
-            return p + 1;
-        }
-    }
-    return NULL;
-}
-
-/* Skips one value (bounded nesting); NULL if malformed. */
-static const char *json_skip(const char *p, int depth)
-{
-    p = json_ws(p);
-    if (depth > 32) {
-        return NULL;
-    }
-    if (*p == '"') {
-        return json_skip_string(p);
-    }
-    if (*p == '{' || *p == '[') {
-        char close = *p == '{' ? '}' : ']';
-        p = json_ws(p + 1);
-        if (*p == close) {
-            return p + 1;
-        }
-        for (;;) {
-            if (close == '}') {
-                if (*p != '"' || (p = json_skip_string(p)) == NULL) {
-                    return NULL;
-                }
-                p = json_ws(p);
-                if (*p++ != ':') {
-                    return NULL;
-                }
-            }
-            if ((p = json_skip(p, depth + 1)) == NULL) {
-                return NULL;
-            }
-            p = json_ws(p);
-            if (*p == ',') {
-                p = json_ws(p + 1);
-            } else if (*p == close) {
-                return p + 1;
-            } else {
-                return NULL;
-            }
-        }
-    }
-    /* number, true, false, null */
-    const char *s = p;
-    while (*p != '\0' && strchr(",}] \t\r\n", *p) == NULL) {
-        p++;
-    }
-    return p > s ? p : NULL;
-}
-
-/* The value of member `key` of the object at obj, or NULL. */
-static const char *json_member(const char *obj, const char *key)
-{
-    const char *p = obj != NULL ? json_ws(obj) : NULL;
-    if (p == NULL || *p != '{') {
-        return NULL;
-    }
-    p = json_ws(p + 1);
-    size_t klen = strlen(key);
-    while (*p == '"') {
-        const char *name = p + 1;
-        const char *end = json_skip_string(p);
-        if (end == NULL) {
-            return NULL;
-        }
-        int match = (size_t)(end - 1 - name) == klen && memcmp(name, key, klen) == 0;
-        p = json_ws(end);
-        if (*p++ != ':') {
-            return NULL;
-        }
-        p = json_ws(p);
-        if (match) {
-            return p;
-        }
-        if ((p = json_skip(p, 1)) == NULL) {
-            return NULL;
-        }
-        p = json_ws(p);
-        if (*p != ',') {
-            return NULL;
-        }
-        p = json_ws(p + 1);
-    }
-    return NULL;
-}
-
-/* Number of elements of the array at arr (-1 if not an array), and its first element. */
-static int json_array(const char *arr, const char **first)
-{
-    const char *p = arr != NULL ? json_ws(arr) : NULL;
-    if (first != NULL) {
-        *first = NULL;
-    }
-    if (p == NULL || *p != '[') {
-        return -1;
-    }
-    p = json_ws(p + 1);
-    if (*p == ']') {
-        return 0;
-    }
-    if (first != NULL) {
-        *first = p;
-    }
-    int n = 0;
-    for (;;) {
-        if ((p = json_skip(p, 1)) == NULL) {
-            return -1;
-        }
-        n++;
-        p = json_ws(p);
-        if (*p == ']') {
-            return n;
-        }
-        if (*p != ',') {
-            return -1;
-        }
-        p = json_ws(p + 1);
-    }
-}
-
-/* Copies the string value at v (escapes decoded; non-ASCII \u becomes '?'); "" if none. */
-static void json_string(const char *v, char *out, size_t cap)
-{
-    size_t o = 0;
-    out[0] = '\0';
-    if (v == NULL || *v != '"') {
-        return;
-    }
-    for (const char *p = v + 1; *p != '\0' && *p != '"' && o + 1 < cap; p++) {
-        char c = *p;
-        if (c == '\\') {
-            c = *++p;
-            switch (c) {
-            case 'n': c = '\n'; break;
-            case 't': c = '\t'; break;
-            case 'r': c = '\r'; break;
-            case 'b': c = '\b'; break;
-            case 'f': c = '\f'; break;
-            case 'u': {
-                unsigned v4 = 0;
-                int k;
-                for (k = 1; k <= 4 && p[k] != '\0'; k++) {
-                    char h = p[k];
-                    v4 = v4 * 16 + (unsigned)(h >= 'a' ? h - 'a' + 10 : h >= 'A' ? h - 'A' + 10 : h - '0');
-                }
-                if (k <= 4) {
-                    out[o] = '\0';
-                    return;
-                }
-                p += 4;
-                c = v4 < 0x80 ? (char)v4 : '?';
-                break;
-            }
-            case '\0':
-                out[o] = '\0';
-                return;
-            default:
-                break; /* \" \\ \/ */
-            }
-        }
-        out[o++] = c;
-    }
-    out[o] = '\0';
-}
-
-static const char *json_bool(const char *v)
-{
-    if (v != NULL && strncmp(v, "true", 4) == 0) {
-        return "yes";
-    }
-    if (v != NULL && strncmp(v, "false", 5) == 0) {
-        return "no";
-    }
-    return "?";
-}
-
-static long long json_int(const char *v)
-{
-    return v != NULL ? strtoll(v, NULL, 10) : -1;
-}
-
 /* --- TXT answers ------------------------------------------------------------------------- */
 
-/* Formats one TXT character-string; longer text is clipped to the 255 bytes a string holds. */
-static void txt_printf(char *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void txt_printf(char *out, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(out, TXT_MAX + 1, fmt, ap);
-    va_end(ap);
-}
-
 /*
- * The status strings, the same text as status.tdnskrs. in the BIND DLZ module so that
- * operators read one format in both servers:
- *   "version=0.1.0"
- *   "node_id=edge1.example.net. enrolled=yes listening=no running=yes"
- *   "last_distribution=ID result=installed confirmed=yes"   (or "last_distribution=none")
- *   "keys=2 keys_installed=2 notifies=3 fetches=2 refused=0"
- * (listening is the library's own NOTIFY listener, off in knotd: knotd's port receives
- * them; running, the library's worker, is added where the library reports it).
- * Without KRS settings: "version=…" and "krs=not configured"; when the KRS could not be set
- * up or started: "krs=failed: <reason>" after what is known.
- * Returns the number of strings written to out.
+ * The status strings: those of krs_status_lines() (the same text as the BIND DLZ module's,
+ * so that operators read one format in both servers; in knotd listening=no — knotd's port
+ * receives the NOTIFYs — and running= is the library's worker). Without KRS settings:
+ * "version=…" and "krs=not configured"; when the KRS could not be set up or started:
+ * "krs=failed: <reason>" after what is known. Returns the number of strings in out.
  */
 static int status_strings(const struct tdnskrs_mod *ctx, char out[MAX_STATUS][TXT_MAX + 1])
 {
-    int n = 0;
-    txt_printf(out[n++], "version=%s", ctx->version);
+    int n = krs_status_lines(ctx->krs, out);
     if (ctx->krs == NULL) {
-        txt_printf(out[n++], "krs=%s%s", ctx->krs_error[0] ? "failed: " : "not configured",
-                   ctx->krs_error);
-        return n;
-    }
-    char *json = NULL;
-    if (krs_status_json(ctx->krs, &json) != KRS_OK || json == NULL) {
-        txt_printf(out[n++], "krs=status unavailable");
-        return n;
-    }
-    char node[128], id[96], result[32];
-    json_string(json_member(json, "node_id"), node, sizeof(node));
-    /* "running" (the worker) only from libraries that report it: in knotd listening is no. */
-    const char *running = json_member(json, "running");
-    txt_printf(out[n++], "node_id=%s enrolled=%s listening=%s%s%s", node[0] ? node : "-",
-               json_bool(json_member(json, "enrolled")), json_bool(json_member(json, "listening")),
-               running != NULL ? " running=" : "", running != NULL ? json_bool(running) : "");
-    const char *last = NULL;
-    if (json_array(json_member(json, "distributions"), &last) > 0 && last != NULL) {
-        json_string(json_member(last, "id"), id, sizeof(id));
-        json_string(json_member(last, "result"), result, sizeof(result));
-        txt_printf(out[n++], "last_distribution=%s result=%s confirmed=%s", id, result,
-                   json_bool(json_member(last, "confirmed")));
-    } else {
-        txt_printf(out[n++], "last_distribution=none");
-    }
-    const char *counters = json_member(json, "counters");
-    txt_printf(out[n++], "keys=%d keys_installed=%lld notifies=%lld fetches=%lld refused=%lld",
-               json_array(json_member(json, "keys"), NULL), json_int(json_member(counters, "keys_installed")),
-               json_int(json_member(counters, "notifies")), json_int(json_member(counters, "fetches")),
-               json_int(json_member(counters, "refused")));
-    krs_free(json);
-    if (!ctx->started && ctx->krs_error[0]) {
-        txt_printf(out[n++], "krs=failed: %s", ctx->krs_error);
+        snprintf(out[n++], TXT_MAX + 1, "krs=%s%.230s", ctx->krs_error[0] ? "failed: " : "not configured",
+                 ctx->krs_error);
+    } else if (!ctx->started && ctx->krs_error[0]) {
+        snprintf(out[n++], TXT_MAX + 1, "krs=failed: %.230s", ctx->krs_error); /* clipped to a TXT string */
     }
     return n;
 }
@@ -596,15 +348,10 @@ static void krs_failed(struct tdnskrs_mod *ctx, const char *what, int rc, const 
 /* The control zone from the library's status, as a lower-case wire name. */
 static void load_control_zone(struct tdnskrs_mod *ctx)
 {
-    char *json = NULL;
     char zone[KNOT_DNAME_TXT_MAXLEN + 1];
     ctx->control_zone[0] = 0;
-    if (krs_status_json(ctx->krs, &json) != KRS_OK || json == NULL) {
-        return;
-    }
-    json_string(json_member(json, "control_zone"), zone, sizeof(zone));
-    krs_free(json);
-    if (zone[0] == '\0' || knot_dname_from_str(ctx->control_zone, zone, sizeof(ctx->control_zone)) == NULL) {
+    if (!krs_status_member(ctx->krs, "control_zone", zone, sizeof(zone)) ||
+        knot_dname_from_str(ctx->control_zone, zone, sizeof(ctx->control_zone)) == NULL) {
         ctx->control_zone[0] = 0;
         return;
     }
