@@ -25,7 +25,7 @@ struct KeyPlan {
     var delete: [(zone: String, keyTag: UInt16)] = []
 }
 
-/// The result of ``KeyStore/apply(_:now:)``.
+/// The result of ``KeyStore/apply(_:now:retireAfter:)``.
 struct KeyStoreOutcome {
     var changes: [KeyStoreChange]
     /// Set when the server did not take the new keys (a failed `rndc loadkeys`, `keymgr`,
@@ -46,13 +46,14 @@ struct KeyStoreOutcome {
 /// DNSKEY set (with `Delete` = now + `retire_time` when the manifest gives one) until a
 /// `delete_key` removes it.
 protocol KeyStore: Sendable {
-    /// Applies all installs, retirements and deletions of `plan`, or none of them. Throws
-    /// when the files cannot be written (nothing changed); a server that refuses is reported
-    /// in the outcome. Called with the state directory's lock held.
+    /// Applies all installs, retirements and deletions of `plan`, or none of them. A server
+    /// that refuses is reported in the outcome. Throws when the files cannot be written, or
+    /// when the node stops while the server is being told (``ServerCommand/interrupted(_:)``);
+    /// either way nothing changed. Called with the state directory's lock held.
     func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?) throws(TDNSError) -> KeyStoreOutcome
     /// Housekeeping at start: temporaries of an install killed half-way, files of keys
-    /// deleted long ago. Called with the lock held.
-    func removeStaleTemporaries(now: Int64)
+    /// deleted long ago, NSD's served files. Called with the lock held.
+    func housekeeping(now: Int64)
 }
 
 /// Stores nothing (`key_store=none`): for hosts that only want the report.
@@ -62,7 +63,7 @@ struct NoKeyStore: KeyStore {
             plan.install.map { KeyStoreChange(kind: .installed, zone: $0.zone, keyTag: $0.keyTag, algorithm: $0.algorithm) }
             + plan.delete.map { KeyStoreChange(kind: .deleted, zone: $0.zone, keyTag: $0.keyTag, algorithm: nil) })
     }
-    func removeStaleTemporaries(now: Int64) {}
+    func housekeeping(now: Int64) {}
 }
 
 /// A control tool of the server, run through ``Subprocess`` with a bounded wait — cut short
@@ -236,7 +237,7 @@ struct BINDKeyStore: KeyStore {
         return KeyStoreOutcome(changes: applied.changes, notes: notes)
     }
 
-    func removeStaleTemporaries(now: Int64) {
+    func housekeeping(now: Int64) {
         files.removeStaleTemporaries()
         files.purgeDeleted(now: now, grace: Self.deletedKeyGrace)
     }
@@ -348,7 +349,7 @@ struct KnotKeyStore: KeyStore {
         return active.contains { $0.isKSK } && active.contains { !$0.isKSK }
     }
 
-    func removeStaleTemporaries(now: Int64) { files.removeStaleTemporaries() }
+    func housekeeping(now: Int64) { files.removeStaleTemporaries() }
 }
 
 // MARK: - NSD
@@ -544,7 +545,7 @@ struct NSDKeyStore: KeyStore {
 
     /// At start: temporaries, and a served file for every unsigned zone that has none yet
     /// (signed if it has keys, else a copy), so that NSD can load every zone it is given.
-    func removeStaleTemporaries(now: Int64) {
+    func housekeeping(now: Int64) {
         files.removeStaleTemporaries()
         for name in (try? POSIXFile.list(zoneDirectory)) ?? [] where name.hasSuffix(".zone") {
             let zone = String(name.dropLast(4))

@@ -216,7 +216,7 @@ public final class KRSNode: Sendable {
     var isStopping: Bool { stopping.isSet }
 
     private func workLoop() {
-        receiver.removeStaleTemporaries()
+        receiver.housekeeping()
         while !isStopping {
             let next: String? = core.withLock { c in c.queue.isEmpty ? nil : c.queue.removeFirst() }
             guard let id = next else {

@@ -268,10 +268,11 @@ public final class KeyReceiver: Sendable {
         }
     }
 
-    /// Removes what an install killed half-way left behind (under the state lock).
-    public func removeStaleTemporaries() {
+    /// The key store's housekeeping at start (under the state lock): what an install killed
+    /// half-way left behind, files of keys deleted long ago, NSD's served files.
+    public func housekeeping() {
         let now = clock.now
-        try? state.locked { () throws(TDNSError) in store.removeStaleTemporaries(now: now) }
+        try? state.locked { () throws(TDNSError) in store.housekeeping(now: now) }
     }
 
     /// Audits a distribution refused before it reached ``process`` (e.g. its fetch failed).

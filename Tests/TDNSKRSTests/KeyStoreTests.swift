@@ -75,9 +75,9 @@ struct KeyStoreTests {
         #expect(text("\(env.keyDir)/\(base(zsk)).private").contains("Delete: \(stamp)"))
         #expect(text("\(env.keyDir)/\(base(zsk)).private").contains("Inactive: \(stamp)"))
         // Housekeeping at a later start removes them once the grace period is over.
-        try env.receiver(["now=\(kdc.now + 5 + 1800)"]).removeStaleTemporaries()
+        try env.receiver(["now=\(kdc.now + 5 + 1800)"]).housekeeping()
         #expect(env.keyFiles().count == 2)
-        try env.receiver(["now=\(kdc.now + 5 + 3601 + 10)"]).removeStaleTemporaries()
+        try env.receiver(["now=\(kdc.now + 5 + 3601 + 10)"]).housekeeping()
         #expect(env.keyFiles().isEmpty)
     }
 
