@@ -209,10 +209,12 @@ static void print_field(const char *prefix, const char *name, json_object *value
  * printed as they come, so fields a newer library adds show up without a change here. */
 static void print_status(json_object *status)
 {
-    json_object *distributions = NULL, *keys = NULL, *counters = NULL;
+    json_object *distributions = NULL, *keys = NULL, *counters = NULL, *audit = NULL;
     json_object_object_foreach(status, name, value) {
         if (strcmp(name, "distributions") == 0) {
             distributions = value;
+        } else if (strcmp(name, "audit") == 0) {
+            audit = value;
         } else if (strcmp(name, "keys") == 0) {
             keys = value;
         } else if (strcmp(name, "counters") == 0) {
@@ -241,6 +243,13 @@ static void print_status(json_object *status)
                 print_field("last_distribution.", dname, dvalue);
             }
         }
+    }
+    if (json_object_is_type(audit, json_type_array) && json_object_array_length(audit) > 0) {
+        /* The audit log's last records, oldest first: the newest is what happened last. */
+        size_t n = json_object_array_length(audit);
+        json_object *newest = json_object_array_get_idx(audit, n - 1);
+        printf("%-*s %zu records, newest: %s %s\n", LABEL_WIDTH, "audit:", n, text_of(newest, "result"),
+               text_of(newest, "distribution_id"));
     }
     if (json_object_is_type(counters, json_type_object)) {
         json_object_object_foreach(counters, cname, cvalue) {

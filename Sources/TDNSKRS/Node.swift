@@ -437,6 +437,8 @@ public final class KRSNode: Sendable {
                          ("detail", .string(r.detail)), ("keys_changed", .integer(r.keysChanged)), ("confirmed", .bool(r.confirmed))])
             })),
             ("keys", .array(keys)),
+            // The audit log outlives the process: this is what a separate `status` can show.
+            ("audit", .array(receiver.state.recentAudit(Self.recentKept))),
             ("counters", .object([
                 ("notifies", .integer(counters.notifies)), ("notifies_ignored", .integer(counters.notifiesIgnored)),
                 ("fetches", .integer(counters.fetches)), ("keys_installed", .integer(counters.installed)),

@@ -260,5 +260,15 @@ func humanReadable(_ statusJSON: String) -> String {
         lines.append("distribution \(d["id"]?.stringValue ?? "?"): \(d["result"]?.stringValue ?? "?") \(d["detail"]?.stringValue ?? "")")
     }
     lines.append("keys:        \((s["keys"]?.arrayValue ?? []).count)")
+    // A `status` beside the running node has no distributions of its own: the audit log tells.
+    let audit = s["audit"]?.arrayValue ?? []
+    if !audit.isEmpty { lines.append("audit log (last \(audit.count)):") }
+    for a in audit {
+        var fields = ["\(a["time"]?.int64Value ?? 0)", a["distribution_id"]?.stringValue ?? "-", a["result"]?.stringValue ?? "?"]
+        if let zone = a["zone"]?.stringValue { fields.append(zone) }
+        if let tag = a["key_tag"]?.int64Value { fields.append("key \(tag)") }
+        if let reason = a["reason"]?.stringValue { fields.append(String(reason.prefix(120))) }
+        lines.append("  " + fields.joined(separator: " "))
+    }
     return lines.joined(separator: "\n")
 }
