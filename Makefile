@@ -166,7 +166,7 @@ endif
 endif
 
 demo: all
-	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) bash Tests/$(SERVER)/demo.sh
+	@TDNSKRS_BUILD=$(CURDIR)/$(BUILD) bash Tests/demo.sh $(SERVER)
 
 # --- fuzzing ----------------------------------------------------------------------------------
 

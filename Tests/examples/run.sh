@@ -25,37 +25,18 @@ KDC_PID=""
 EX_PID=""
 
 cleanup() {
-    local p
-    for p in "$EX_PID" "$KDC_PID"; do
-        [ -n "$p" ] || continue
-        kill_pid "$p"
-        wait "$p" 2>/dev/null
-    done
-    if [ -n "$TMP" ]; then
-        if [ "$FAILURES" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
-            rm -rf "$TMP"
-        else
-            echo "note: $T files and logs kept in $TMP" >&2
-        fi
-    fi
+    stop_pid "$EX_PID"
+    stop_pid "$KDC_PID"
+    finish_tmp "files and logs"
 }
 trap cleanup EXIT
 trap 'fail "$T: run completed" "interrupted"; exit 1' INT TERM HUP
 
 # --- preconditions ---------------------------------------------------------------------------
 
-for tool in "${CC:-cc}" pkg-config python3 ss named-checkconf rndc-confgen nsd-checkconf; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        fail "$T: tools present" "$tool not found (gcc, pkg-config, python3, iproute2, bind9, bind9-utils, nsd)"
-        exit 1
-    fi
-done
-for f in "$KDC_BIN" "$LIB_DIR/libtdnskrs.so" "$PC_DIR/tdnskrs.pc"; do
-    if [ ! -e "$f" ]; then
-        fail "$T: built" "$f missing (make lib bin examples)"
-        exit 1
-    fi
-done
+require_tools "gcc, pkg-config, python3, iproute2, bind9, bind9-utils, nsd" \
+    "${CC:-cc}" pkg-config python3 ss named-checkconf rndc-confgen nsd-checkconf
+require_built "make lib bin examples" "$KDC_BIN" "$LIB_DIR/libtdnskrs.so" "$PC_DIR/tdnskrs.pc"
 
 TMP=$(mktemp -d /tmp/tdnskrs-examples.XXXXXX)
 KDC_PORT=$(free_port) && NOTIFY_PORT=$(free_port) && SPARE_PORT=$(free_port) ||
@@ -121,16 +102,10 @@ check "$T: -t with a non-number → exit 2" "rc=$(rc_of badopt): $(cat "$TMP/bad
 
 # --- the KDC ---------------------------------------------------------------------------------
 
-ok=1
-kdc init --control-zone kdc.test. --listen "127.0.0.1:$KDC_PORT" >/dev/null 2>&1 || ok=0
-kdc zone add "$ZONE" >/dev/null 2>&1 || ok=0
-kdc enroll generate "$NODE" --out "$TMP/node.pkg" --notify "127.0.0.1:$NOTIFY_PORT" >/dev/null 2>&1 || ok=0
-kdc enroll activate "$NODE" >/dev/null 2>&1 || ok=0
-check "$T: tdns-kdc init, zone add, enrollment package for $NODE" "a tdns-kdc command failed" [ $ok = 1 ]
-"$KDC_BIN" serve --state "$K" >"$TMP/kdc.log" 2>&1 &
-KDC_PID=$!
-check "$T: tdns-kdc serve listening on 127.0.0.1:$KDC_PORT" "$(tail -1 "$TMP/kdc.log" 2>/dev/null)" \
-    wait_for 15 eval '[ -n "$(ss -Hlnt "sport = :$KDC_PORT" 2>/dev/null)" ]'
+check "$T: tdns-kdc init, zone add, enrollment package for $NODE" "a tdns-kdc command failed" \
+    kdc_setup kdc.test. "127.0.0.1:$NOTIFY_PORT"
+kdc_serve
+check_within 15 "$T: tdns-kdc serve listening on 127.0.0.1:$KDC_PORT" '"$(tail -1 "$TMP/kdc.log" 2>/dev/null)"' kdc_listening
 
 # --- a bad package ---------------------------------------------------------------------------
 
@@ -145,23 +120,23 @@ check "$T: … and nothing was started (no status printed)" "stdout: $(head -2 "
 
 # --- enroll, start, receive ------------------------------------------------------------------
 
-ZSK=$(kdc key generate --zone "$ZONE" --algorithm 13 --type zsk --json 2>/dev/null | json_get "d.get('key_tag') or d['key']['key_tag']")
+ZSK=$(new_key "$ZONE" zsk 2>/dev/null)
 check "$T: KDC generated a ZSK for $ZONE" "key generate failed" eval '[[ $ZSK =~ ^[0-9]+$ ]]'
 
 start_example first "$EX" -n "127.0.0.1:$NOTIFY_PORT" -t 90 -c 2 "$S" "$TMP/node.pkg" "$KEYS"
 started() { grep -q "^started: node $NODE, listening for NOTIFYs on 127.0.0.1:$NOTIFY_PORT\$" "$TMP/$1.out"; }
-check "$T: the example enrolled with the package and started" "$(tail -2 "$TMP/first.err" | tr '\n' ' ')" \
-    wait_for 30 started first
+check_within 30 "$T: the example enrolled with the package and started" '"$(tail -2 "$TMP/first.err" | one_line)"' \
+    started first
 enrollment_at_kdc() { kdc status --json | json_get "next((n['enrollment'] for n in d['nodes'] if n['node_id']=='$NODE'), 'missing')"; }
 check "$T: the KDC has $NODE enrolled (package used)" "enrollment: $(enrollment_at_kdc)" \
     eval '[ "$(enrollment_at_kdc)" = used ]'
 
 D1=$(distribute --op ping)
-check "$T: ping to $NODE confirmed at the KDC" "state $(dist_state "$D1"): $(cat "$TMP/distribute.err")" \
-    wait_for 30 confirmed "$D1"
+check_within 30 "$T: ping to $NODE confirmed at the KDC" '"state $(dist_state "$D1"): $(cat "$TMP/distribute.err")"' \
+    confirmed "$D1"
 D2=$(distribute --zone "$ZONE" --key "$ZSK")
-check "$T: ZSK $ZSK to $NODE confirmed at the KDC" "state $(dist_state "$D2"): $(cat "$TMP/distribute.err")" \
-    wait_for 30 confirmed "$D2"
+check_within 30 "$T: ZSK $ZSK to $NODE confirmed at the KDC" '"state $(dist_state "$D2"): $(cat "$TMP/distribute.err")"' \
+    confirmed "$D2"
 
 # -c 2: the example stops by itself once both are confirmed on its side.
 finish_example first 30
@@ -198,8 +173,8 @@ check "$T: status lines are aligned name: value pairs (values in column 34)" "$(
 # --- enrolled already: the package is not read; SIGTERM ----------------------------------------
 
 start_example term "$EX" -n "127.0.0.1:$NOTIFY_PORT" "$S" "$TMP/no-such.pkg"
-check "$T: enrolled already → starts without reading PACKAGE_FILE" "$(tail -2 "$TMP/term.err" | tr '\n' ' ')" \
-    wait_for 30 started term
+check_within 30 "$T: enrolled already → starts without reading PACKAGE_FILE" '"$(tail -2 "$TMP/term.err" | one_line)"' \
+    started term
 kill -TERM "$EX_PID" 2>/dev/null
 finish_example term 20
 check "$T: SIGTERM → status printed while listening, krs_stop, exit 0" "rc=$(rc_of term): $(tail -2 "$TMP/term.err" | tr '\n' ' ')" \
@@ -230,8 +205,8 @@ vg_ping() {
         --log-file="$TMP/$run.vglog" "$EX" -t 120 -c 1 "$@"
     if wait_for 90 grep -q "^started: node $node," "$TMP/$run.out"; then
         d=$(NODE=$node distribute --op ping)
-        check "$T: $run: under valgrind, ping $d to $node confirmed at the KDC" "state $(dist_state "$d")" \
-            wait_for 60 confirmed "$d"
+        check_within 60 "$T: $run: under valgrind, ping $d to $node confirmed at the KDC" '"state $(dist_state "$d")"' \
+            confirmed "$d"
     else
         fail "$T: $run: under valgrind, the example started" "$(tail -3 "$TMP/$run.err" | tr '\n' ' ')"
     fi

@@ -1,4 +1,5 @@
-# Tests/hosting/lib.sh — helpers shared by the integration tests (hosting, bind9, examples; sourced, not run).
+# Tests/hosting/lib.sh — helpers shared by the integration tests (hosting, bind9, knot, nsd,
+# examples; sourced, not run).
 #
 # Output contract of every test: one line per check, "PASS: <name>" or
 # "FAIL: <name> — <reason>"; the script exits non-zero if any check failed.
@@ -20,9 +21,80 @@ check() {
     shift 2
     if "$@"; then pass "$name"; else fail "$name" "$reason"; fi
 }
+# check_within SECONDS NAME REASON COMMAND...: check, waiting up to SECONDS for COMMAND to
+# succeed; REASON is an expression eval'ed after the wait (write it in single quotes, e.g.
+# '"state $(dist_state "$D")"'), so a failure shows the state at the end, not at the start.
+check_within() {
+    local secs=$1 name=$2 reason=$3
+    shift 3
+    if wait_for "$secs" "$@"; then pass "$name"; else fail "$name" "$(eval "echo $reason")"; fi
+}
+# check_command NAME COMMAND...: PASS if COMMAND exits 0, else FAIL with its status and output.
+# COMMAND's output (stdout and stderr) is left in $OUT, its status in $RC.
+check_command() {
+    local name=$1
+    shift
+    OUT=$("$@" 2>&1)
+    RC=$?
+    if [ "$RC" -eq 0 ]; then pass "$name"; else fail "$name" "rc=$RC: $OUT"; fi
+}
+one_line() { tr '\n' ' '; }  # stdin on one line, for reasons
 say() { if [ "${DEMO:-0}" = 1 ]; then echo "==> $*"; fi; }
 # Prints indented text (e.g. a dig answer) in demo mode only.
 show() { if [ "${DEMO:-0}" = 1 ]; then sed 's/^/    /'; else cat >/dev/null; fi; }
+
+# --- preconditions and the end of a run (callers set T, the check-name prefix, and TMP) --------
+
+# require_tools HINT TOOL...: "FAIL: $T: tools present" and exit 1 at the first TOOL not on
+# PATH; HINT names the packages that provide them.
+require_tools() {
+    local hint=$1 tool
+    shift
+    for tool in "$@"; do
+        if ! command -v "$tool" >/dev/null 2>&1; then
+            fail "$T: tools present" "$tool not found ($hint)"
+            exit 1
+        fi
+    done
+}
+# require_built [-n NAME] HINT FILE...: "FAIL: $T: NAME" (default "built") and exit 1 at the
+# first FILE that does not exist; HINT is the make command that builds them.
+require_built() {
+    local name=built hint f
+    if [ "$1" = -n ]; then
+        name=$2
+        shift 2
+    fi
+    hint=$1
+    shift
+    for f in "$@"; do
+        if [ ! -e "$f" ]; then
+            fail "$T: $name" "$f missing ($hint)"
+            exit 1
+        fi
+    done
+}
+# require_library_version: sets EXPECTED to krs_version() and WANT to it as dig +short shows a
+# TXT string, with "PASS: $T: libtdnskrs version readable"; else FAIL and exit 1.
+require_library_version() {
+    EXPECTED=$(library_version)
+    if [[ ! $EXPECTED =~ ^[0-9]+\.[0-9]+\.[0-9]+ ]]; then
+        fail "$T: libtdnskrs version readable" "krs_version() from $LIB_DIR/libtdnskrs.so.0 gave '$EXPECTED'"
+        exit 1
+    fi
+    pass "$T: libtdnskrs version readable ($EXPECTED)"
+    WANT="\"$EXPECTED\""
+}
+# finish_tmp WHAT: the end of cleanup(): removes $TMP when every check passed, else (or with
+# KEEP=1) keeps it and says on stderr what is in it ("note: $T WHAT kept in $TMP").
+finish_tmp() {
+    [ -n "${TMP:-}" ] || return 0
+    if [ "$FAILURES" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
+        rm -rf "$TMP"
+    else
+        echo "note: $T $1 kept in $TMP" >&2
+    fi
+}
 
 # A TCP+UDP port in 20000-40000 that nothing listens on (and we have not handed out yet).
 free_port() {
@@ -117,6 +189,222 @@ kill_pid() {
     wait_exit "$pid" 10 || { kill -KILL "$pid" 2>/dev/null; wait_exit "$pid" 5; }
 }
 
+# retired_audited ZSK: the node's audit log ($S/audit.log) records ZSK of $ZONE retired.
+retired_audited() {
+    check "$T: the audit log records ZSK $1 retired" "$(tail -3 "$S/audit.log" | one_line)" \
+        grep -q "\"result\":\"retired\",\"zone\":\"$ZONE\",\"key_tag\":$1," "$S/audit.log"
+}
+# valgrind_clean SERVER: SERVER, stopped with exit status $STOP_RC, ran under valgrind memcheck
+# (--error-exitcode=99, reports in $TMP/valgrind.*.log) without a memory error.
+valgrind_clean() {
+    check "$T: valgrind memcheck: no memory errors in $1 with the module and libtdnskrs" \
+        "$(cat "$TMP"/valgrind.*.log | grep -m3 -E '^==[0-9]+== [A-Z]' | one_line)" \
+        eval '[ "$STOP_RC" -ne 99 ] && ! cat "$TMP"/valgrind.*.log | grep -qE "^==[0-9]+== [A-Z]"'
+}
+# stop_pid PID: kill_pid and reap (for cleanup; an empty PID is nothing to do).
+stop_pid() {
+    [ -n "$1" ] || return 0
+    kill_pid "$1"
+    wait "$1" 2>/dev/null
+}
+# stop_server PID COMMAND...: a server still running is asked to stop with COMMAND (its control
+# tool), given 15 s, then killed; reaped either way (for cleanup).
+stop_server() {
+    local pid=$1
+    shift
+    [ -n "$pid" ] || return 0
+    if is_alive "$pid"; then
+        "$@" >/dev/null 2>&1
+        wait_exit "$pid" 15 || kill_pid "$pid"
+    fi
+    wait "$pid" 2>/dev/null
+}
+# stopped_cleanly PID SECONDS NAME: after a stop request, checks NAME: PID exits within SECONDS
+# with status 0. True once PID has exited and been reaped (its status in $STOP_RC; the caller
+# forgets the PID), false if it still runs (cleanup kills it).
+stopped_cleanly() {
+    local pid=$1 secs=$2 name=$3
+    STOP_RC=""
+    if wait_exit "$pid" "$secs"; then
+        wait "$pid"
+        STOP_RC=$?
+        check "$name" "exit status $STOP_RC" [ "$STOP_RC" -eq 0 ]
+        return 0
+    fi
+    fail "$name" "still running after $secs s (killed)"
+    return 1
+}
+# same_process PID PIDFILE: PID still runs and is the one the server wrote into PIDFILE.
+same_process() {
+    is_alive "$1" && [ "$(cat "$2" 2>/dev/null)" = "$1" ]
+}
+# swapped N: after the Nth reload the server's log ($LOG) shows N+1 instance starts ($LOADED)
+# and N stops ($UNLOADED) — the new plugin instance first, then the old one gone.
+swapped() {
+    [ "$(count_lines "$LOG" "$LOADED")" -ge $(($1 + 1)) ] && [ "$(count_lines "$LOG" "$UNLOADED")" -ge "$1" ]
+}
+
+# --- configuration the tests generate (callers set TMP, DNS_PORT, CTL_PORT, PLUGIN) -------------
+
+# example_zone: the unsigned example.test. zone the servers start from.
+example_zone() {
+    cat <<'EOF'
+$TTL 300
+@   IN SOA ns1.example.test. hostmaster.example.test. 1 3600 600 86400 300
+    IN NS  ns1.example.test.
+ns1 IN A   127.0.0.1
+www IN A   192.0.2.1
+EOF
+}
+# rndc_setup: an rndc key ($TMP/rndc.key) and $TMP/rndc.conf for named's control on $CTL_PORT.
+rndc_setup() {
+    rndc-confgen -a -k rndc-key -c "$TMP/rndc.key" >/dev/null 2>&1
+    cat >"$TMP/rndc.conf" <<EOF
+include "$TMP/rndc.key";
+options { default-key "rndc-key"; default-server 127.0.0.1; default-port $CTL_PORT; };
+EOF
+}
+# named_conf_head: the start of a named.conf: rndc control on $CTL_PORT and options for an
+# authoritative-only named on 127.0.0.1#$DNS_PORT that sends no NOTIFY (zones and dlz follow).
+named_conf_head() {
+    cat <<EOF
+include "$TMP/rndc.key";
+controls { inet 127.0.0.1 port $CTL_PORT allow { 127.0.0.1; } keys { "rndc-key"; }; };
+options {
+    directory "$TMP";
+    pid-file "$TMP/run/named.pid";
+    session-keyfile "$TMP/run/session.key";
+    managed-keys-directory "$TMP/run";
+    listen-on port $DNS_PORT { 127.0.0.1; };
+    listen-on-v6 { none; };
+    recursion no;
+    dnssec-validation no;
+    notify no;
+};
+EOF
+}
+# knot_conf_head: the start of a knot.conf (block-style YAML: Knot's parser is not a full YAML
+# parser): knotd on 127.0.0.1@$DNS_PORT, control socket and database in $TMP, log to stderr,
+# and the module mod-tdnskrs from $PLUGIN (its settings, templates and zones follow).
+knot_conf_head() {
+    cat <<EOF
+server:
+    rundir: "$TMP/run"
+    listen: 127.0.0.1@$DNS_PORT
+
+control:
+    listen: "$TMP/run/knot.sock"
+
+log:
+  - target: stderr
+    any: info
+
+database:
+    storage: "$TMP/db"
+
+module:
+  - id: mod-tdnskrs
+    file: "$PLUGIN"
+EOF
+}
+
+# --- queries to the server under test (callers set DNS_PORT and ZONE) --------------------------
+
+qdig() { dig @127.0.0.1 -p "$DNS_PORT" +norec +time=2 +tries=1 "$@" 2>/dev/null; }
+# Key tags of the DNSKEY set, sorted, space-separated.
+dnskey_tags() { qdig "$ZONE" DNSKEY +multi | sed -n 's/.*key id = \([0-9]*\).*/\1/p' | sort -n | xargs; }
+# Key tags of the RRSIGs over TYPE at the apex.
+rrsig_tags() { qdig "$ZONE" "$1" +dnssec +noall +answer | awk -v t="$1" '$4 == "RRSIG" && $5 == t { print $11 }' | sort -n | xargs; }
+# What the zone is signed with, for failure reasons.
+signing_state() { echo "DNSKEY tags '$(dnskey_tags)', RRSIG DNSKEY '$(rrsig_tags DNSKEY)', RRSIG SOA '$(rrsig_tags SOA)'"; }
+status_txt() { dig_txt "$DNS_PORT" status.tdnskrs.; }
+status_line() { status_txt | one_line; }  # status.tdnskrs. TXT on one line, for reasons
+has_all() { # has_all "LIST" TAG... : every TAG is in LIST
+    local list=" $1 " t
+    shift
+    for t in "$@"; do case $list in *" $t "*) ;; *) return 1 ;; esac; done
+}
+# The proof, short: DNSKEYs with their tags, RRSIGs with the signing key tag (signature elided).
+show_keys() {
+    qdig "$ZONE" DNSKEY +multi +noall +answer |
+        awk '/IN[ \t]+DNSKEY/ { head = $1 " " $2 " " $3 " " $4 " " $5 " " $6 " " $7 }
+             /key id =/ { sub(/.*\) ;/, ""); print head " (…) ;" $0 }'
+    local t
+    for t in DNSKEY SOA; do
+        qdig "$ZONE" "$t" +dnssec +noall +answer |
+            awk '$4 == "RRSIG" { print $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "(…)  ; key tag", $11 }'
+    done
+}
+
+# show_keys_proof: in demo mode, the zone's DNSKEYs and RRSIGs (distributed: KSK $KSK, ZSK $ZSK).
+show_keys_proof() {
+    [ "${DEMO:-0}" = 1 ] || return 0
+    say "proof: dig @127.0.0.1 -p $DNS_PORT $ZONE DNSKEY / SOA +dnssec  (distributed: KSK $KSK, ZSK $ZSK)"
+    show_keys | show
+}
+# show_roll_proof: in demo mode, which keys are published and which sign, after a ZSK roll.
+show_roll_proof() {
+    say "proof: DNSKEY tags $(dnskey_tags); RRSIG SOA by $(rrsig_tags SOA); RRSIG DNSKEY by $(rrsig_tags DNSKEY)"
+}
+# show_status: in demo mode, the status.tdnskrs. TXT records.
+show_status() {
+    [ "${DEMO:-0}" = 1 ] || return 0
+    qdig status.tdnskrs. TXT +noall +answer | sort -k5 | show
+}
+# show_status_proof: show_status, introduced as a proof.
+show_status_proof() {
+    say "proof: dig @127.0.0.1 -p $DNS_PORT status.tdnskrs. TXT"
+    show_status
+}
+
+# --- the hosting proof: version.tdnskrs TXT from a plugin (test-bind9.sh, test-knot.sh) -------
+
+# answering_started SERVER PID: waits up to 30 s for PID to answer version.tdnskrs TXT on
+# $DNS_PORT; "PASS: $T: SERVER started (pid PID)", or FAIL with the log's last error and exit 1.
+answering_started() {
+    local server=$1 pid=$2
+    answers_or_died() { ! is_alive "$pid" || [ -n "$(dig_txt "$DNS_PORT" version.tdnskrs)" ]; }
+    wait_for 30 answers_or_died
+    if ! is_alive "$pid"; then
+        fail "$T: $server started" "exited at startup: $(grep -iE 'error|fatal|fail' "$LOG" | tail -1)"
+        exit 1
+    fi
+    pass "$T: $server started (pid $pid)"
+}
+# version_query_ok WHAT: version.tdnskrs TXT is $WANT (the library's version), "(WHAT)" in the name.
+version_query_ok() {
+    local what=$1 got
+    say "dig @127.0.0.1 -p $DNS_PORT version.tdnskrs TXT  ($what)"
+    dig @127.0.0.1 -p "$DNS_PORT" version.tdnskrs TXT +norec +noall +answer +time=2 +tries=1 2>&1 | show
+    got=$(dig_txt "$DNS_PORT" version.tdnskrs)
+    if [ "$got" = "$WANT" ]; then
+        pass "$T: version.tdnskrs TXT = $WANT ($what)"
+    else
+        fail "$T: version.tdnskrs TXT = $WANT ($what)" "got '${got:-no answer}'"
+    fi
+}
+# authoritative_check: the version.tdnskrs answer has aa and NOERROR.
+authoritative_check() {
+    local full
+    full=$(dig @127.0.0.1 -p "$DNS_PORT" version.tdnskrs TXT +norec +time=2 +tries=1 2>&1)
+    check "$T: answer is authoritative (aa, NOERROR)" "flags/status wrong: $(grep -E 'flags:|status:' <<<"$full" | one_line)" \
+        eval 'grep -q "status: NOERROR" <<<"$full" && grep -qE "flags:[^;]* aa[ ;]" <<<"$full"'
+}
+# in_process_checks SERVER PID PLUGIN KIND: libtdnskrs.so and PLUGIN.so (a KIND: plugin, module)
+# are mapped in SERVER's process, and no Swift runtime library is (shown in demo mode).
+in_process_checks() {
+    local server=$1 pid=$2 plugin=$3 kind=$4
+    say "$server's memory map: libtdnskrs and the $kind are in-process, no Swift runtime library"
+    if [ "${DEMO:-0}" = 1 ]; then
+        grep -oE "/[^ ]*(libtdnskrs|$plugin)[^ ]*" "/proc/$pid/maps" | sort -u | show
+    fi
+    check "$T: libtdnskrs.so and $plugin.so are mapped in $server" "not found in /proc/$pid/maps" \
+        eval 'grep -q "/libtdnskrs\.so" "/proc/$pid/maps" && grep -q "/$plugin\.so" "/proc/$pid/maps"'
+    check "$T: no libswift*.so mapped in $server (static Swift runtime)" \
+        "$(grep -o '/[^ ]*libswift[^ ]*\.so[^ ]*' "/proc/$pid/maps" 2>/dev/null | sort -u | head -1)" \
+        no_swift_runtime_mapped "$pid"
+}
+
 # --- the reference KDC (callers set KDC_BIN, K = its state directory, NODE, TMP) -------------
 
 kdc() { "$KDC_BIN" "$@" --state "$K"; }
@@ -127,6 +415,64 @@ dist_state() {
     kdc status --json 2>/dev/null | json_get "next((x['state'] for x in d['distributions'] if x['distribution_id']=='$1'), 'missing')"
 }
 confirmed() { [ "$(dist_state "$1")" = confirmed ]; }
+# new_key ZONE ksk|zsk: prints the tag of a new key (algorithm 13) at the KDC.
+new_key() {
+    kdc key generate --zone "$1" --algorithm 13 --type "$2" --json | json_get "d.get('key_tag') or d['key']['key_tag']"
+}
+# new_ksk_zsk: a KSK and a ZSK for $ZONE at the KDC (KSK, ZSK), distributed to $NODE (D1, D2).
+new_ksk_zsk() {
+    say "tdns-kdc key generate KSK + ZSK for $ZONE (algorithm 13) and distribute both to $NODE"
+    KSK=$(new_key "$ZONE" ksk)
+    ZSK=$(new_key "$ZONE" zsk)
+    check "$T: KDC generated KSK $KSK and ZSK $ZSK" "key generate failed" eval '[[ $KSK =~ ^[0-9]+$ && $ZSK =~ ^[0-9]+$ ]]'
+    D1=$(distribute --zone "$ZONE" --key "$KSK")
+    D2=$(distribute --zone "$ZONE" --key "$ZSK")
+}
+# kdc_setup CONTROL_ZONE NOTIFY_ADDR: tdns-kdc init (CONTROL_ZONE on 127.0.0.1:$KDC_PORT), zone
+# $ZONE, and an activated enrollment package $TMP/node.pkg for $NODE, NOTIFYed at NOTIFY_ADDR.
+# True if every command succeeded (all are run either way).
+kdc_setup() {
+    local ok=0
+    kdc init --control-zone "$1" --listen "127.0.0.1:$KDC_PORT" >/dev/null 2>&1 || ok=1
+    kdc zone add "$ZONE" >/dev/null 2>&1 || ok=1
+    kdc enroll generate "$NODE" --out "$TMP/node.pkg" --notify "$2" >/dev/null 2>&1 || ok=1
+    kdc enroll activate "$NODE" >/dev/null 2>&1 || ok=1
+    return $ok
+}
+# kdc_serve: tdns-kdc serve in the background (KDC_PID; log $TMP/kdc.log).
+kdc_serve() {
+    "$KDC_BIN" serve --state "$K" >"$TMP/kdc.log" 2>&1 &
+    KDC_PID=$!
+}
+kdc_listening() { [ -n "$(ss -Hlnt "sport = :$KDC_PORT" 2>/dev/null)" ]; }
+# enrolled NAME COMMAND...: runs the node's enroll COMMAND; "PASS: NAME (its first line)", or
+# FAIL with its last lines and exit 1 (nothing after enrollment can work without it).
+enrolled() {
+    local name=$1
+    shift
+    if "$@" >"$TMP/enroll.out" 2>&1; then
+        pass "$name ($(head -1 "$TMP/enroll.out"))"
+    else
+        fail "$name" "$(tail -2 "$TMP/enroll.out" | tr '\n' ' ')"
+        exit 1
+    fi
+}
+# zsk_roll_times SECONDS: five ZSK rolls for $ZONE, each timed from `tdns-kdc distribute` until
+# dig shows the new ZSK's RRSIG over the SOA (at most SECONDS); TIMES gets each time or "fail".
+zsk_roll_times() {
+    local i z t0
+    TIMES=()
+    for i in 1 2 3 4 5; do
+        z=$(new_key "$ZONE" zsk)
+        t0=$(date +%s.%N)
+        distribute --zone "$ZONE" --key "$z" >/dev/null
+        if wait_for "$1" eval '[ "$(rrsig_tags SOA)" = "$z" ]'; then
+            TIMES+=("$(python3 -c "print(f'{$(date +%s.%N) - $t0:.3f}')")")
+        else
+            TIMES+=(fail)
+        fi
+    done
+}
 # distribute ARGS...: a distribution for $NODE; prints its ID (errors in $TMP/distribute.err).
 distribute() {
     kdc distribute --node "$NODE" "$@" --json 2>"$TMP/distribute.err" | json_get "

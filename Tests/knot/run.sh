@@ -34,42 +34,17 @@ KNOTD_PID=""
 KDC_PID=""
 
 cleanup() {
-    if [ -n "$KNOTD_PID" ]; then
-        if is_alive "$KNOTD_PID"; then
-            knotc -c "$TMP/knot.conf" -t 5 stop >/dev/null 2>&1
-            wait_exit "$KNOTD_PID" 15 || kill_pid "$KNOTD_PID"
-        fi
-        wait "$KNOTD_PID" 2>/dev/null
-    fi
-    if [ -n "$KDC_PID" ]; then
-        kill_pid "$KDC_PID"
-        wait "$KDC_PID" 2>/dev/null
-    fi
-    if [ -n "$TMP" ]; then
-        if [ "$FAILURES" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
-            rm -rf "$TMP"
-        else
-            echo "note: $T files, knotd.log and kdc.log kept in $TMP" >&2
-        fi
-    fi
+    stop_server "$KNOTD_PID" knotc -c "$TMP/knot.conf" -t 5 stop
+    stop_pid "$KDC_PID"
+    finish_tmp "files, knotd.log and kdc.log"
 }
 trap cleanup EXIT
 trap 'fail "$T: run completed" "interrupted"; exit 1' INT TERM HUP
 
 # --- preconditions ---------------------------------------------------------------------------
 
-for tool in knotd knotc keymgr dig ss python3; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        fail "$T: tools present" "$tool not found (knot, knot-dnsutils, iproute2, python3)"
-        exit 1
-    fi
-done
-for f in "$PLUGIN" "$KDC_BIN" "$KRS_BIN"; do
-    if [ ! -e "$f" ]; then
-        fail "$T: built" "$f missing (make lib plugins bin)"
-        exit 1
-    fi
-done
+require_tools "knot, knot-dnsutils, iproute2, python3" knotd knotc keymgr dig ss python3
+require_built "make lib plugins bin" "$PLUGIN" "$KDC_BIN" "$KRS_BIN"
 
 TMP=$(mktemp -d /tmp/tdnskrs-knotkrs.XXXXXX)
 DNS_PORT=$(free_port) && KDC_PORT=$(free_port) && SPARE_PORT=$(free_port) ||
@@ -77,19 +52,8 @@ DNS_PORT=$(free_port) && KDC_PORT=$(free_port) && SPARE_PORT=$(free_port) ||
 K=$TMP/kdc S=$TMP/node KEYS=$TMP/keys LOG=$TMP/knotd.log
 mkdir -p "$K" "$S" "$KEYS" "$TMP/run" "$TMP/db" "$TMP/zones"
 
-# kdc, json_get, dist_state, confirmed and distribute come from ../hosting/lib.sh.
-new_key() { kdc key generate --zone "$ZONE" --algorithm 13 --type "$1" --json | json_get "d.get('key_tag') or d['key']['key_tag']"; }
-qdig() { dig @127.0.0.1 -p "$DNS_PORT" +norec +time=2 +tries=1 "$@" 2>/dev/null; }
-# Key tags of the DNSKEY set, sorted, space-separated.
-dnskey_tags() { qdig "$ZONE" DNSKEY +multi | sed -n 's/.*key id = \([0-9]*\).*/\1/p' | sort -n | xargs; }
-# Key tags of the RRSIGs over TYPE at the apex.
-rrsig_tags() { qdig "$ZONE" "$1" +dnssec +noall +answer | awk -v t="$1" '$4 == "RRSIG" && $5 == t { print $11 }' | sort -n | xargs; }
-status_txt() { dig_txt "$DNS_PORT" status.tdnskrs.; }
-has_all() { # has_all "LIST" TAG... : every TAG is in LIST
-    local list=" $1 " t
-    shift
-    for t in "$@"; do case $list in *" $t "*) ;; *) return 1 ;; esac; done
-}
+# (qdig, dnskey_tags, rrsig_tags, status_txt, has_all, show_keys, kdc, new_key, distribute…:
+# Tests/hosting/lib.sh)
 has_none() { # has_none "LIST" TAG... : no TAG is in LIST
     local list=" $1 " t
     shift
@@ -101,24 +65,15 @@ KNOTC=(knotc -c "$TMP/knot.conf" -t 10)
 
 say "tdns-kdc: control zone $CONTROL on 127.0.0.1#$KDC_PORT, zone $ZONE, enrollment package for $NODE"
 say "  NOTIFYs for $NODE go to 127.0.0.1#$DNS_PORT: knotd's own port"
-ok=1
-kdc init --control-zone "$CONTROL" --listen "127.0.0.1:$KDC_PORT" >/dev/null 2>&1 || ok=0
-kdc zone add "$ZONE" >/dev/null 2>&1 || ok=0
-kdc enroll generate "$NODE" --out "$TMP/node.pkg" --notify "127.0.0.1:$DNS_PORT" >/dev/null 2>&1 || ok=0
-kdc enroll activate "$NODE" >/dev/null 2>&1 || ok=0
-check "$T: tdns-kdc init, zone add, enrollment package" "a tdns-kdc command failed" [ $ok = 1 ]
-"$KDC_BIN" serve --state "$K" >"$TMP/kdc.log" 2>&1 &
-KDC_PID=$!
-check "$T: tdns-kdc serve listening" "not listening on 127.0.0.1:$KDC_PORT: $(tail -1 "$TMP/kdc.log" 2>/dev/null)" \
-    wait_for 15 eval '[ -n "$(ss -Hlnt "sport = :$KDC_PORT" 2>/dev/null)" ]'
+check "$T: tdns-kdc init, zone add, enrollment package" "a tdns-kdc command failed" \
+    kdc_setup "$CONTROL" "127.0.0.1:$DNS_PORT"
+kdc_serve
+check_within 15 "$T: tdns-kdc serve listening" '"not listening on 127.0.0.1:$KDC_PORT: $(tail -1 "$TMP/kdc.log" 2>/dev/null)"' \
+    kdc_listening
 
 say "tdns-krs enroll --state $S … --notify 127.0.0.1:$DNS_PORT --key-dir $KEYS"
-if "$KRS_BIN" enroll --state "$S" "$TMP/node.pkg" --notify "127.0.0.1:$DNS_PORT" --key-dir "$KEYS" >"$TMP/enroll.out" 2>&1; then
-    pass "$T: node enrolled with tdns-krs enroll ($(head -1 "$TMP/enroll.out"))"
-else
-    fail "$T: node enrolled with tdns-krs enroll" "$(tail -2 "$TMP/enroll.out" | tr '\n' ' ')"
-    exit 1
-fi
+enrolled "$T: node enrolled with tdns-krs enroll" \
+    "$KRS_BIN" enroll --state "$S" "$TMP/node.pkg" --notify "127.0.0.1:$DNS_PORT" --key-dir "$KEYS"
 
 # --- does the library have the Knot key store? -------------------------------------------------
 
@@ -155,14 +110,10 @@ fi
 
 # --- knotd -----------------------------------------------------------------------------------
 
-cat >"$TMP/zones/example.test.zone" <<EOF
-\$ORIGIN example.test.
-\$TTL 300
-@   IN SOA ns1.example.test. hostmaster.example.test. 1 3600 600 86400 300
-    IN NS  ns1.example.test.
-ns1 IN A   127.0.0.1
-www IN A   192.0.2.1
-EOF
+{
+    echo "\$ORIGIN example.test."
+    example_zone
+} >"$TMP/zones/example.test.zone"
 # Both ways of giving krs_init settings are used: a `config:` file and `setting:` items.
 if [ "$MODE" = knot ]; then
     printf '%s\n' "# extra KRS settings (krs_init config= file)" "keymgr=$(command -v keymgr)" \
@@ -179,24 +130,9 @@ else
     SETTINGS="setting: \"notify_listen=127.0.0.1:$SPARE_PORT\""
     SIGNING=""
 fi
-cat >"$TMP/knot.conf" <<EOF
-server:
-    rundir: "$TMP/run"
-    listen: 127.0.0.1@$DNS_PORT
-
-control:
-    listen: "$TMP/run/knot.sock"
-
-log:
-  - target: stderr
-    any: info
-
-database:
-    storage: "$TMP/db"
-
-module:
-  - id: mod-tdnskrs
-    file: "$PLUGIN"
+{
+    knot_conf_head
+    cat <<EOF
 
 mod-tdnskrs:
   - id: default
@@ -220,6 +156,7 @@ zone:
     file: example.test.zone
 $SIGNING
 EOF
+} >"$TMP/knot.conf"
 if out=$("${KNOTC[@]}" conf-check 2>&1); then
     pass "$T: knotc conf-check accepts the generated knot.conf (module section with state-dir, key-dir, setting)"
 else
@@ -263,14 +200,14 @@ if ! is_alive "$KNOTD_PID"; then
     fail "$T: knotd started with the KRS module" "exited: $(grep -iE 'tdnskrs|error|fatal' "$LOG" | tail -2 | tr '\n' ' ')"
     exit 1
 fi
-check "$T: knotd started, status.tdnskrs. TXT says node $NODE enrolled" "status: $(status_txt | tr '\n' ' ')" \
+check "$T: knotd started, status.tdnskrs. TXT says node $NODE enrolled" "status: $(status_line)" \
     eval 'status_txt | grep -q "node_id=$NODE enrolled=yes"'
 LOADED="tdnskrs: KRS started, NOTIFYs for $CONTROL are taken on knotd's port"
 UNLOADED="tdnskrs module unloaded (KRS stopped)"
-check "$T: knotd logged '$LOADED'" "$(grep -F tdnskrs "$LOG" | tail -2 | tr '\n' ' ')" \
-    wait_for 5 grep -qF "$LOADED" "$LOG"
+check_within 5 "$T: knotd logged '$LOADED'" '"$(grep -F tdnskrs "$LOG" | tail -2 | one_line)"' \
+    grep -qF "$LOADED" "$LOG"
 if [ "$MODE" = knot ]; then
-    check "$T: the library opened no NOTIFY listener of its own (status listening=no)" "$(status_txt | tr '\n' ' ')" \
+    check "$T: the library opened no NOTIFY listener of its own (status listening=no)" "$(status_line)" \
         eval 'status_txt | grep -q "listening=no"'
 fi
 
@@ -314,70 +251,48 @@ check "$T: version.tdnskrs. TXT answered" "got '$(dig_txt "$DNS_PORT" version.td
 
 say "tdns-kdc distribute --op ping: NOTIFY → knotd → module → library worker fetches over TCP, confirms"
 D0=$(distribute --op ping)
-check "$T: ping distribution confirmed (NOTIFY taken on knotd's port, fetched and confirmed by the worker)" \
-    "state $(dist_state "$D0"); $(cat "$TMP/distribute.err")" wait_for 40 confirmed "$D0"
-check "$T: status.tdnskrs. TXT shows the confirmed ping" "$(status_txt | tr '\n' ' ')" \
-    wait_for 5 eval 'status_txt | grep -q "last_distribution=$D0 result=[a-z]* confirmed=yes"'
+check_within 40 "$T: ping distribution confirmed (NOTIFY taken on knotd's port, fetched and confirmed by the worker)" \
+    '"state $(dist_state "$D0"); $(cat "$TMP/distribute.err")"' confirmed "$D0"
+check_within 5 "$T: status.tdnskrs. TXT shows the confirmed ping" '"$(status_line)"' \
+    eval 'status_txt | grep -q "last_distribution=$D0 result=[a-z]* confirmed=yes"'
 
 signed_with() { # signed_with KSK ZSK: DNSKEY holds both, DNSKEY signed by KSK, SOA signed by ZSK only
     has_all "$(dnskey_tags)" "$1" "$2" && has_all "$(rrsig_tags DNSKEY)" "$1" && [ "$(rrsig_tags SOA)" = "$2" ]
 }
-show_keys() {
-    qdig "$ZONE" DNSKEY +multi +noall +answer |
-        awk '/IN[ \t]+DNSKEY/ { head = $1 " " $2 " " $3 " " $4 " " $5 " " $6 " " $7 }
-             /key id =/ { sub(/.*\) ;/, ""); print head " (…) ;" $0 }'
-    local t
-    for t in DNSKEY SOA; do
-        qdig "$ZONE" "$t" +dnssec +noall +answer |
-            awk '$4 == "RRSIG" { print $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "(…)  ; key tag", $11 }'
-    done
-}
 reload_check() { # reload_check N: knotc reload, new instance up and old one gone, still answering
-    local n=$1 out rc
+    local n=$1
     say "knotc reload (#$n)"
-    out=$("${KNOTC[@]}" reload 2>&1)
-    rc=$?
-    check "$T: knotc reload #$n" "rc=$rc: $out" [ $rc -eq 0 ]
-    check "$T: new KRS instance started and old one stopped after knotc reload #$n" \
-        "log has $(count_lines "$LOG" "$LOADED") starts / $(count_lines "$LOG" "$UNLOADED") stops, want $((n + 1)) / $n" \
-        wait_for 20 eval '[ "$(count_lines "$LOG" "$LOADED")" -ge $((n + 1)) ] && [ "$(count_lines "$LOG" "$UNLOADED")" -ge $n ]'
-    check "$T: still answering after knotc reload #$n (status enrolled${SIGNING:+, zone signed})" \
-        "status '$(status_txt | tr '\n' ' ')', DNSKEY '$(dnskey_tags)'" \
-        wait_for 10 eval 'status_txt | grep -q "enrolled=yes" && { [ "$MODE" != knot ] || [ -n "$(rrsig_tags SOA)" ]; }'
+    check_command "$T: knotc reload #$n" "${KNOTC[@]}" reload
+    check_within 20 "$T: new KRS instance started and old one stopped after knotc reload #$n" \
+        '"log has $(count_lines "$LOG" "$LOADED") starts / $(count_lines "$LOG" "$UNLOADED") stops, want $((n + 1)) / $n"' \
+        swapped "$n"
+    check_within 10 "$T: still answering after knotc reload #$n (status enrolled${SIGNING:+, zone signed})" \
+        "\"status '\$(status_line)', DNSKEY '\$(dnskey_tags)'\"" \
+        eval 'status_txt | grep -q "enrolled=yes" && { [ "$MODE" != knot ] || [ -n "$(rrsig_tags SOA)" ]; }'
 }
 
 if [ "$MODE" = knot ]; then
-    say "tdns-kdc key generate KSK + ZSK for $ZONE (algorithm 13) and distribute both to $NODE"
-    KSK=$(new_key ksk)
-    ZSK=$(new_key zsk)
-    check "$T: KDC generated KSK $KSK and ZSK $ZSK" "key generate failed" eval '[[ $KSK =~ ^[0-9]+$ && $ZSK =~ ^[0-9]+$ ]]'
-    D1=$(distribute --zone "$ZONE" --key "$KSK")
-    D2=$(distribute --zone "$ZONE" --key "$ZSK")
-    check "$T: KDC status shows both distributions confirmed" "states: $(dist_state "$D1") / $(dist_state "$D2")" \
-        wait_for 40 eval 'confirmed "$D1" && confirmed "$D2"'
-    check "$T: knotd signs $ZONE with the distributed keys (DNSKEY $KSK+$ZSK, RRSIG DNSKEY by $KSK, RRSIG SOA by $ZSK)" \
-        "DNSKEY tags '$(dnskey_tags)', RRSIG DNSKEY '$(rrsig_tags DNSKEY)', RRSIG SOA '$(rrsig_tags SOA)'" \
-        wait_for 30 signed_with "$KSK" "$ZSK"
+    new_ksk_zsk
+    check_within 40 "$T: KDC status shows both distributions confirmed" '"states: $(dist_state "$D1") / $(dist_state "$D2")"' \
+        eval 'confirmed "$D1" && confirmed "$D2"'
+    check_within 30 "$T: knotd signs $ZONE with the distributed keys (DNSKEY $KSK+$ZSK, RRSIG DNSKEY by $KSK, RRSIG SOA by $ZSK)" \
+        '"$(signing_state)"' signed_with "$KSK" "$ZSK"
     check "$T: knotd holds only the distributed keys (no key of its own)" "DNSKEY tags: $(dnskey_tags)" \
         eval '[ "$(dnskey_tags)" = "$(printf "%s\n" "$KSK" "$ZSK" | sort -n | xargs)" ]'
-    if [ "${DEMO:-0}" = 1 ]; then
-        say "proof: dig @127.0.0.1 -p $DNS_PORT $ZONE DNSKEY / SOA +dnssec  (distributed: KSK $KSK, ZSK $ZSK)"
-        show_keys | show
-        say "proof: dig @127.0.0.1 -p $DNS_PORT status.tdnskrs. TXT"
-        qdig status.tdnskrs. TXT +noall +answer | sort -k5 | show
-    fi
-    check "$T: status.tdnskrs. TXT shows the confirmed last distribution" "$(status_txt | tr '\n' ' ')" \
+    show_keys_proof
+    show_status_proof
+    check "$T: status.tdnskrs. TXT shows the confirmed last distribution" "$(status_line)" \
         eval 'status_txt | grep -qE "last_distribution=($D1|$D2) result=installed confirmed=yes"'
 
     reload_check 1
 
     say "ZSK roll: a new ZSK from the KDC; the old one stops signing (retired, still published)"
-    ZSK2=$(new_key zsk)
+    ZSK2=$(new_key "$ZONE" zsk)
     D3=$(distribute --zone "$ZONE" --key "$ZSK2")
-    check "$T: new ZSK $ZSK2 distributed and confirmed (by the instance loaded at reload #1)" "state $(dist_state "$D3")" \
-        wait_for 40 confirmed "$D3"
-    check "$T: RRSIG SOA now by $ZSK2 only; $ZSK no longer signs" "RRSIG SOA '$(rrsig_tags SOA)'" \
-        wait_for 30 eval '[ "$(rrsig_tags SOA)" = "$ZSK2" ]'
+    check_within 40 "$T: new ZSK $ZSK2 distributed and confirmed (by the instance loaded at reload #1)" '"state $(dist_state "$D3")"' \
+        confirmed "$D3"
+    check_within 30 "$T: RRSIG SOA now by $ZSK2 only; $ZSK no longer signs" "\"RRSIG SOA '\$(rrsig_tags SOA)'\"" \
+        eval '[ "$(rrsig_tags SOA)" = "$ZSK2" ]'
     check "$T: retired ZSK $ZSK still in the DNSKEY set next to $KSK and $ZSK2" "DNSKEY tags: $(dnskey_tags)" \
         eval 'has_all "$(dnskey_tags)" "$KSK" "$ZSK" "$ZSK2"'
 
@@ -385,11 +300,11 @@ if [ "$MODE" = knot ]; then
 
     say "tdns-kdc distribute --op delete_key for the old ZSK $ZSK"
     D4=$(distribute --op delete_key --zone "$ZONE" --key "$ZSK")
-    check "$T: delete of ZSK $ZSK distributed and confirmed" "state $(dist_state "$D4"); $(cat "$TMP/distribute.err")" \
-        wait_for 40 confirmed "$D4"
-    check "$T: ZSK $ZSK gone from the DNSKEY set; $KSK and $ZSK2 remain, $ZSK2 signs" \
-        "DNSKEY tags '$(dnskey_tags)', RRSIG SOA '$(rrsig_tags SOA)'" \
-        wait_for 30 eval 'has_none "$(dnskey_tags)" "$ZSK" && signed_with "$KSK" "$ZSK2"'
+    check_within 40 "$T: delete of ZSK $ZSK distributed and confirmed" '"state $(dist_state "$D4"); $(cat "$TMP/distribute.err")"' \
+        confirmed "$D4"
+    check_within 30 "$T: ZSK $ZSK gone from the DNSKEY set; $KSK and $ZSK2 remain, $ZSK2 signs" \
+        "\"DNSKEY tags '\$(dnskey_tags)', RRSIG SOA '\$(rrsig_tags SOA)'\"" \
+        eval 'has_none "$(dnskey_tags)" "$ZSK" && signed_with "$KSK" "$ZSK2"'
     if [ "${DEMO:-0}" = 1 ]; then
         say "proof: after the roll and the delete (KSK $KSK, ZSK $ZSK2; $ZSK deleted)"
         show_keys | show
@@ -403,7 +318,7 @@ if [ "$MODE" = knot ]; then
     prev=$ZSK2
     all_ok=1
     for i in 1 2 3 4 5; do
-        z=$(new_key zsk)
+        z=$(new_key "$ZONE" zsk)
         t0=$(date +%s.%N)
         d=$(distribute --zone "$ZONE" --key "$z")
         if wait_for 60 eval '[ "$(rrsig_tags SOA)" = "$z" ]'; then
@@ -428,19 +343,16 @@ else
     for n in 1 2 3; do
         reload_check "$n"
         d=$(distribute --op ping)
-        check "$T: ping after knotc reload #$n confirmed by the new instance" "state $(dist_state "$d")" \
-            wait_for 40 confirmed "$d"
+        check_within 40 "$T: ping after knotc reload #$n confirmed by the new instance" '"state $(dist_state "$d")"' \
+            confirmed "$d"
     done
-    if [ "${DEMO:-0}" = 1 ]; then
-        say "proof: dig @127.0.0.1 -p $DNS_PORT status.tdnskrs. TXT"
-        qdig status.tdnskrs. TXT +noall +answer | sort -k5 | show
-    fi
+    show_status_proof
 fi
 
 # --- survival and stop -----------------------------------------------------------------------
 
 check "$T: knotd is still the same process (pid $KNOTD_PID)" "pid gone or pid-file differs" \
-    eval 'is_alive "$KNOTD_PID" && [ "$(cat "$TMP/run/knot.pid" 2>/dev/null)" = "$KNOTD_PID" ]'
+    same_process "$KNOTD_PID" "$TMP/run/knot.pid"
 check "$T: no crash/assertion/fatal lines in knotd's log" \
     "$(grep -iE 'crash|assert|fatal|segfault|critical' "$LOG" | head -1)" \
     eval '! grep -qiE "crash|assert|fatal|segfault|critical" "$LOG"'
@@ -464,7 +376,7 @@ if [ "$MODE" = knot ]; then
     "${KNOTC[@]}" reload >/dev/null 2>&1
     wait_for 10 eval '[ "$(count_lines "$LOG" "$LOADED")" -gt "$before" ]'
     say "knotc reload while the KRS worker is inside a (slow) knotc zone-keys-load"
-    z=$(new_key zsk)
+    z=$(new_key "$ZONE" zsk)
     d=$(distribute --zone "$ZONE" --key "$z")
     wait_for 10 test -e "$TMP/knotc-slow.in"
     cp "$TMP/knot.conf.good" "$TMP/knot.conf"
@@ -474,9 +386,9 @@ if [ "$MODE" = knot ]; then
     took=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')")
     check "$T: knotc reload during the worker's knotc run returns promptly (took $took s, want < 8 s)" \
         "rc=$rc: $out" eval '[ $rc -eq 0 ] && python3 -c "import sys; sys.exit(0 if $took < 8 else 1)"'
-    check "$T: the distribution caught by that reload is installed and confirmed (ZSK $z signs)" \
-        "state $(dist_state "$d"), RRSIG SOA '$(rrsig_tags SOA)'; $(grep -F "$d" "$LOG" | tail -1 | cut -c1-200)" \
-        wait_for 60 eval 'confirmed "$d" && [ "$(rrsig_tags SOA)" = "$z" ]'
+    caught_state() { echo "state $(dist_state "$d"), RRSIG SOA '$(rrsig_tags SOA)'; $(grep -F "$d" "$LOG" | tail -1 | cut -c1-200)"; }
+    check_within 60 "$T: the distribution caught by that reload is installed and confirmed (ZSK $z signs)" '"$(caught_state)"' \
+        eval 'confirmed "$d" && [ "$(rrsig_tags SOA)" = "$z" ]'
 fi
 
 # --- a KRS that cannot start leaves knotd running ----------------------------------------------
@@ -486,33 +398,24 @@ cp "$TMP/knot.conf" "$TMP/knot.conf.good"
 sed -i 's|^    state-dir: .*|&\n    setting: "no_such_setting=1"|' "$TMP/knot.conf"
 out=$("${KNOTC[@]}" reload 2>&1)
 check "$T: knotc reload with a KRS setting the library refuses" "rc/out: $out" eval '[ -n "$out" ]'
-check "$T: knotd logged the refused setting and stayed up; status.tdnskrs. says krs=failed" \
-    "status '$(status_txt | tr '\n' ' ')'; log: $(grep -F 'no_such_setting' "$LOG" | tail -1)" \
-    wait_for 15 eval 'is_alive "$KNOTD_PID" && grep -q "no_such_setting" "$LOG" && status_txt | grep -q "krs=failed: krs_init failed"'
+refused_state() { echo "status '$(status_line)'; log: $(grep -F no_such_setting "$LOG" | tail -1)"; }
+check_within 15 "$T: knotd logged the refused setting and stayed up; status.tdnskrs. says krs=failed" '"$(refused_state)"' \
+    eval 'is_alive "$KNOTD_PID" && grep -q "no_such_setting" "$LOG" && status_txt | grep -q "krs=failed: krs_init failed"'
 check "$T: knotd still answers with the broken module section${SIGNING:+ (signed $ZONE)}" "version '$(dig_txt "$DNS_PORT" version.tdnskrs.)'" \
     eval '[ -n "$(dig_txt "$DNS_PORT" version.tdnskrs.)" ] && { [ "$MODE" != knot ] || [ -n "$(rrsig_tags SOA)" ]; }'
 cp "$TMP/knot.conf.good" "$TMP/knot.conf"
 before=$(count_lines "$LOG" "$LOADED")
 "${KNOTC[@]}" reload >/dev/null 2>&1
 d=$(distribute --op ping)
-check "$T: configuration repaired, knotc reload: the KRS is back and confirms a ping" \
-    "starts $(count_lines "$LOG" "$LOADED") (was $before), state $(dist_state "$d")" \
-    wait_for 40 eval '[ "$(count_lines "$LOG" "$LOADED")" -gt "$before" ] && confirmed "$d"'
+check_within 40 "$T: configuration repaired, knotc reload: the KRS is back and confirms a ping" \
+    '"starts $(count_lines "$LOG" "$LOADED") (was $before), state $(dist_state "$d")"' \
+    eval '[ "$(count_lines "$LOG" "$LOADED")" -gt "$before" ] && confirmed "$d"'
 
 say "knotc stop; tdns-kdc stopped"
 "${KNOTC[@]}" stop >/dev/null 2>&1
-if wait_exit "$KNOTD_PID" $((STARTUP * 2 / 3)); then
-    wait "$KNOTD_PID"
-    rc=$?
+if stopped_cleanly "$KNOTD_PID" $((STARTUP * 2 / 3)) "$T: knotc stop, knotd exited cleanly"; then
     KNOTD_PID=""
-    check "$T: knotc stop, knotd exited cleanly" "exit status $rc" [ "$rc" -eq 0 ]
-    if [ "${VALGRIND:-0}" = 1 ]; then
-        check "$T: valgrind memcheck: no memory errors in knotd with the module and libtdnskrs" \
-            "$(cat "$TMP"/valgrind.*.log | grep -m3 -E '^==[0-9]+== [A-Z]' | tr '\n' ' ')" \
-            eval '[ "$rc" -ne 99 ] && ! cat "$TMP"/valgrind.*.log | grep -qE "^==[0-9]+== [A-Z]"'
-    fi
-else
-    fail "$T: knotc stop, knotd exited cleanly" "still running after $((STARTUP * 2 / 3)) s (killed)"
+    [ "${VALGRIND:-0}" = 1 ] && valgrind_clean knotd
 fi
 
 exit $((FAILURES > 0))

@@ -27,46 +27,19 @@ SIDECAR_PID=""
 KDC_PID=""
 
 cleanup() {
-    if [ -n "$SIDECAR_PID" ]; then
-        kill_pid "$SIDECAR_PID"
-        wait "$SIDECAR_PID" 2>/dev/null
-    fi
-    if [ -n "$NSD_PID" ]; then
-        if is_alive "$NSD_PID"; then
-            nsd-control -c "$TMP/nsd.conf" stop >/dev/null 2>&1
-            wait_exit "$NSD_PID" 15 || kill_pid "$NSD_PID"
-        fi
-        wait "$NSD_PID" 2>/dev/null
-    fi
-    if [ -n "$KDC_PID" ]; then
-        kill_pid "$KDC_PID"
-        wait "$KDC_PID" 2>/dev/null
-    fi
-    if [ -n "$TMP" ]; then
-        if [ "$FAILURES" -eq 0 ] && [ "${KEEP:-0}" != 1 ]; then
-            rm -rf "$TMP"
-        else
-            echo "note: $T files, nsd.log, sidecar.log and kdc.log kept in $TMP" >&2
-        fi
-    fi
+    stop_pid "$SIDECAR_PID"
+    stop_server "$NSD_PID" nsd-control -c "$TMP/nsd.conf" stop
+    stop_pid "$KDC_PID"
+    finish_tmp "files, nsd.log, sidecar.log and kdc.log"
 }
 trap cleanup EXIT
 trap 'fail "$T: run completed" "interrupted"; exit 1' INT TERM HUP
 
 # --- preconditions ---------------------------------------------------------------------------
 
-for tool in nsd nsd-control nsd-control-setup nsd-checkconf dnssec-signzone dig ss python3; do
-    if ! command -v "$tool" >/dev/null 2>&1; then
-        fail "$T: tools present" "$tool not found (nsd, bind9-dnsutils for dnssec-signzone and dig, iproute2, python3)"
-        exit 1
-    fi
-done
-for f in "$KDC_BIN" "$SIDECAR_BIN"; do
-    if [ ! -e "$f" ]; then
-        fail "$T: built" "$f missing (make bin)"
-        exit 1
-    fi
-done
+require_tools "nsd, bind9-dnsutils for dnssec-signzone and dig, iproute2, python3" \
+    nsd nsd-control nsd-control-setup nsd-checkconf dnssec-signzone dig ss python3
+require_built "make bin" "$KDC_BIN" "$SIDECAR_BIN"
 NSD_CONTROL=$(readlink -f "$(command -v nsd-control)")
 DNSSEC_SIGNZONE=$(readlink -f "$(command -v dnssec-signzone)")
 
@@ -80,30 +53,9 @@ mkdir -p "$K" "$S" "$KEYS" "$ZONES" "$SIGNED" "$TMP/nsd"
 SIGNER=$DNSSEC_SIGNZONE
 
 sidecar() { "$SIDECAR_BIN" "$@" --config "$SCONF"; }
-# (kdc, json_get, dist_state, confirmed, distribute: Tests/hosting/lib.sh)
-new_key() { # new_key ZONE ksk|zsk: prints the tag of a new key at the KDC
-    kdc key generate --zone "$1" --algorithm 13 --type "$2" --json | json_get "d.get('key_tag') or d['key']['key_tag']"
-}
-qdig() { dig @127.0.0.1 -p "$DNS_PORT" +norec +time=2 +tries=1 "$@" 2>/dev/null; }
-# Key tags of the DNSKEY set, sorted, space-separated.
-dnskey_tags() { qdig "$ZONE" DNSKEY +multi | sed -n 's/.*key id = \([0-9]*\).*/\1/p' | sort -n | xargs; }
-# Key tags of the RRSIGs over TYPE at the apex.
-rrsig_tags() { qdig "$ZONE" "$1" +dnssec +noall +answer | awk -v t="$1" '$4 == "RRSIG" && $5 == t { print $11 }' | sort -n | xargs; }
+# (qdig, dnskey_tags, rrsig_tags, signing_state, has_all, show_keys, check_within, kdc, new_key,
+# distribute…: Tests/hosting/lib.sh)
 soa_serial() { qdig "$ZONE" SOA +short | awk '{ print $3 }'; }
-# check_within SECONDS NAME REASON COMMAND...: check, waiting up to SECONDS for COMMAND to
-# succeed; REASON is eval'ed after the wait, so a failure shows the state at the end.
-check_within() {
-    local secs=$1 name=$2 reason=$3
-    shift 3
-    if wait_for "$secs" "$@"; then pass "$name"; else fail "$name" "$(eval "echo $reason")"; fi
-}
-# What NSD serves, for failure messages (eval'ed by check_within).
-SIGNING_STATE='"DNSKEY tags $(dnskey_tags), RRSIG DNSKEY by $(rrsig_tags DNSKEY), RRSIG SOA by $(rrsig_tags SOA)"'
-has_all() { # has_all "LIST" TAG... : every TAG is in LIST
-    local list=" $1 " t
-    shift
-    for t in "$@"; do case $list in *" $t "*) ;; *) return 1 ;; esac; done
-}
 kfile() { echo "$KEYS/K$1+013+$(printf %05d "$2")"; } # kfile ZONE TAG: the K-file base name
 # NSD's own complaints (it logs "error:" for every problem it reports); other.test.'s are deliberate.
 nsd_errors() { grep -iE 'error|crit|fatal|assert' "$LOG" | grep -v 'other\.test' || true; }
@@ -111,16 +63,11 @@ nsd_errors() { grep -iE 'error|crit|fatal|assert' "$LOG" | grep -v 'other\.test'
 # --- the KDC ---------------------------------------------------------------------------------
 
 say "tdns-kdc: control zone kdc.test. on 127.0.0.1#$KDC_PORT, zone $ZONE, enrollment package for $NODE"
-ok=1
-kdc init --control-zone kdc.test. --listen "127.0.0.1:$KDC_PORT" >/dev/null 2>&1 || ok=0
-kdc zone add "$ZONE" >/dev/null 2>&1 || ok=0
-kdc enroll generate "$NODE" --out "$TMP/node.pkg" --notify "127.0.0.1:$NOTIFY_PORT" >/dev/null 2>&1 || ok=0
-kdc enroll activate "$NODE" >/dev/null 2>&1 || ok=0
-check "$T: tdns-kdc init, zone add, enrollment package" "a tdns-kdc command failed" [ $ok = 1 ]
-"$KDC_BIN" serve --state "$K" >"$TMP/kdc.log" 2>&1 &
-KDC_PID=$!
+check "$T: tdns-kdc init, zone add, enrollment package" "a tdns-kdc command failed" \
+    kdc_setup kdc.test. "127.0.0.1:$NOTIFY_PORT"
+kdc_serve
 check_within 15 "$T: tdns-kdc serve listening" '"not listening on 127.0.0.1:$KDC_PORT: $(tail -1 "$TMP/kdc.log" 2>/dev/null)"' \
-    eval '[ -n "$(ss -Hlnt "sport = :$KDC_PORT" 2>/dev/null)" ]'
+    kdc_listening
 
 # --- NSD -------------------------------------------------------------------------------------
 
@@ -130,13 +77,7 @@ check "$T: nsd-control-setup created the control keys" "$(ls "$TMP/ctl" 2>&1 | x
           [ -s "$TMP/ctl/nsd_server.key" ] && [ -s "$TMP/ctl/nsd_control.pem" ]'
 
 # The operator's unsigned zone lives in zone_dir as <zone>zone; NSD serves signed_dir/<zone>zone.signed.
-cat >"$ZONES/example.test.zone" <<EOF
-\$TTL 300
-@   IN SOA ns1.example.test. hostmaster.example.test. 1 3600 600 86400 300
-    IN NS  ns1.example.test.
-ns1 IN A   127.0.0.1
-www IN A   192.0.2.1
-EOF
+example_zone >"$ZONES/example.test.zone"
 # Before the first keys arrive there is nothing to sign with: `tdnskrs-nsd run` writes the
 # missing signed file as a copy of the unsigned zone, so NSD has a zone to serve (unsigned);
 # the first keys replace it atomically with a signed version.
@@ -189,12 +130,7 @@ command_timeout=30
 notify_listen=127.0.0.1:$NOTIFY_PORT
 EOF
 say "tdnskrs-nsd --config $SCONF enroll node.pkg --notify 127.0.0.1:$NOTIFY_PORT"
-if sidecar enroll "$TMP/node.pkg" --notify "127.0.0.1:$NOTIFY_PORT" >"$TMP/enroll.out" 2>&1; then
-    pass "$T: node enrolled with tdnskrs-nsd enroll ($(head -1 "$TMP/enroll.out"))"
-else
-    fail "$T: node enrolled with tdnskrs-nsd enroll" "$(tail -2 "$TMP/enroll.out" | tr '\n' ' ')"
-    exit 1
-fi
+enrolled "$T: node enrolled with tdnskrs-nsd enroll" sidecar enroll "$TMP/node.pkg" --notify "127.0.0.1:$NOTIFY_PORT"
 check "$T: enrollment stored key_store=nsd in state_dir/krs.conf" "$(grep key_store "$S/krs.conf")" \
     grep -qx 'key_store=nsd' "$S/krs.conf"
 
@@ -224,12 +160,7 @@ check "$T: nsd-control status reaches NSD over its control port" "$("${NSDC[@]}"
 
 # --- keys from the KDC -----------------------------------------------------------------------
 
-say "tdns-kdc key generate KSK + ZSK for $ZONE (algorithm 13) and distribute both to $NODE"
-KSK=$(new_key "$ZONE" ksk)
-ZSK=$(new_key "$ZONE" zsk)
-check "$T: KDC generated KSK $KSK and ZSK $ZSK" "key generate failed" eval '[[ $KSK =~ ^[0-9]+$ && $ZSK =~ ^[0-9]+$ ]]'
-D1=$(distribute --zone "$ZONE" --key "$KSK")
-D2=$(distribute --zone "$ZONE" --key "$ZSK")
+new_ksk_zsk
 check "$T: two distributions created" "$(cat "$TMP/distribute.err")" eval '[ -n "$D1" ] && [ -n "$D2" ]'
 
 check_within 40 "$T: KDC status shows both distributions confirmed" '"states: $(dist_state "$D1") / $(dist_state "$D2")"' \
@@ -243,7 +174,7 @@ signed_by_both() {
     has_all "$(dnskey_tags)" "$KSK" "$ZSK" && [ "$(rrsig_tags DNSKEY)" = "$KSK" ] && [ "$(rrsig_tags SOA)" = "$ZSK" ]
 }
 check_within 20 "$T: NSD serves $ZONE signed with the distributed keys (DNSKEY $KSK+$ZSK, RRSIG DNSKEY by $KSK, RRSIG SOA by $ZSK)" \
-    "$SIGNING_STATE" signed_by_both
+    '"$(signing_state)"' signed_by_both
 check "$T: the DNSKEY set holds exactly the distributed keys" "DNSKEY tags: $(dnskey_tags)" \
     eval '[ "$(dnskey_tags)" = "$(printf "%s\n" "$KSK" "$ZSK" | sort -n | xargs)" ]'
 check "$T: www.$ZONE A is signed by ZSK $ZSK" "$(qdig "www.$ZONE" A +dnssec +noall +answer | awk '$4 == "RRSIG" { print $11 }')" \
@@ -251,20 +182,8 @@ check "$T: www.$ZONE A is signed by ZSK $ZSK" "$(qdig "www.$ZONE" A +dnssec +noa
 check "$T: the SOA serial is the signing time (dnssec-signzone -N unixtime)" "serial $(soa_serial)" \
     eval '[ "$(soa_serial)" -gt 1700000000 ]'
 
-# The proof, short: DNSKEYs with their tags, RRSIGs with the signing key tag (signature elided).
-show_keys() {
-    qdig "$ZONE" DNSKEY +multi +noall +answer |
-        awk '/IN[ \t]+DNSKEY/ { head = $1 " " $2 " " $3 " " $4 " " $5 " " $6 " " $7 }
-             /key id =/ { sub(/.*\) ;/, ""); print head " (…) ;" $0 }'
-    local t
-    for t in DNSKEY SOA; do
-        qdig "$ZONE" "$t" +dnssec +noall +answer |
-            awk '$4 == "RRSIG" { print $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "(…)  ; key tag", $11 }'
-    done
-}
+show_keys_proof
 if [ "${DEMO:-0}" = 1 ]; then
-    say "proof: dig @127.0.0.1 -p $DNS_PORT $ZONE DNSKEY / SOA +dnssec  (distributed: KSK $KSK, ZSK $ZSK)"
-    show_keys | show
     say "the sidecar's log:"
     grep -E 'signzone|nsd-control' "$SLOG" | head -4 | show
 fi
@@ -275,22 +194,19 @@ ZSK2=$(new_key "$ZONE" zsk)
 say "the ZSK roll: $ZSK2 replaces $ZSK, which is retired (Inactive) but stays published"
 D3=$(distribute --zone "$ZONE" --key "$ZSK2")
 check_within 40 "$T: ZSK $ZSK2 distributed and confirmed" '"state $(dist_state "$D3")"' confirmed "$D3"
-check_within 20 "$T: after the roll the SOA is signed by ZSK $ZSK2 alone, DNSKEY by KSK $KSK" "$SIGNING_STATE" \
+check_within 20 "$T: after the roll the SOA is signed by ZSK $ZSK2 alone, DNSKEY by KSK $KSK" '"$(signing_state)"' \
     eval '[ "$(rrsig_tags SOA)" = "$ZSK2" ] && [ "$(rrsig_tags DNSKEY)" = "$KSK" ]'
 check "$T: old ZSK $ZSK retired: Inactive in its .private, still in the DNSKEY set" \
     "$(grep -E '^(Inactive|Delete):' "$(kfile "$ZONE" "$ZSK").private" | xargs), DNSKEY '$(dnskey_tags)'" \
     eval 'grep -q "^Inactive: " "$(kfile "$ZONE" "$ZSK").private" && ! grep -q "^Inactive: " "$(kfile "$ZONE" "$ZSK2").private" &&
           ! grep -q "^Inactive: " "$(kfile "$ZONE" "$KSK").private" && [ "$(dnskey_tags)" = "$(printf "%s\n" "$KSK" "$ZSK" "$ZSK2" | sort -n | xargs)" ]'
-check "$T: the audit log records ZSK $ZSK retired" "$(tail -3 "$S/audit.log" | tr '\n' ' ')" \
-    grep -q "\"result\":\"retired\",\"zone\":\"$ZONE\",\"key_tag\":$ZSK," "$S/audit.log"
-if [ "${DEMO:-0}" = 1 ]; then
-    say "proof: DNSKEY tags $(dnskey_tags); RRSIG SOA by $(rrsig_tags SOA); RRSIG DNSKEY by $(rrsig_tags DNSKEY)"
-fi
+retired_audited "$ZSK"
+show_roll_proof
 
 say "delete_key $ZSK: the sidecar removes its K-files, re-signs and reloads"
 D4=$(distribute --zone "$ZONE" --key "$ZSK" --op delete_key)
 check_within 40 "$T: delete_key for ZSK $ZSK confirmed" '"state $(dist_state "$D4")"' confirmed "$D4"
-check_within 20 "$T: ZSK $ZSK is gone from the DNSKEY set, KSK $KSK and ZSK $ZSK2 remain" "$SIGNING_STATE" \
+check_within 20 "$T: ZSK $ZSK is gone from the DNSKEY set, KSK $KSK and ZSK $ZSK2 remain" '"$(signing_state)"' \
     eval '[ "$(dnskey_tags)" = "$(printf "%s\n" "$KSK" "$ZSK2" | sort -n | xargs)" ]'
 check "$T: ZSK $ZSK's K-files removed from key_dir" "$(ls "$KEYS" | xargs)" \
     eval '[ ! -e "$(kfile "$ZONE" "$ZSK").key" ] && [ ! -e "$(kfile "$ZONE" "$ZSK").private" ]'
@@ -326,7 +242,7 @@ for cmd in reload reconfig reload; do
     out=$("${NSDC[@]}" "$cmd" 2>&1)
     rc=$?
     check "$T: nsd-control $cmd #$n" "rc=$rc: $out" eval '[ $rc -eq 0 ] && grep -q "^ok" <<<"$out"'
-    check_within 10 "$T: NSD still answers signed after nsd-control $cmd #$n" "$SIGNING_STATE" signed_now
+    check_within 10 "$T: NSD still answers signed after nsd-control $cmd #$n" '"$(signing_state)"' signed_now
 done
 
 # --- sign on demand, status ------------------------------------------------------------------
@@ -359,26 +275,15 @@ fi
 
 # --- timing: distribute → new RRSIG, five ZSK rolls ------------------------------------------
 
-now_s() { date +%s.%N; }
-times=()
-for i in 1 2 3 4 5; do
-    Z=$(new_key "$ZONE" zsk)
-    t0=$(now_s)
-    distribute --zone "$ZONE" --key "$Z" >/dev/null
-    if wait_for 30 eval '[ "$(rrsig_tags SOA)" = "$Z" ]'; then
-        times+=("$(python3 -c "print(f'{$(now_s) - $t0:.3f}')")")
-    else
-        times+=(fail)
-    fi
-done
-check "$T: five more ZSK rolls, each followed by RRSIGs of the new ZSK" "times: ${times[*]}" \
-    eval '! grep -q fail <<<"${times[*]}"'
-echo "TIMING: nsd distribute→RRSIG median $(printf '%s\n' "${times[@]}" | sort -n | sed -n 3p) s (n=5: ${times[*]})"
+zsk_roll_times 30
+check "$T: five more ZSK rolls, each followed by RRSIGs of the new ZSK" "times: ${TIMES[*]}" \
+    eval '! grep -q fail <<<"${TIMES[*]}"'
+echo "TIMING: nsd distribute→RRSIG median $(printf '%s\n' "${TIMES[@]}" | sort -n | sed -n 3p) s (n=5: ${TIMES[*]})"
 
 # --- survival and stop -----------------------------------------------------------------------
 
 check "$T: NSD is still the same process (pid $NSD_PID)" "pid gone or pid-file differs" \
-    eval 'is_alive "$NSD_PID" && [ "$(cat "$TMP/nsd/nsd.pid" 2>/dev/null)" = "$NSD_PID" ]'
+    same_process "$NSD_PID" "$TMP/nsd/nsd.pid"
 check "$T: no errors in NSD's log" "$(nsd_errors | head -2 | tr '\n' ' ')" eval '[ -z "$(nsd_errors)" ]'
 check "$T: no errors in the sidecar's log (other.test.'s failure aside)" \
     "$(grep -iE 'error' "$SLOG" | grep -v other.test. | head -2 | tr '\n' ' ')" \
@@ -386,22 +291,8 @@ check "$T: no errors in the sidecar's log (other.test.'s failure aside)" \
 
 say "tdnskrs-nsd: SIGTERM; nsd-control stop; tdns-kdc stopped"
 kill -TERM "$SIDECAR_PID"
-if wait_exit "$SIDECAR_PID" 15; then
-    wait "$SIDECAR_PID"
-    rc=$?
-    SIDECAR_PID=""
-    check "$T: tdnskrs-nsd exited 0 on SIGTERM" "exit status $rc" [ "$rc" -eq 0 ]
-else
-    fail "$T: tdnskrs-nsd exited 0 on SIGTERM" "still running after 15 s (killed)"
-fi
+stopped_cleanly "$SIDECAR_PID" 15 "$T: tdnskrs-nsd exited 0 on SIGTERM" && SIDECAR_PID=""
 "${NSDC[@]}" stop >/dev/null 2>&1
-if wait_exit "$NSD_PID" 20; then
-    wait "$NSD_PID"
-    rc=$?
-    NSD_PID=""
-    check "$T: nsd-control stop, nsd exited cleanly" "exit status $rc" [ "$rc" -eq 0 ]
-else
-    fail "$T: nsd-control stop, nsd exited cleanly" "still running after 20 s (killed)"
-fi
+stopped_cleanly "$NSD_PID" 20 "$T: nsd-control stop, nsd exited cleanly" && NSD_PID=""
 
 exit $((FAILURES > 0))
