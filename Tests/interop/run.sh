@@ -40,40 +40,4 @@ if [ ! -s "$work/junit.xml" ]; then
     exit 1
 fi
 
-"$python" - "$work/junit.xml" "$prc" <<'EOF'
-import sys
-import xml.etree.ElementTree as ET
-
-path, prc = sys.argv[1], int(sys.argv[2])
-dash = "\u2014"
-failed = passed = 0
-
-
-def first_line(text):
-    text = (text or "").strip().splitlines()
-    line = text[0] if text else "no message"
-    return line[:400]
-
-
-for case in ET.parse(path).getroot().iter("testcase"):
-    name = "interop: " + case.get("name", "?")
-    fails = case.findall("failure") + case.findall("error")
-    skips = case.findall("skipped")
-    if fails:
-        failed += 1
-        f = fails[0]
-        kind = "error" if f.tag == "error" else "failed"
-        print(f"FAIL: {name} {dash} {kind}: {first_line(f.get('message') or f.text)}")
-    elif skips:
-        print(f"# SKIP: {name} {dash} {first_line(skips[0].get('message'))}")
-    else:
-        passed += 1
-        print(f"PASS: {name}")
-if passed + failed == 0:
-    print(f"FAIL: interop: pytest collected tests {dash} none ran (pytest status {prc})")
-    failed += 1
-elif prc not in (0, 1):
-    print(f"FAIL: interop: pytest finished normally {dash} pytest status {prc}")
-    failed += 1
-sys.exit(1 if failed else 0)
-EOF
+"$python" "$here/../support/junit_lines.py" interop "$work/junit.xml" "$prc"

@@ -50,38 +50,4 @@ if [ ! -s "$work/junit.xml" ]; then
     exit 1
 fi
 
-"$python" - "$work/junit.xml" "$prc" <<'PY'
-import sys
-import xml.etree.ElementTree as ET
-
-path, prc = sys.argv[1], int(sys.argv[2])
-dash = "\u2014"
-failed = passed = 0
-
-
-def first_line(text):
-    text = (text or "").strip().splitlines()
-    return (text[0] if text else "no message")[:400]
-
-
-for case in ET.parse(path).getroot().iter("testcase"):
-    name = "kdc: " + case.get("name", "?")
-    fails = case.findall("failure") + case.findall("error")
-    skips = case.findall("skipped")
-    if fails:
-        failed += 1
-        f = fails[0]
-        print(f"FAIL: {name} {dash} {'error' if f.tag == 'error' else 'failed'}: {first_line(f.get('message') or f.text)}")
-    elif skips:
-        print(f"# SKIP: {name} {dash} {first_line(skips[0].get('message'))}")
-    else:
-        passed += 1
-        print(f"PASS: {name}")
-if passed + failed == 0:
-    print(f"FAIL: kdc: pytest collected tests {dash} none ran (pytest status {prc})")
-    failed += 1
-elif prc not in (0, 1):
-    print(f"FAIL: kdc: pytest finished normally {dash} pytest status {prc}")
-    failed += 1
-sys.exit(1 if failed else 0)
-PY
+"$python" "$here/../support/junit_lines.py" kdc "$work/junit.xml" "$prc"

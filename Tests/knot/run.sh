@@ -9,10 +9,6 @@
 #   knotd keeps answering, the new module instance handles later distributions → the time
 #   from `tdns-kdc distribute` to the new RRSIG, median of 5 ZSK rolls (a TIMING: line).
 #
-# The Knot key store (key_store=knot, notify_listen=none) is probed in the library first; a
-# library without it gets the NOTIFY path only: key_store=none and the library's own listener
-# parked on a spare port, while the KDC still NOTIFYs knotd's port; pings must be confirmed.
-#
 # Output: "PASS: …" / "FAIL: … — reason" lines; DEMO=1 adds "==>" narration and the proof.
 # Everything listens on 127.0.0.1, high ports, in a temporary directory; knotd has no remotes,
 # so it sends nothing anywhere; every process this script starts is stopped on exit.
@@ -47,7 +43,7 @@ require_tools "knot, knot-dnsutils, iproute2, python3" knotd knotc keymgr dig ss
 require_built "make lib plugins bin" "$PLUGIN" "$KDC_BIN" "$KRS_BIN"
 
 TMP=$(mktemp -d /tmp/tdnskrs-knotkrs.XXXXXX)
-DNS_PORT=$(free_port) && KDC_PORT=$(free_port) && SPARE_PORT=$(free_port) ||
+DNS_PORT=$(free_port) && KDC_PORT=$(free_port) ||
     { fail "$T: free ports" "none found in 20000-40000"; exit 1; }
 K=$TMP/kdc S=$TMP/node KEYS=$TMP/keys LOG=$TMP/knotd.log
 mkdir -p "$K" "$S" "$KEYS" "$TMP/run" "$TMP/db" "$TMP/zones"
@@ -75,39 +71,6 @@ say "tdns-krs enroll --state $S … --notify 127.0.0.1:$DNS_PORT --key-dir $KEYS
 enrolled "$T: node enrolled with tdns-krs enroll" \
     "$KRS_BIN" enroll --state "$S" "$TMP/node.pkg" --notify "127.0.0.1:$DNS_PORT" --key-dir "$KEYS"
 
-# --- does the library have the Knot key store? -------------------------------------------------
-
-# krs_init with the module's two host defaults on a scratch state_dir: refused by name when
-# the library does not know them.
-mkdir -p "$TMP/probe/keys"
-probe_error=$(python3 - "$LIB_DIR/libtdnskrs.so.0" "$TMP/probe" <<'EOF' 2>&1
-import ctypes, sys
-lib = ctypes.CDLL(sys.argv[1])
-lib.krs_last_error.restype = ctypes.c_char_p
-args = [b"state_dir=" + sys.argv[2].encode(), b"key_dir=" + sys.argv[2].encode() + b"/keys",
-        b"key_store=knot", b"notify_listen=none", b"node_id=probe.test.", b"control_zone=kdc.test."]
-argv = (ctypes.c_char_p * len(args))(*args)
-ctx = ctypes.c_void_p()
-rc = lib.krs_init(ctypes.byref(ctx), len(args), argv)
-if rc == 0:
-    lib.krs_cleanup(ctx)
-    print("")
-else:
-    print(lib.krs_last_error(None).decode(errors="replace"))
-EOF
-)
-if [ -z "$probe_error" ]; then
-    MODE=knot
-    pass "$T: library probed: key_store=knot and notify_listen=none accepted"
-elif grep -qE 'key_store: "knot"|notify_listen: "none"' <<<"$probe_error"; then
-    MODE=notify-only
-    say "this libtdnskrs has no Knot key store yet ($probe_error): testing the NOTIFY path only"
-    pass "$T: library probed: no key_store=knot/notify_listen=none yet, NOTIFY path only ($probe_error)"
-else
-    fail "$T: library probed for key_store=knot and notify_listen=none" "krs_init: $probe_error"
-    exit 1
-fi
-
 # --- knotd -----------------------------------------------------------------------------------
 
 {
@@ -115,21 +78,10 @@ fi
     example_zone
 } >"$TMP/zones/example.test.zone"
 # Both ways of giving krs_init settings are used: a `config:` file and `setting:` items.
-if [ "$MODE" = knot ]; then
-    printf '%s\n' "# extra KRS settings (krs_init config= file)" "keymgr=$(command -v keymgr)" \
-        "knotc=$(command -v knotc)" >"$TMP/krs-extra.conf"
-    # command_timeout bounds every keymgr/knotc run (and so any stall of knotd's control).
-    SETTINGS="setting: [ \"knot_conf=$TMP/knot.conf\", \"command_timeout=5\" ]"
-    SIGNING="    dnssec-signing: on
-    dnssec-policy: manual"
-else
-    # key_store=none in the config file must beat the module's key_store=knot default. The
-    # listener the library insists on goes to a spare port nobody sends to; the KDC still
-    # NOTIFYs knotd's port, so every confirmation below went through the module's hook.
-    printf '%s\n' "# extra KRS settings (krs_init config= file)" "  key_store = none" >"$TMP/krs-extra.conf"
-    SETTINGS="setting: \"notify_listen=127.0.0.1:$SPARE_PORT\""
-    SIGNING=""
-fi
+printf '%s\n' "# extra KRS settings (krs_init config= file)" "keymgr=$(command -v keymgr)" \
+    "knotc=$(command -v knotc)" >"$TMP/krs-extra.conf"
+# command_timeout bounds every keymgr/knotc run (and so any stall of knotd's control).
+SETTINGS="setting: [ \"knot_conf=$TMP/knot.conf\", \"command_timeout=5\" ]"
 {
     knot_conf_head
     cat <<EOF
@@ -154,7 +106,8 @@ template:
 zone:
   - domain: $ZONE
     file: example.test.zone
-$SIGNING
+    dnssec-signing: on
+    dnssec-policy: manual
 EOF
 } >"$TMP/knot.conf"
 if out=$("${KNOTC[@]}" conf-check 2>&1); then
@@ -170,7 +123,7 @@ sed -e "s|/run/knot|$TMP/example-run|g; s|\"/var/lib/knot\"|\"$TMP/db\"|; s|192.
 check "$T: Examples/knot.conf passes knotc conf-check" "$(knotc -c "$TMP/example.conf" conf-check 2>&1 | grep -v warning | tail -1)" \
     eval 'knotc -c "$TMP/example.conf" conf-check >/dev/null 2>&1'
 
-say "knotd on 127.0.0.1@$DNS_PORT: zone $ZONE${SIGNING:+ (dnssec-signing: on, policy manual)}, global module mod-tdnskrs/default"
+say "knotd on 127.0.0.1@$DNS_PORT: zone $ZONE (dnssec-signing: on, policy manual), global module mod-tdnskrs/default"
 say "  mod-tdnskrs: state-dir: $S, key-dir: $KEYS, config: krs-extra.conf ($(grep -v '^#' "$TMP/krs-extra.conf" | xargs)), $SETTINGS"
 # VALGRIND=1: knotd itself runs under valgrind memcheck, the whole flow with it, and a check
 # after `knotc stop` reads the reports. One report that is not ours is suppressed by its exact
@@ -206,10 +159,8 @@ LOADED="tdnskrs: KRS started, NOTIFYs for $CONTROL are taken on knotd's port"
 UNLOADED="tdnskrs module unloaded (KRS stopped)"
 check_within 5 "$T: knotd logged '$LOADED'" '"$(grep -F tdnskrs "$LOG" | tail -2 | one_line)"' \
     grep -qF "$LOADED" "$LOG"
-if [ "$MODE" = knot ]; then
-    check "$T: the library opened no NOTIFY listener of its own (status listening=no)" "$(status_line)" \
-        eval 'status_txt | grep -q "listening=no"'
-fi
+check "$T: the library opened no NOTIFY listener of its own (status listening=no)" "$(status_line)" \
+    eval 'status_txt | grep -q "listening=no"'
 
 # --- the NOTIFY on the wire ------------------------------------------------------------------
 
@@ -266,88 +217,77 @@ reload_check() { # reload_check N: knotc reload, new instance up and old one gon
     check_within 20 "$T: new KRS instance started and old one stopped after knotc reload #$n" \
         '"log has $(count_lines "$LOG" "$LOADED") starts / $(count_lines "$LOG" "$UNLOADED") stops, want $((n + 1)) / $n"' \
         swapped "$n"
-    check_within 10 "$T: still answering after knotc reload #$n (status enrolled${SIGNING:+, zone signed})" \
+    check_within 10 "$T: still answering after knotc reload #$n (status enrolled, zone signed)" \
         "\"status '\$(status_line)', DNSKEY '\$(dnskey_tags)'\"" \
-        eval 'status_txt | grep -q "enrolled=yes" && { [ "$MODE" != knot ] || [ -n "$(rrsig_tags SOA)" ]; }'
+        eval 'status_txt | grep -q "enrolled=yes" && [ -n "$(rrsig_tags SOA)" ]'
 }
 
-if [ "$MODE" = knot ]; then
-    new_ksk_zsk
-    check_within 40 "$T: KDC status shows both distributions confirmed" '"states: $(dist_state "$D1") / $(dist_state "$D2")"' \
-        eval 'confirmed "$D1" && confirmed "$D2"'
-    check_within 30 "$T: knotd signs $ZONE with the distributed keys (DNSKEY $KSK+$ZSK, RRSIG DNSKEY by $KSK, RRSIG SOA by $ZSK)" \
-        '"$(signing_state)"' signed_with "$KSK" "$ZSK"
-    check "$T: knotd holds only the distributed keys (no key of its own)" "DNSKEY tags: $(dnskey_tags)" \
-        eval '[ "$(dnskey_tags)" = "$(printf "%s\n" "$KSK" "$ZSK" | sort -n | xargs)" ]'
-    show_keys_proof
-    show_status_proof
-    check "$T: status.tdnskrs. TXT shows the confirmed last distribution" "$(status_line)" \
-        eval 'status_txt | grep -qE "last_distribution=($D1|$D2) result=installed confirmed=yes"'
+new_ksk_zsk
+check_within 40 "$T: KDC status shows both distributions confirmed" '"states: $(dist_state "$D1") / $(dist_state "$D2")"' \
+    eval 'confirmed "$D1" && confirmed "$D2"'
+check_within 30 "$T: knotd signs $ZONE with the distributed keys (DNSKEY $KSK+$ZSK, RRSIG DNSKEY by $KSK, RRSIG SOA by $ZSK)" \
+    '"$(signing_state)"' signed_with "$KSK" "$ZSK"
+check "$T: knotd holds only the distributed keys (no key of its own)" "DNSKEY tags: $(dnskey_tags)" \
+    eval '[ "$(dnskey_tags)" = "$(printf "%s\n" "$KSK" "$ZSK" | sort -n | xargs)" ]'
+show_keys_proof
+show_status_proof
+check "$T: status.tdnskrs. TXT shows the confirmed last distribution" "$(status_line)" \
+    eval 'status_txt | grep -qE "last_distribution=($D1|$D2) result=installed confirmed=yes"'
 
-    reload_check 1
+reload_check 1
 
-    say "ZSK roll: a new ZSK from the KDC; the old one stops signing (retired, still published)"
-    ZSK2=$(new_key "$ZONE" zsk)
-    D3=$(distribute --zone "$ZONE" --key "$ZSK2")
-    check_within 40 "$T: new ZSK $ZSK2 distributed and confirmed (by the instance loaded at reload #1)" '"state $(dist_state "$D3")"' \
-        confirmed "$D3"
-    check_within 30 "$T: RRSIG SOA now by $ZSK2 only; $ZSK no longer signs" "\"RRSIG SOA '\$(rrsig_tags SOA)'\"" \
-        eval '[ "$(rrsig_tags SOA)" = "$ZSK2" ]'
-    check "$T: retired ZSK $ZSK still in the DNSKEY set next to $KSK and $ZSK2" "DNSKEY tags: $(dnskey_tags)" \
-        eval 'has_all "$(dnskey_tags)" "$KSK" "$ZSK" "$ZSK2"'
+say "ZSK roll: a new ZSK from the KDC; the old one stops signing (retired, still published)"
+ZSK2=$(new_key "$ZONE" zsk)
+D3=$(distribute --zone "$ZONE" --key "$ZSK2")
+check_within 40 "$T: new ZSK $ZSK2 distributed and confirmed (by the instance loaded at reload #1)" '"state $(dist_state "$D3")"' \
+    confirmed "$D3"
+check_within 30 "$T: RRSIG SOA now by $ZSK2 only; $ZSK no longer signs" "\"RRSIG SOA '\$(rrsig_tags SOA)'\"" \
+    eval '[ "$(rrsig_tags SOA)" = "$ZSK2" ]'
+check "$T: retired ZSK $ZSK still in the DNSKEY set next to $KSK and $ZSK2" "DNSKEY tags: $(dnskey_tags)" \
+    eval 'has_all "$(dnskey_tags)" "$KSK" "$ZSK" "$ZSK2"'
 
-    reload_check 2
+reload_check 2
 
-    say "tdns-kdc distribute --op delete_key for the old ZSK $ZSK"
-    D4=$(distribute --op delete_key --zone "$ZONE" --key "$ZSK")
-    check_within 40 "$T: delete of ZSK $ZSK distributed and confirmed" '"state $(dist_state "$D4"); $(cat "$TMP/distribute.err")"' \
-        confirmed "$D4"
-    check_within 30 "$T: ZSK $ZSK gone from the DNSKEY set; $KSK and $ZSK2 remain, $ZSK2 signs" \
-        "\"DNSKEY tags '\$(dnskey_tags)', RRSIG SOA '\$(rrsig_tags SOA)'\"" \
-        eval 'has_none "$(dnskey_tags)" "$ZSK" && signed_with "$KSK" "$ZSK2"'
-    if [ "${DEMO:-0}" = 1 ]; then
-        say "proof: after the roll and the delete (KSK $KSK, ZSK $ZSK2; $ZSK deleted)"
-        show_keys | show
-    fi
-
-    reload_check 3
-
-    # Time from `tdns-kdc distribute` to the new ZSK's RRSIG in dig, five rolls.
-    say "timing: 5 ZSK rolls, each from tdns-kdc distribute to the new RRSIG SOA tag in dig"
-    times=()
-    prev=$ZSK2
-    all_ok=1
-    for i in 1 2 3 4 5; do
-        z=$(new_key "$ZONE" zsk)
-        t0=$(date +%s.%N)
-        d=$(distribute --zone "$ZONE" --key "$z")
-        if wait_for 60 eval '[ "$(rrsig_tags SOA)" = "$z" ]'; then
-            t1=$(date +%s.%N)
-            times+=("$(python3 -c "print(f'{$t1 - $t0:.3f}')")")
-        else
-            all_ok=0
-        fi
-        wait_for 40 confirmed "$d" || all_ok=0
-        prev=$z
-    done
-    check "$T: 5 more ZSK rolls after the reloads, each signing within 60 s and confirmed (new instance)" \
-        "only ${#times[@]} of 5 rolls signed; last RRSIG SOA '$(rrsig_tags SOA)', want $prev" [ $all_ok = 1 ]
-    if [ "${#times[@]}" -gt 0 ] && [ "${VALGRIND:-0}" != 1 ]; then  # (timings under valgrind say nothing)
-        median=$(printf '%s\n' "${times[@]}" | sort -n | python3 -c "import sys; v=[float(x) for x in sys.stdin]; print(f'{v[len(v)//2]:.3f}')")
-        say "timing: each roll ${times[*]} s"
-        echo "TIMING: knot distribute→RRSIG median $median s (n=${#times[@]})"
-    fi
-
-else
-    n=0
-    for n in 1 2 3; do
-        reload_check "$n"
-        d=$(distribute --op ping)
-        check_within 40 "$T: ping after knotc reload #$n confirmed by the new instance" '"state $(dist_state "$d")"' \
-            confirmed "$d"
-    done
-    show_status_proof
+say "tdns-kdc distribute --op delete_key for the old ZSK $ZSK"
+D4=$(distribute --op delete_key --zone "$ZONE" --key "$ZSK")
+check_within 40 "$T: delete of ZSK $ZSK distributed and confirmed" '"state $(dist_state "$D4"); $(cat "$TMP/distribute.err")"' \
+    confirmed "$D4"
+check_within 30 "$T: ZSK $ZSK gone from the DNSKEY set; $KSK and $ZSK2 remain, $ZSK2 signs" \
+    "\"DNSKEY tags '\$(dnskey_tags)', RRSIG SOA '\$(rrsig_tags SOA)'\"" \
+    eval 'has_none "$(dnskey_tags)" "$ZSK" && signed_with "$KSK" "$ZSK2"'
+if [ "${DEMO:-0}" = 1 ]; then
+    say "proof: after the roll and the delete (KSK $KSK, ZSK $ZSK2; $ZSK deleted)"
+    show_keys | show
 fi
+
+reload_check 3
+
+# Time from `tdns-kdc distribute` to the new ZSK's RRSIG in dig, five rolls.
+say "timing: 5 ZSK rolls, each from tdns-kdc distribute to the new RRSIG SOA tag in dig"
+times=()
+prev=$ZSK2
+all_ok=1
+for i in 1 2 3 4 5; do
+    z=$(new_key "$ZONE" zsk)
+    t0=$(date +%s.%N)
+    d=$(distribute --zone "$ZONE" --key "$z")
+    if wait_for 60 eval '[ "$(rrsig_tags SOA)" = "$z" ]'; then
+        t1=$(date +%s.%N)
+        times+=("$(python3 -c "print(f'{$t1 - $t0:.3f}')")")
+    else
+        all_ok=0
+    fi
+    wait_for 40 confirmed "$d" || all_ok=0
+    prev=$z
+done
+check "$T: 5 more ZSK rolls after the reloads, each signing within 60 s and confirmed (new instance)" \
+    "only ${#times[@]} of 5 rolls signed; last RRSIG SOA '$(rrsig_tags SOA)', want $prev" [ $all_ok = 1 ]
+if [ "${#times[@]}" -gt 0 ] && [ "${VALGRIND:-0}" != 1 ]; then  # (timings under valgrind say nothing)
+    median=$(printf '%s\n' "${times[@]}" | sort -n | python3 -c "import sys; v=[float(x) for x in sys.stdin]; print(f'{v[len(v)//2]:.3f}')")
+    say "timing: each roll ${times[*]} s"
+    echo "TIMING: knot distribute→RRSIG median $median s (n=${#times[@]})"
+fi
+
 
 # --- survival and stop -----------------------------------------------------------------------
 
@@ -359,37 +299,35 @@ check "$T: no crash/assertion/fatal lines in knotd's log" \
 check "$T: no module errors in knotd's log" "$(grep -F "mod-tdnskrs" "$LOG" | grep -iE 'error|failed' | head -1)" \
     eval '! grep -F "mod-tdnskrs" "$LOG" | grep -qiE "error|failed"'
 
-# --- knotc reload while the KRS is inside knotc (Knot key store only) ---------------------------
+# --- knotc reload while the KRS is inside knotc ------------------------------------------------
 
-if [ "$MODE" = knot ]; then
-    # knotd runs `knotc reload` in the thread that also serves knotc: while it unloads the old
-    # module instance (which joins the KRS worker), a knotc the worker runs cannot be served.
-    # A knotc that starts 2 s late holds the worker there; the reload must not wait for it,
-    # and the distribution must still be installed (by the new instance) and confirmed.
-    printf '%s\n' '#!/bin/sh' '# test double: knotc, 2 s late for zone-keys-load' \
-        "case \"\$*\" in *zone-keys-load*) : >\"$TMP/knotc-slow.in\"; sleep 2 ;; esac" \
-        "exec $(command -v knotc) \"\$@\"" >"$TMP/knotc-slow"
-    chmod +x "$TMP/knotc-slow"
-    cp "$TMP/knot.conf" "$TMP/knot.conf.good"
-    sed -i "s|^    state-dir: .*|&\\n    setting: \"knotc=$TMP/knotc-slow\"|" "$TMP/knot.conf"
-    before=$(count_lines "$LOG" "$LOADED")
-    "${KNOTC[@]}" reload >/dev/null 2>&1
-    wait_for 10 eval '[ "$(count_lines "$LOG" "$LOADED")" -gt "$before" ]'
-    say "knotc reload while the KRS worker is inside a (slow) knotc zone-keys-load"
-    z=$(new_key "$ZONE" zsk)
-    d=$(distribute --zone "$ZONE" --key "$z")
-    wait_for 10 test -e "$TMP/knotc-slow.in"
-    cp "$TMP/knot.conf.good" "$TMP/knot.conf"
-    t0=$(date +%s.%N)
-    out=$("${KNOTC[@]}" reload 2>&1)
-    rc=$?
-    took=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')")
-    check "$T: knotc reload during the worker's knotc run returns promptly (took $took s, want < 8 s)" \
-        "rc=$rc: $out" eval '[ $rc -eq 0 ] && python3 -c "import sys; sys.exit(0 if $took < 8 else 1)"'
-    caught_state() { echo "state $(dist_state "$d"), RRSIG SOA '$(rrsig_tags SOA)'; $(grep -F "$d" "$LOG" | tail -1 | cut -c1-200)"; }
-    check_within 60 "$T: the distribution caught by that reload is installed and confirmed (ZSK $z signs)" '"$(caught_state)"' \
-        eval 'confirmed "$d" && [ "$(rrsig_tags SOA)" = "$z" ]'
-fi
+# knotd runs `knotc reload` in the thread that also serves knotc: while it unloads the old
+# module instance (which joins the KRS worker), a knotc the worker runs cannot be served.
+# A knotc that starts 2 s late holds the worker there; the reload must not wait for it,
+# and the distribution must still be installed (by the new instance) and confirmed.
+printf '%s\n' '#!/bin/sh' '# test double: knotc, 2 s late for zone-keys-load' \
+    "case \"\$*\" in *zone-keys-load*) : >\"$TMP/knotc-slow.in\"; sleep 2 ;; esac" \
+    "exec $(command -v knotc) \"\$@\"" >"$TMP/knotc-slow"
+chmod +x "$TMP/knotc-slow"
+cp "$TMP/knot.conf" "$TMP/knot.conf.good"
+sed -i "s|^    state-dir: .*|&\\n    setting: \"knotc=$TMP/knotc-slow\"|" "$TMP/knot.conf"
+before=$(count_lines "$LOG" "$LOADED")
+"${KNOTC[@]}" reload >/dev/null 2>&1
+wait_for 10 eval '[ "$(count_lines "$LOG" "$LOADED")" -gt "$before" ]'
+say "knotc reload while the KRS worker is inside a (slow) knotc zone-keys-load"
+z=$(new_key "$ZONE" zsk)
+d=$(distribute --zone "$ZONE" --key "$z")
+wait_for 10 test -e "$TMP/knotc-slow.in"
+cp "$TMP/knot.conf.good" "$TMP/knot.conf"
+t0=$(date +%s.%N)
+out=$("${KNOTC[@]}" reload 2>&1)
+rc=$?
+took=$(python3 -c "print(f'{$(date +%s.%N) - $t0:.1f}')")
+check "$T: knotc reload during the worker's knotc run returns promptly (took $took s, want < 8 s)" \
+    "rc=$rc: $out" eval '[ $rc -eq 0 ] && python3 -c "import sys; sys.exit(0 if $took < 8 else 1)"'
+caught_state() { echo "state $(dist_state "$d"), RRSIG SOA '$(rrsig_tags SOA)'; $(grep -F "$d" "$LOG" | tail -1 | cut -c1-200)"; }
+check_within 60 "$T: the distribution caught by that reload is installed and confirmed (ZSK $z signs)" '"$(caught_state)"' \
+    eval 'confirmed "$d" && [ "$(rrsig_tags SOA)" = "$z" ]'
 
 # --- a KRS that cannot start leaves knotd running ----------------------------------------------
 
@@ -401,8 +339,8 @@ check "$T: knotc reload with a KRS setting the library refuses" "rc/out: $out" e
 refused_state() { echo "status '$(status_line)'; log: $(grep -F no_such_setting "$LOG" | tail -1)"; }
 check_within 15 "$T: knotd logged the refused setting and stayed up; status.tdnskrs. says krs=failed" '"$(refused_state)"' \
     eval 'is_alive "$KNOTD_PID" && grep -q "no_such_setting" "$LOG" && status_txt | grep -q "krs=failed: krs_init failed"'
-check "$T: knotd still answers with the broken module section${SIGNING:+ (signed $ZONE)}" "version '$(dig_txt "$DNS_PORT" version.tdnskrs.)'" \
-    eval '[ -n "$(dig_txt "$DNS_PORT" version.tdnskrs.)" ] && { [ "$MODE" != knot ] || [ -n "$(rrsig_tags SOA)" ]; }'
+check "$T: knotd still answers with the broken module section (signed $ZONE)" "version '$(dig_txt "$DNS_PORT" version.tdnskrs.)'" \
+    eval '[ -n "$(dig_txt "$DNS_PORT" version.tdnskrs.)" ] && [ -n "$(rrsig_tags SOA)" ]'
 cp "$TMP/knot.conf.good" "$TMP/knot.conf"
 before=$(count_lines "$LOG" "$LOADED")
 "${KNOTC[@]}" reload >/dev/null 2>&1
