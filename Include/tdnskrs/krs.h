@@ -178,9 +178,11 @@ int krs_handle_notify(krs_context_t *ctx, const uint8_t *msg, size_t len, uint8_
 int krs_fetch(krs_context_t *ctx, const char *distribution_id);
 
 /*
- * Status as JSON: node_id, control_zone, enrolled, kdc_address, notify_listen, listening,
- * require_signature, distributions (latest first: id, time, result, detail, keys_changed,
- * confirmed), keys (zone, key_tag, algorithm), counters.
+ * Status as JSON: node_id, control_zone, enrolled, kdc_address, notify_listen, listening (the
+ * library's NOTIFY listener), running (its worker), require_signature, distributions handled
+ * by this context (latest first: id, time, result, detail, keys_changed, confirmed), keys
+ * (zone, key_tag, algorithm, ksk, state: active|retired), audit (the audit log's last
+ * records, oldest first, whichever process wrote them), counters.
  * Returns KRS_OK or KRS_EINVAL. Ownership: *out_json with krs_free.
  */
 int krs_status_json(krs_context_t *ctx, char **out_json);

@@ -95,12 +95,12 @@ public final class KRSNode: Sendable {
             throw .config("notify_listen: required for enrollment (the address the KDC sends NOTIFYs to)")
         }
         // Settings given now that describe the node's setup, not its identity, are kept too.
-        let kept = arguments.filter { arg in
-            ["key_store=", "key_dir=", "chunk_rrtype=", "max_skew=", "max_distribution_size=", "require_signature=",
-             "rndc=", "rndc_conf=", "keymgr=", "knotc=", "knot_conf=", "knot_socket=", "zone_dir=", "signed_dir=",
-             "signer=", "nsd_control=", "nsd_conf=", "command_timeout="]
-                .contains { arg.hasPrefix($0) }
-        }
+        // The last value of each (later settings win), once.
+        var seen = Set<String>()
+        let kept = Array(arguments.reversed().filter { arg in
+            guard let key = KRSSettings.setupSettings.first(where: { arg.hasPrefix($0 + "=") }) else { return false }
+            return seen.insert(key).inserted
+        }.reversed())
         let outcome = try Enrollment.run(
             package: package, notifyAddress: notify, stateDirectory: current.stateDirectory, now: now,
             keepSettings: kept, log: log)

@@ -78,6 +78,13 @@ public struct KRSSettings: Sendable {
         "rndc", "rndc_conf", "keymgr", "knotc", "knot_conf", "knot_socket", "zone_dir", "signed_dir", "signer",
         "nsd_control", "nsd_conf", "command_timeout",
     ]
+    /// Settings that describe the node's setup, not its identity: given at enrollment, they
+    /// are kept in `krs.conf` with what the KDC sent.
+    public static let setupSettings: [String] = [
+        "key_store", "key_dir", "chunk_rrtype", "max_skew", "max_distribution_size", "require_signature",
+        "rndc", "rndc_conf", "keymgr", "knotc", "knot_conf", "knot_socket", "zone_dir", "signed_dir",
+        "signer", "nsd_control", "nsd_conf", "command_timeout",
+    ]
     /// The file enrollment writes into the state directory.
     public static let enrollmentFile = "krs.conf"
     static let maxConfigFile = 64 * 1024
