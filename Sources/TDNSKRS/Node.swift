@@ -64,6 +64,8 @@ public final class KRSNode: Sendable {
     static let exchangeTimeout = 5.0
     static let attempts = 3
     static let recentKept = 32
+    /// Larger confirmations go over TCP (RFC 9715's safe EDNS buffer size).
+    static let maxUDPConfirmation = 1232
     static let maxQueued = 256
 
     public init(
@@ -392,8 +394,11 @@ public final class KRSNode: Sendable {
             }
             let cancel = cancellation.withLock { $0 }
             for attempt in 1...Self.attempts where !isStopping {
+                // UDP as the Go KRS sends it; TCP for a report too large for one unfragmented
+                // datagram (many failed keys) and for the last attempt (UDP may be filtered).
+                let transport: DNSTransportKind = wire.count > Self.maxUDPConfirmation || attempt == Self.attempts ? .tcp : .udp
                 if let answer = try? DNSMessage(wireEncoded: try DNSClient.exchange(
-                    wire, server: kdc, over: .udp, timeout: Self.exchangeTimeout, source: source, cancellation: cancel)),
+                    wire, server: kdc, over: transport, timeout: Self.exchangeTimeout, source: source, cancellation: cancel)),
                    TDNSMessages.isResponse(answer, to: notify) {
                     core.withLock { $0.counters.confirmations += 1 }
                     log(.info, "distribution \(id) confirmed to the KDC")

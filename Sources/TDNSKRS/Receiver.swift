@@ -44,6 +44,8 @@ public final class KeyReceiver: Sendable {
     /// Largest number of CHUNK records one distribution may consist of (§2.5: ≤ 65535 data
     /// chunks plus the manifest).
     public static let maxRecords = 65536
+    /// Longest `error` text per failed key in a confirmation.
+    static let maxReportedError = 160
 
     /// - Parameters:
     ///   - clock: overrides the `now=` setting and the system clock.
@@ -221,9 +223,11 @@ public final class KeyReceiver: Sendable {
                 // Files put back, server on its previous keys: the KDC hears which keys failed.
                 log(.error, "distribution \(distributionID): the server did not take the keys, previous keys kept: \(failure)")
                 try auditLine(distributionID, now: now, result: "install-failed", extra: [("reason", .string(failure))])
+                // The tool's message, short: the report travels in one EDNS option over UDP.
+                let reason = String(failure.prefix(Self.maxReportedError))
                 let failed = keyEntries.map { entry -> JSONValue in
                     guard case .object(var members) = entry else { return entry }
-                    members.append(("error", .string(failure)))
+                    members.append(("error", .string(reason)))
                     return .object(members)
                 }
                 var report: [(String, JSONValue)] = []

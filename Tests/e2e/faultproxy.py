@@ -17,6 +17,7 @@ whenever it changes; a change also resets the "once" faults and the data-chunk c
   --delay-data S       hold every data-chunk answer S seconds (a slow KDC)
   --drop               drop everything: UDP is not answered, TCP is accepted, read, never answered
   --drop-notify        drop NOTIFYs (the node's confirmations to the KDC)
+  --drop-udp-notify    drop NOTIFYs over UDP only (a path where only TCP reaches the KDC)
 
 --events FILE gets one JSON line per message (time, transport, qname, kind, sequence, action),
 so a test can see how many manifest and chunk queries a node made. Nothing from the payload is
@@ -39,7 +40,8 @@ import dns.rcode
 
 CHUNK_TYPES = (65288, 65015)
 
-FAULT_KEYS = ("servfail_chunk", "reset_chunk", "wrong_type", "wrong_type_on", "delay_data", "drop", "drop_notify")
+FAULT_KEYS = ("servfail_chunk", "reset_chunk", "wrong_type", "wrong_type_on", "delay_data", "drop", "drop_notify",
+              "drop_udp_notify")
 
 
 def hostport(text):
@@ -101,7 +103,7 @@ class Faults:
             self.refresh()
             self.log({"event": "query", "transport": transport, "qkind": kind, "qname": qname})
             s = self.settings
-            if s.get("drop") or (kind == "notify" and s.get("drop_notify")):
+            if s.get("drop") or (kind == "notify" and (s.get("drop_notify") or (s.get("drop_udp_notify") and transport == "udp"))):
                 return "drop", s
             if kind != "data":
                 return "forward", s
@@ -409,6 +411,7 @@ def main():
     p.add_argument("--delay-data", type=float, default=0.0)
     p.add_argument("--drop", action="store_true")
     p.add_argument("--drop-notify", action="store_true")
+    p.add_argument("--drop-udp-notify", action="store_true")
     Proxy(p.parse_args()).run()
 
 

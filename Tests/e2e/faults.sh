@@ -392,6 +392,16 @@ start_node 1 || fail "node1 restarts"
 sleep 1.5
 check "test 6: a stale temporary key file is removed when the node starts, with nothing to install (needs (b))" '[ ! -e "$stale" ]'
 rm -f "$stale"
+# 6d node2: its confirmations over UDP are dropped: the last attempt goes over TCP.
+tag=$(keygen example.test. 13 zsk)
+faults 2 '{"drop_udp_notify": true}'
+DTCP=$(distribute 2 example.test. "$tag")
+r=$(confirmed "$DTCP" 40)
+ev=$(events 2 "$DTCP")
+faults 2 '{}'
+check "test 6d: node2's confirmations over UDP dropped: confirmed over TCP (last attempt)" \
+    '[ "$(jx "d[\"all_confirmed\"]" <<<"$r")" = True ] && [ "$(jx "d[\"kinds\"].get(\"tcp:notify\", 0)" <<<"$ev")" -ge 1 ] && [ "$(jx "d[\"kinds\"].get(\"udp:notify\", 0)" <<<"$ev")" -ge 2 ]' \
+    "$r; proxy: $ev"
 fi
 
 # --- 7: krs_stop with a fetch in flight (C host under valgrind) --------------------------------
