@@ -12,6 +12,8 @@ package enum Subprocess {
         /// Exit status, or nil when the child was killed by a signal or not reaped by us.
         package var exitStatus: Int32?
         package var timedOut: Bool
+        /// The host ignores SIGCHLD: the child was reaped by the kernel, its status is unknown.
+        package var statusLost = false
         /// The first `outputLimit` bytes of stdout+stderr, trailing whitespace removed.
         package var output: String
         package var succeeded: Bool { exitStatus == 0 && !timedOut }
@@ -20,6 +22,7 @@ package enum Subprocess {
         package func summary(timeout: Double) -> String {
             let first = output.split(separator: "\n").last(where: { !$0.isEmpty }).map(String.init) ?? ""
             if timedOut { return "timed out after \(Int(timeout)) s" + (first.isEmpty ? "" : ": \(first)") }
+            if statusLost { return "exit status unknown: the host process ignores SIGCHLD" + (first.isEmpty ? "" : ": \(first)") }
             if let s = exitStatus { return s == 0 ? "ok" : "exit \(s)" + (first.isEmpty ? "" : ": \(first)") }
             return "killed by a signal" + (first.isEmpty ? "" : ": \(first)")
         }
@@ -90,7 +93,12 @@ package enum Subprocess {
                 if status & 0x7f == 0 { outcome.exitStatus = (status >> 8) & 0xff }
                 break
             }
-            if r < 0 && errno != EINTR { break }  // ECHILD: the host ignores SIGCHLD; status unknown
+            if r < 0 && errno != EINTR {
+                // ECHILD: the host ignores SIGCHLD, so the kernel reaped the child and its exit
+                // status is lost; treated as a failure (the caller puts its changes back).
+                outcome.statusLost = true
+                break
+            }
             if monotonicSeconds() > deadline || cancelled() {
                 kill(pid, SIGKILL)
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
