@@ -33,7 +33,7 @@ struct SocketAddressTests {
         arguments: [
             "", "127.0.0.1", "127.0.0.1:", ":53", "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:5a",
             "127.0.0.1:123456", "localhost:53", "::1:53", "[::1]53", "[::1]", "[::1:53", "[127.0.0.1]:53",
-            "[fe80::1%eth0]:53", "1.2.3:53", "1.2.3.4.5:53", "256.0.0.1:53", " 127.0.0.1:53", "127.0.0.1:53 ",
+            "[fe80::1%eth0]:53", "192.0.2:53", "192.0.2.1.5:53", "192.0.2.256:53", " 127.0.0.1:53", "127.0.0.1:53 ",
             "127.0.0.1\u{0}:53", "127.0.0.1:+53", String(repeating: "1", count: 100),
         ]
     )
@@ -43,7 +43,7 @@ struct SocketAddressTests {
 
     @Test("init(host:port:) rejects names and junk")
     func rejectsHosts() {
-        for host in ["", "localhost", "example.com", "1.2.3.4:53", "[::1", "::1]", "::g", "1.2.3.4\u{0}"] {
+        for host in ["", "localhost", "example.com", "192.0.2.1:53", "[::1", "::1]", "::g", "192.0.2.1\u{0}"] {
             expectCode(.malformed, "\(host.debugDescription)") { _ = try SocketAddress(host: host, port: 53) }
         }
     }
