@@ -56,6 +56,8 @@ typedef struct krs_host_ops {
 /*
  * Creates a context from "key=value" settings. argv may also hold "config=PATH": the file's
  * lines (one key=value per line, '#' comments) are read first and argv entries override them.
+ * A host's own defaults go in argv as "key?=value": the operator's argv entries and config
+ * file override them; they override what enrollment stored in state_dir/krs.conf.
  *
  *   node_id=edge1.example.net.        this node's ID, FQDN with trailing dot (required)
  *   control_zone=kdc.example.com.     the KDC's control zone (required)

@@ -100,11 +100,13 @@ struct ServerCommand: Sendable {
         do {
             let stop = self.stop
             let outcome = try Subprocess.run(argv, timeout: timeout, cancelled: { cancellable && stop?.isSet == true })
-            notes.append("\(line): \(outcome.summary(timeout: timeout))")
-            return outcome.succeeded ? nil : "\(line): \(outcome.summary(timeout: timeout))"
+            let said = "\(line): \(outcome.summary(timeout: timeout))"
+            notes.append(said)
+            return outcome.succeeded ? nil : said
         } catch {
-            notes.append("\(line): \(error.reason)")
-            return "\(line): \(error.reason)"
+            let said = "\(line): \(error.reason)"
+            notes.append(said)
+            return said
         }
     }
 }

@@ -3,7 +3,8 @@ import TDNSCrypto
 
 /// The KRS settings given to `krs_init` as `key=value` strings, or in a file named by
 /// `config=PATH` (one setting per line, `#` comments and blank lines ignored). Later
-/// settings override earlier ones; argv entries override the file's.
+/// settings override earlier ones; argv entries override the file's, the file's override a
+/// host's `key?=value` defaults, and those override what enrollment stored (`krs.conf`).
 ///
 /// | setting | value | default |
 /// |---|---|---|
@@ -98,13 +99,19 @@ public struct KRSSettings: Sendable {
     public init(arguments: [String]) throws(TDNSError) {
         var values: [String: String] = [:]
         var fromArgs: [(String, String)] = []
+        var hostDefaults: [(String, String)] = []
         for arg in arguments {
-            fromArgs.append(try Self.split(arg, origin: "argument"))
+            // `key?=value`: a host's default (the BIND and Knot modules' key_store, rndc,
+            // notify_listen) — below what the operator gives in argv or the config file,
+            // above what enrollment stored.
+            let (key, value, isDefault) = try Self.split(arg, origin: "argument", allowDefault: true)
+            if isDefault { hostDefaults.append((key, value)) } else { fromArgs.append((key, value)) }
         }
         if let path = fromArgs.last(where: { $0.0 == "config" })?.1 {
             for (k, v) in try Self.readFile(path) { values[k] = v }
         }
         for (k, v) in fromArgs where k != "config" { values[k] = v }
+        for (k, v) in hostDefaults where k != "config" && values[k] == nil { values[k] = v }
         // What enrollment stored, for everything not given explicitly.
         if let dir = values["state_dir"], !dir.isEmpty, POSIXFile.exists("\(dir)/\(Self.enrollmentFile)") {
             let path = "\(dir)/\(Self.enrollmentFile)"
@@ -244,13 +251,21 @@ public struct KRSSettings: Sendable {
     public var isEnrolled: Bool { nodeID != nil && controlZone != nil && (hpkeKey != nil || joseKey != nil) }
 
     private static func split(_ arg: String, origin: String) throws(TDNSError) -> (String, String) {
+        let (key, value, _) = try split(arg, origin: origin, allowDefault: false)
+        return (key, value)
+    }
+
+    /// `key=value`, or with `allowDefault` also `key?=value` (then `isDefault`).
+    private static func split(_ arg: String, origin: String, allowDefault: Bool) throws(TDNSError) -> (String, String, Bool) {
         guard let eq = arg.firstIndex(of: "=") else {
             throw .config("\(origin): \"\(arg.prefix(40))\" is not key=value")
         }
-        let key = String(arg[..<eq]).trimmingWhitespace()
+        var key = String(arg[..<eq]).trimmingWhitespace()
+        let isDefault = allowDefault && key.hasSuffix("?")
+        if isDefault { key.removeLast() }
         let value = String(arg[arg.index(after: eq)...]).trimmingWhitespace()
         guard known.contains(key) else { throw .config("\(key): unknown setting") }
-        return (key, value)
+        return (key, value, isDefault)
     }
 
     /// A fully qualified domain name: trailing dot, LDH labels (plus `_`), 1–63 bytes each.

@@ -184,6 +184,30 @@ struct KeyStoreTests {
         #expect(text(zones + "/example.com.zone.signed") == text(zones + "/example.com.zone"))
     }
 
+    @Test("a host's defaults (key?=value): below argv and the config file, above what enrollment stored")
+    func hostDefaults() throws {
+        let kdc = try TestKDC()
+        let env = try ReceiverEnv(kdc)
+        try FileManager.default.createDirectory(atPath: env.stateDir, withIntermediateDirectories: true)
+        try "notify_listen=127.0.0.1:5399\nkey_store=bind\n".write(toFile: env.stateDir + "/krs.conf", atomically: true, encoding: .utf8)
+        let defaults = ["key_store?=knot", "notify_listen?=none"]
+        // Over krs.conf:
+        let s1 = try KRSSettings(arguments: defaults + env.arguments())
+        #expect(s1.keyStore == .knot && s1.notifyListen == nil)
+        // Under argv, wherever the default stands:
+        let s2 = try KRSSettings(arguments: env.arguments(["key_store=none"]) + defaults)
+        #expect(s2.keyStore == KRSSettings.KeyStoreKind.none && s2.notifyListen == nil)
+        // Under the config file:
+        let file = env.root + "/krs-extra.conf"
+        try "key_store = nsd\nzone_dir=\(env.root)\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let s3 = try KRSSettings(arguments: defaults + env.arguments(["config=\(file)"]))
+        #expect(s3.keyStore == .nsd)
+        // Only in argv: a config file cannot hold defaults.
+        try "key_store?=knot\n".write(toFile: file, atomically: true, encoding: .utf8)
+        let e = #expect(throws: TDNSError.self) { try KRSSettings(arguments: env.arguments(["config=\(file)"])) }
+        #expect(e?.reason == "key_store?: unknown setting")
+    }
+
     @Test("settings of the server tools", arguments: [
         (["key_store=knot"], nil),
         (["key_store=nsd"], "zone_dir: required with key_store=nsd (the unsigned zone files)"),

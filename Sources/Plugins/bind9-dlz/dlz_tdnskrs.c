@@ -17,10 +17,11 @@
  * Every word of the database string after the module path is a `key=value` setting of
  * krs_init() (see krs.h: state_dir=, key_dir=, notify_listen=, rndc=, rndc_conf=,
  * command_timeout=, config=, …); after `tdns-krs enroll` state_dir= alone is enough
- * (state_dir/krs.conf). Unless the words set them (or name a config= file, which then
- * decides), the module adds `key_store=bind rndc=/usr/sbin/rndc`, so that the library's BIND
- * key store writes the K-files and runs `rndc loadkeys ZONE` before it confirms to the KDC —
- * a failing rndc is reported to the KDC as failed keys (`rndc=none`: files only).
+ * (state_dir/krs.conf). The module adds the host defaults `key_store?=bind
+ * rndc?=/usr/sbin/rndc` (krs.h: the words and a config= file override them), so that the
+ * library's BIND key store writes the K-files and runs `rndc loadkeys ZONE` before it
+ * confirms to the KDC — a failing rndc is reported to the KDC as failed keys (`rndc=none`:
+ * files only).
  *
  * dlz_create() calls krs_init() and krs_start(); dlz_destroy() calls krs_stop() and
  * krs_cleanup(). The library's log lines and key changes go to named's logger. The zone must
@@ -55,8 +56,8 @@
 /* A TXT character-string holds at most 255 bytes; \DDD escaping can quadruple that. */
 #define TXT_TEXT_MAX (2 + 4 * 255 + 1)
 
-/* Added unless the operator's words set the key or name a config= file. */
-static const char *const DEFAULT_SETTINGS[] = {"key_store=bind", "rndc=/usr/sbin/rndc"};
+/* Host defaults (`key?=value`): the operator's words and config= file override them. */
+static const char *const DEFAULT_SETTINGS[] = {"key_store?=bind", "rndc?=/usr/sbin/rndc"};
 #define N_DEFAULT_SETTINGS (sizeof(DEFAULT_SETTINGS) / sizeof(DEFAULT_SETTINGS[0]))
 #define MAX_SETTINGS       64
 #define ISC_LOG_DEBUG1     1 /* ISC_LOG_DEBUG(1) */
@@ -259,15 +260,7 @@ static const char *parse_words(unsigned int argc, char *argv[], const char **krs
         return NULL; /* hosting only */
     }
     for (size_t d = 0; d < N_DEFAULT_SETTINGS; d++) {
-        size_t keylen = (size_t)(strchr(DEFAULT_SETTINGS[d], '=') - DEFAULT_SETTINGS[d]) + 1; /* "key=" */
-        int given = 0;
-        for (unsigned int i = 1; i < argc && !given; i++) {
-            given = argv[i] != NULL && (strncmp(argv[i], DEFAULT_SETTINGS[d], keylen) == 0 ||
-                                        strncmp(argv[i], "config=", 7) == 0);
-        }
-        if (!given) {
-            krs_argv[(*krs_argc)++] = DEFAULT_SETTINGS[d];
-        }
+        krs_argv[(*krs_argc)++] = DEFAULT_SETTINGS[d];
     }
     for (unsigned int i = 1; i < argc; i++) {
         const char *w = argv[i];

@@ -32,10 +32,10 @@
  *     - id: default
  *       global-module: mod-tdnskrs/default
  *
- * krs_init() gets "key_store=knot" and "notify_listen=none" first, unless the operator sets
- * these keys (in `setting:` or in the `config:` file): knotd receives the NOTIFYs, so the
- * library must not bind a listener of its own, and the keys belong in Knot's KASP database.
- * Later argv entries override earlier ones in krs_init, so `setting:` always wins.
+ * krs_init() gets the host defaults "key_store?=knot" and "notify_listen?=none" (krs.h: the
+ * operator's `setting:` values and `config:` file override them, what enrollment stored in
+ * krs.conf does not): knotd receives the NOTIFYs, so the library must not bind a listener of
+ * its own, and the keys belong in Knot's KASP database.
  *
  * A KRS that cannot start (bad settings, not enrolled) is logged through knotd's log and
  * the module stays loaded, answering version/status, so that knotd never fails to start
@@ -62,7 +62,6 @@
 #define MAX_SETTINGS  64
 #define MAX_STATUS    (KRS_STATUS_LINES + 1)
 #define TXT_MAX       KRS_STATUS_TEXT_MAX
-#define CONFIG_MAX    (64 * 1024) /* the library refuses larger config files too */
 #define ERROR_MAX     256
 
 /* Module section items (yp_name_t: length byte, then the name). */
@@ -81,10 +80,11 @@ static const yp_item_t tdnskrs_conf[] = {
     { NULL }
 };
 
-/* Defaults for a KRS hosted by knotd; an operator's value for the same key replaces them. */
+/* Defaults for a KRS hosted by knotd (key?=value); an operator's value for the same key
+ * replaces them. */
 static const char *const host_defaults[] = {
-    "key_store=knot",   /* keys go into Knot's KASP database (keymgr), not BIND K-files */
-    "notify_listen=none", /* knotd's own port receives the NOTIFYs (this module's hook) */
+    "key_store?=knot",    /* keys go into Knot's KASP database (keymgr), not BIND K-files */
+    "notify_listen?=none", /* knotd's own port receives the NOTIFYs (this module's hook) */
 };
 
 struct tdnskrs_mod {
@@ -113,52 +113,6 @@ static int check_setting(knotd_conf_check_args_t *args)
         return KNOT_EINVAL;
     }
     return KNOT_EOK;
-}
-
-/* Whether argv[0..argc) sets `key` (as "key=..."). */
-static int argv_sets(const char *const *argv, int argc, const char *key, size_t klen)
-{
-    for (int i = 0; i < argc; i++) {
-        if (strncmp(argv[i], key, klen) == 0 && argv[i][klen] == '=') {
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/*
- * Whether the krs_init config file `path` sets `key`. krs_init lets every argv entry
- * override the file, so a host default passed in argv would silently beat the operator's
- * file; this looks the key up the way the library reads the file (one key=value per line,
- * whitespace around the key ignored, '#' comments). An unreadable file sets nothing here:
- * krs_init reports it.
- */
-static int file_sets(const char *path, const char *key, size_t klen)
-{
-    FILE *f = fopen(path, "re");
-    if (f == NULL) {
-        return 0;
-    }
-    int found = 0;
-    size_t total = 0;
-    char line[1024];
-    while (!found && total <= CONFIG_MAX && fgets(line, sizeof(line), f) != NULL) {
-        total += strlen(line);
-        const char *p = line;
-        while (*p == ' ' || *p == '\t' || *p == '\r') {
-            p++;
-        }
-        if (strncmp(p, key, klen) != 0) {
-            continue;
-        }
-        p += klen;
-        while (*p == ' ' || *p == '\t') {
-            p++;
-        }
-        found = *p == '=';
-    }
-    fclose(f);
-    return found;
 }
 
 /* --- logging ---------------------------------------------------------------------------- */
@@ -359,8 +313,8 @@ static void load_control_zone(struct tdnskrs_mod *ctx)
 }
 
 /*
- * Builds krs_init's argv from the module section: host defaults the operator did not
- * override, then config=, state_dir=, key_dir=, then every `setting:` in order. The strings
+ * Builds krs_init's argv from the module section: the host defaults, then config=,
+ * state_dir=, key_dir=, then every `setting:` in order. The strings
  * live in *storage (free with free()). Returns argc, 0 when the section sets nothing
  * (hosting only), or -1 (logged).
  */
@@ -400,39 +354,29 @@ static int build_argv(struct tdnskrs_mod *ctx, const char **argv, char **storage
     }
     *storage = buf;
 
-    /* Operator values first into a scratch list, to decide on the defaults. */
-    const char *ops[MAX_SETTINGS];
-    int nops = 0;
+    /* The host defaults (key?=value: krs_init puts the operator's argv and config file above
+     * them), then the operator's values. */
+    for (size_t i = 0; i < sizeof(host_defaults) / sizeof(host_defaults[0]); i++) {
+        argv[argc++] = host_defaults[i];
+    }
     char *p = buf;
     if (cfg != NULL) {
-        ops[nops++] = p;
+        argv[argc++] = p;
         p += sprintf(p, "config=%s", cfg) + 1;
     }
     if (sd != NULL) {
-        ops[nops++] = p;
+        argv[argc++] = p;
         p += sprintf(p, "state_dir=%s", sd) + 1;
     }
     if (kd != NULL) {
-        ops[nops++] = p;
+        argv[argc++] = p;
         p += sprintf(p, "key_dir=%s", kd) + 1;
     }
     for (size_t i = 0; i < settings.count; i++) {
-        ops[nops++] = p;
+        argv[argc++] = p;
         p += sprintf(p, "%s", settings.multi[i].string) + 1;
     }
     knotd_conf_free(&settings);
-
-    for (size_t i = 0; i < sizeof(host_defaults) / sizeof(host_defaults[0]); i++) {
-        const char *d = host_defaults[i];
-        size_t klen = (size_t)(strchr(d, '=') - d);
-        if (argv_sets(ops, nops, d, klen) || (cfg != NULL && file_sets(cfg, d, klen))) {
-            continue;
-        }
-        argv[argc++] = d;
-    }
-    for (int i = 0; i < nops; i++) {
-        argv[argc++] = ops[i];
-    }
     return argc;
 }
 
