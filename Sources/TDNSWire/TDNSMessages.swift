@@ -282,8 +282,12 @@ public enum TDNSMessages {
 
     /// What the KDC checks in an enrollment UPDATE (PROTOCOL §11.4), for tests and for a KDC:
     /// opcode UPDATE, zone = `controlZone` SOA IN, exactly one RR in the update section, of an
-    /// accepted CHUNK type, owner `_enroll.<controlZone>`, Sequence 0, no HMAC, Total 0,
+    /// accepted CHUNK type (both codes by default: a KDC accepts either whatever its own
+    /// `chunk_type`, §21), owner `_enroll.<controlZone>`, Sequence 0, no HMAC, Total 0,
     /// non-empty Data. Returns that CHUNK.
+    ///
+    /// - Throws: `.malformed` naming what is wrong; a record of another type is reported with
+    ///   numbers: `UPDATE record is TYPE1 (1), not CHUNK (65288 or 65015)`.
     public static func parseEnrollmentUpdate(
         _ message: DNSMessage, controlZone: DNSName, acceptedTypes: [RRType] = [.chunk, .chunkLegacy]
     ) throws(TDNSError) -> CHUNKRecord {
@@ -294,7 +298,11 @@ public enum TDNSMessages {
         guard message.updates.count == 1, let rr = message.updates.first else {
             throw .malformed("UPDATE has \(message.updates.count) records in the update section, exactly 1 required")
         }
-        guard acceptedTypes.contains(rr.type) else { throw .malformed("UPDATE record is \(rr.type), not CHUNK") }
+        guard acceptedTypes.contains(rr.type) else {
+            // Numbers, not mnemonics: both CHUNK codes would print as "CHUNK"/"TYPE65015".
+            let wanted = acceptedTypes.map { String($0.rawValue) }.joined(separator: " or ")
+            throw .malformed("UPDATE record is TYPE\(rr.type.rawValue) (\(rr.type.rawValue)), not CHUNK (\(wanted))")
+        }
         guard rr.name == (try enrollmentOwner(controlZone: controlZone)) else {
             throw .malformed("UPDATE record owner \(rr.name) is not _enroll.\(controlZone)")
         }
