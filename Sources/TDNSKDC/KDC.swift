@@ -12,10 +12,14 @@ import Foundation
 public struct KDCReport: Sendable {
     public var json: JSONValue
     public var lines: [String]
+    /// Said to the operator on standard error whatever the output format (the command still
+    /// succeeded).
+    public var warnings: [String]
 
-    public init(json: JSONValue, lines: [String]) {
+    public init(json: JSONValue, lines: [String], warnings: [String] = []) {
         self.json = json
         self.lines = lines
+        self.warnings = warnings
     }
 }
 
@@ -80,11 +84,17 @@ public struct KDC: Sendable {
 
     // MARK: - nodes
 
-    /// `node add`: a node with pre-provisioned public keys.
+    /// `node add`: a node with pre-provisioned public keys. `legacy`: the Go format (Format 1
+    /// HMAC manifests, unsigned NOTIFYs), in `hpkeLayout` (v1 exists only for Go KRSs, so it is
+    /// refused without `legacy`); otherwise signed distributions (JWT manifest, PROTOCOL §9.3).
     public func addNode(
-        id: String, crypto: KDCCrypto, hpkePublicKey: String?, josePublicKey: String?, notify: String?, legacy: Bool
+        id: String, crypto: KDCCrypto, hpkePublicKey: String?, josePublicKey: String?, notify: String?, legacy: Bool,
+        hpkeLayout: KDCHPKELayout? = nil
     ) throws(TDNSError) -> KDCReport {
         let nodeID = try KDCInput.fqdn(id, what: "node ID")
+        if hpkeLayout != nil && !legacy {
+            throw .config("--hpke-layout needs --legacy: the v1/v2 choice exists only for Go KRSs")
+        }
         let hpke = try hpkePublicKey.map { (h) throws(TDNSError) -> String in
             let hex = try KDCInput.hexKey(h, what: "--hpke-pubkey")
             do throws(TDNSError) { _ = try HPKEPublicKey(text: Array(hex.utf8)) } catch { throw .config("--hpke-pubkey: \(error.reason)") }
@@ -98,23 +108,80 @@ public struct KDC: Sendable {
         case .jose where jose == nil: throw .config("--crypto jose needs --jose-pubkey")
         default: break
         }
+        if hpkeLayout == .v1 && crypto != .hpke {
+            throw .config("--hpke-layout v1 needs --crypto hpke: the node's distributions are \(crypto.rawValue)")
+        }
         let address = try notify.map { (a) throws(TDNSError) in try KDCInput.address(a, what: "--notify") }
         let node = KDCNode(
             id: nodeID, crypto: crypto, hpkePublicKey: hpke, josePublicKey: jose, notifyAddress: address,
-            sig0PublicKey: nil, legacy: legacy, source: "manual", registeredAt: clock.now)
+            sig0PublicKey: nil, legacy: legacy, hpkeLayout: hpkeLayout ?? .v2, source: "manual", registeredAt: clock.now)
         try store.update { (state) throws(TDNSError) in
             guard state.node(nodeID) == nil else { throw .config("node \(nodeID) is already registered") }
             state.nodes.append(node)
         }
-        log.info("node \(nodeID) added (\(crypto.rawValue)\(legacy ? ", legacy" : ""))")
-        return KDCReport(json: Self.nodeJSON(node), lines: ["node \(nodeID) added: \(crypto.rawValue)\(legacy ? ", legacy (HMAC-only)" : ", signed distributions")\(address.map { ", notify \($0)" } ?? "")"])
+        log.info("node \(nodeID) added (\(Self.formatText(node)))")
+        return KDCReport(
+            json: Self.nodeJSON(node),
+            lines: ["node \(nodeID) added: \(Self.formatText(node))\(address.map { ", notify \($0)" } ?? "")"])
+    }
+
+    /// How distributions to `node` look, for people.
+    static func formatText(_ node: KDCNode) -> String {
+        let layout = node.crypto == .hpke ? " \(node.effectiveHPKELayout.rawValue)" : ""
+        return node.legacy
+            ? "\(node.crypto.rawValue)\(layout), legacy (Go format: HMAC-only, unsigned NOTIFYs)"
+            : "\(node.crypto.rawValue), signed distributions (JWT manifest)"
+    }
+
+    /// `node set NODE --legacy|--signed [--hpke-layout v1|v2]`: changes how later
+    /// distributions to the node are made. `--signed` for a node that never announced
+    /// `jws-es256` is allowed with a warning (a Go KRS cannot read it); v1 only for legacy
+    /// HPKE nodes. Distributions already made keep their format.
+    public func setNode(id: String, legacy: Bool?, hpkeLayout: KDCHPKELayout?) throws(TDNSError) -> KDCReport {
+        let nodeID = try KDCInput.fqdn(id, what: "node ID")
+        guard legacy != nil || hpkeLayout != nil else {
+            throw .config("node set needs --legacy, --signed or --hpke-layout")
+        }
+        let node = try store.update { (state) throws(TDNSError) -> KDCNode in
+            guard let i = state.nodes.firstIndex(where: { $0.id == nodeID }) else {
+                throw .config("node \(nodeID) is not registered")
+            }
+            var n = state.nodes[i]
+            let willBeLegacy = legacy ?? n.legacy
+            if let hpkeLayout {
+                guard willBeLegacy else {
+                    throw .config("--hpke-layout needs a legacy node (--legacy): the v1/v2 choice exists only for Go KRSs")
+                }
+                guard n.hpkePublicKey != nil || hpkeLayout == .v2 else {
+                    throw .config("--hpke-layout v1: node \(nodeID) has no HPKE key")
+                }
+                n.hpkeLayout = hpkeLayout
+            }
+            n.legacy = willBeLegacy
+            // A signed node's distributions are v2; a later --legacy states its layout again or
+            // gets v2.
+            if !willBeLegacy { n.hpkeLayout = .v2 }
+            state.nodes[i] = n
+            return n
+        }
+        var warnings: [String] = []
+        if !node.legacy && !node.announced(KDCCapability.jwsES256) {
+            warnings.append("node \(nodeID) never announced \(KDCCapability.jwsES256): a Go KRS cannot read signed distributions (JWT manifest)")
+        }
+        log.info("node \(nodeID) set to \(Self.formatText(node))")
+        return KDCReport(json: Self.nodeJSON(node), lines: ["node \(nodeID): \(Self.formatText(node))"], warnings: warnings)
     }
 
     // MARK: - enrollment (PROTOCOL §11.1–§11.2, §19)
 
     /// `enroll generate`: a token and the package file (mode 0600).
+    ///
+    /// `legacy`: the node gets the Go format whatever its request announces. Such a package
+    /// carries no `kdc_signing_pubkey` and no `kdc_sig0_pubkey`: a node holding them would
+    /// require signatures this KDC will not make for it.
     public func generateEnrollment(
-        nodeID id: String, out: String, crypto: KDCCrypto?, notify: String?, validFor: Int64 = 7 * 86_400
+        nodeID id: String, out: String, crypto: KDCCrypto?, notify: String?, validFor: Int64 = 7 * 86_400,
+        legacy: Bool = false
     ) throws(TDNSError) -> KDCReport {
         let nodeID = try KDCInput.fqdn(id, what: "node ID")
         let address = try notify.map { (a) throws(TDNSError) in try KDCInput.address(a, what: "--notify") }
@@ -137,10 +204,14 @@ public struct KDC: Sendable {
             ("kdc_enrollment_address", .string(state.config.listen)),
             ("control_zone", .string(state.config.controlZone)),
         ]
-        let signingJWK = try JSONValue.parse(Array(keys.signing.publicKey.jwkJSON().utf8))
+        if !legacy {
+            let signingJWK = try JSONValue.parse(Array(keys.signing.publicKey.jwkJSON().utf8))
+            members += [
+                ("kdc_signing_pubkey", signingJWK),
+                ("kdc_sig0_pubkey", .string(keys.sig0KeyLine(controlZone: zone))),
+            ]
+        }
         members += [
-            ("kdc_signing_pubkey", signingJWK),
-            ("kdc_sig0_pubkey", .string(keys.sig0KeyLine(controlZone: zone))),
             ("valid_until", .string(KDCTime.rfc3339(validUntil))),
             ("version", .string("2.0")),
             ("capabilities", .array(backends.map { .string($0.rawValue) })),
@@ -155,18 +226,19 @@ public struct KDC: Sendable {
         let enrollment = KDCEnrollment(
             nodeID: nodeID, tokenHash: Hex.encode(Digests.sha256(Array(tokenHex.utf8))), crypto: crypto,
             notifyAddress: address, createdAt: now, activatedAt: nil, expiresAt: nil, usedAt: nil, validUntil: validUntil,
-            packageFile: path)
+            packageFile: path, legacy: legacy ? true : nil)
         try store.update { (state) throws(TDNSError) in
             // A new package replaces the node's earlier unused ones.
             state.enrollments.removeAll { $0.nodeID == nodeID && $0.usedAt == nil }
             state.enrollments.append(enrollment)
         }
-        log.info("enrollment package for \(nodeID) written to \(path) (not active until `enroll activate`)")
+        log.info("enrollment package for \(nodeID) written to \(path)\(legacy ? " (legacy)" : "") (not active until `enroll activate`)")
         return KDCReport(
             json: .object([
                 ("node_id", .string(nodeID)), ("package", .string(path)), ("state", .string("generated")),
                 ("valid_until", .string(KDCTime.rfc3339(validUntil))),
                 ("capabilities", .array(backends.map { .string($0.rawValue) })),
+                ("legacy", .bool(legacy)),
             ]),
             lines: ["enrollment package for \(nodeID) written to \(path)", "activate it with: tdns-kdc enroll activate \(nodeID)"])
     }
@@ -386,25 +458,26 @@ public struct KDC: Sendable {
                 case .ping:
                     entry = DistributionEntries.ping(nonce: Self.randomBytes(32), timestamp: now, crypto: node.crypto)
                 }
+                let layout: KDCHPKELayout? = node.crypto == .hpke ? node.effectiveHPKELayout : nil
                 let prepared = try DistributionBuilder.build(DistributionBuilder.Request(
                     distributionID: id, recipient: recipient, content: operation.content, entries: [entry],
                     zoneCount: operation == .ping ? 0 : 1, keyCount: operation == .ping ? 0 : 1, timestamp: now,
                     ttl: state.config.distributionTTL, retireTime: state.config.retireTime, chunkSize: size,
-                    signer: node.legacy ? nil : keys.signing))
+                    signer: node.legacy ? nil : keys.signing, issuer: state.config.controlZone,
+                    hpkeLayout: layout ?? .v2))
                 let file = try store.writeRecords(distributionID: id, nodeID: node.id, records: prepared.records)
                 let d = KDCDistribution(
                     id: id, nodeID: node.id, operation: operation.rawValue, zone: operation == .ping ? nil : key?.zone,
                     keyTag: operation == .ping ? nil : key?.keyTag, crypto: node.crypto, signed: !node.legacy,
-                    content: operation.content, createdAt: now, chunkCount: prepared.chunkCount, recordsFile: file,
-                    state: .pending, reason: nil, notifyAttempts: 0, lastNotifyAt: nil, notifiedAt: nil,
-                    confirmedAt: nil, failedKeys: nil, confirmedBy: nil)
+                    hpkeLayout: layout, content: operation.content, createdAt: now,
+                    deadline: now + state.config.distributionTTL, chunkCount: prepared.chunkCount, recordsFile: file)
                 state.distributions.append(d)
                 made.append(d)
             }
             return made
         }
         for d in created {
-            log.info("distribution \(d.id) for \(d.nodeID): \(d.operation)\(d.keyTag.map { " key \($0)" } ?? "") (\(d.crypto.rawValue), \(d.signed ? "signed" : "HMAC-only"), \(d.chunkCount == 0 ? "inline" : "\(d.chunkCount) chunks"))")
+            log.info("distribution \(d.id) for \(d.nodeID): \(d.operation)\(d.keyTag.map { " key \($0)" } ?? "") (\(d.crypto.rawValue)\(d.hpkeLayout.map { " \($0.rawValue)" } ?? ""), \(d.signed ? "signed JWT manifest" : "Go format, HMAC-only"), \(d.chunkCount == 0 ? "inline" : "\(d.chunkCount) chunks"), deadline \(KDCTime.rfc3339(d.deadline)))")
         }
         return KDCReport(
             json: .object([("distributions", .array(created.map(Self.distributionJSON)))]),
@@ -433,7 +506,8 @@ public struct KDC: Sendable {
         var lines = ["control zone \(state.config.controlZone), listening on \(state.config.listen)"]
         lines.append("nodes: \(nodes.count)")
         for n in nodes {
-            lines.append("  \(n.id) \(n.crypto.rawValue) \(n.source)\(n.legacy ? " legacy" : "") notify \(n.notifyAddress ?? "-")")
+            let layout = n.legacy && n.crypto == .hpke ? " \(n.hpkeLayout.rawValue)" : ""
+            lines.append("  \(n.id) \(n.crypto.rawValue) \(n.source)\(n.legacy ? " legacy\(layout)" : " signed") notify \(n.notifyAddress ?? "-")")
         }
         lines.append("enrollments: \(enrollments.count)")
         for e in enrollments {
@@ -441,7 +515,8 @@ public struct KDC: Sendable {
         }
         lines.append("distributions: \(dists.count)")
         for d in dists {
-            lines.append("  \(d.id) \(d.nodeID) \(d.operation)\(d.keyTag.map { " \($0)" } ?? "") \(d.state.rawValue)\(d.reason.map { " (\($0))" } ?? "")")
+            let due = d.isLive ? " until \(KDCTime.rfc3339(d.deadline))" : ""
+            lines.append("  \(d.id) \(d.nodeID) \(d.operation)\(d.keyTag.map { " \($0)" } ?? "") \(d.state.rawValue)\(due)\(d.reason.map { " (\($0))" } ?? "")")
         }
         return KDCReport(
             json: .object([
@@ -475,6 +550,7 @@ public struct KDC: Sendable {
     static func nodeJSON(_ n: KDCNode) -> JSONValue {
         var m: [(String, JSONValue)] = [
             ("node_id", .string(n.id)), ("crypto", .string(n.crypto.rawValue)), ("legacy", .bool(n.legacy)),
+            ("hpke_layout", .string(n.hpkeLayout.rawValue)), ("capabilities", .array(n.capabilities.map { .string($0) })),
             ("source", .string(n.source)), ("registered_at", .string(KDCTime.rfc3339(n.registeredAt))),
         ]
         if let a = n.notifyAddress { m.append(("notify_address", .string(a))) }
@@ -499,10 +575,16 @@ public struct KDC: Sendable {
         if let z = d.zone { m.append(("zone", .string(z))) }
         if let t = d.keyTag { m.append(("key_tag", .integer(t))) }
         m += [
-            ("crypto", .string(d.crypto.rawValue)), ("signed", .bool(d.signed)), ("content", .string(d.content)),
-            ("chunk_count", .integer(d.chunkCount)), ("state", .string(d.state.rawValue)),
-            ("created_at", .string(KDCTime.rfc3339(d.createdAt))), ("notify_attempts", .integer(d.notifyAttempts)),
+            ("crypto", .string(d.crypto.rawValue)), ("signed", .bool(d.signed)),
         ]
+        if let l = d.hpkeLayout { m.append(("hpke_layout", .string(l.rawValue))) }
+        m += [
+            ("content", .string(d.content)), ("chunk_count", .integer(d.chunkCount)), ("state", .string(d.state.rawValue)),
+            ("created_at", .string(KDCTime.rfc3339(d.createdAt))), ("deadline", .string(KDCTime.rfc3339(d.deadline))),
+            ("notify_attempts", .integer(d.notifyAttempts)),
+        ]
+        if let t = d.lastNotifyAt { m.append(("last_notify_at", .string(KDCTime.rfc3339(t)))) }
+        if let r = d.lastNotifyResult { m.append(("last_notify_result", .string(r))) }
         if let r = d.reason { m.append(("reason", .string(r))) }
         if let t = d.notifiedAt { m.append(("notified_at", .string(KDCTime.rfc3339(t)))) }
         if let t = d.confirmedAt { m.append(("confirmed_at", .string(KDCTime.rfc3339(t)))) }

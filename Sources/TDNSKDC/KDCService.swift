@@ -24,6 +24,9 @@ public final class KDCService: Sendable {
     /// Largest record set cached in memory per distribution is the whole distribution; this
     /// bounds how many distributions stay cached.
     static let maxCachedDistributions = 256
+    /// Bounds on the enrollment request's `capabilities` (PROTOCOL §19): what is stored per node.
+    static let maxCapabilities = 16
+    static let maxCapabilityLength = 32
 
     struct Snapshot {
         var state: KDCState
@@ -104,6 +107,16 @@ public final class KDCService: Sendable {
             log.refused("CHUNK query \(q.name) from \(peer ?? "?"): no distribution \(name.distributionID)")
             return reply(to: m, rcode: .nxDomain)
         }
+        // Only live distributions before their deadline are served (to anyone: the content is
+        // encrypted to the node). Finished ones are gone, so an on-path attacker cannot
+        // harvest old distributions to replay.
+        let t = now
+        guard dist.isServable(now: t) else {
+            forget(dist.id)
+            let why = dist.isLive ? "past its deadline \(KDCTime.rfc3339(dist.deadline))" : dist.state.rawValue
+            log.refused("CHUNK query \(q.name) from \(peer ?? "?"): distribution \(dist.id) is \(why)")
+            return reply(to: m, rcode: .nxDomain)
+        }
         guard dist.nodeID == nodeID else {
             log.refused("CHUNK query \(q.name) from \(peer ?? "?"): distribution \(dist.id) is for another node")
             return reply(to: m, rcode: .servFail)
@@ -119,9 +132,8 @@ public final class KDCService: Sendable {
             log.refused("CHUNK query \(q.name) from \(peer ?? "?"): chunk \(index) out of range (\(records.count - 1) data chunks)")
             return reply(to: m, rcode: .nxDomain)
         }
-        if index == 0, dist.state == .pending || (dist.state == .failed && dist.confirmedAt == nil && dist.failedKeys == nil) {
-            markNotified(dist.id, how: "manifest fetched")
-        }
+        // No state change here: anyone can send a CHUNK query, so a fetch proves nothing about
+        // the node (only a NOERROR answer to our NOTIFY moves pending → notified).
         let rr = ResourceRecord(name: q.name, type: chunkType, rrClass: .in, ttl: Self.answerTTL, rdata: records[index])
         return reply(to: m, rcode: .noError, answers: [rr])
     }
@@ -136,26 +148,13 @@ public final class KDCService: Sendable {
         return loaded
     }
 
-    /// pending (or failed because NOTIFYs went unanswered) → notified.
-    func markNotified(_ id: String, how: String) {
-        let t = now
-        do {
-            let changed = try kdc.store.update { (state) throws(TDNSError) -> Bool in
-                guard let i = state.distributions.firstIndex(where: { $0.id == id }) else { return false }
-                var d = state.distributions[i]
-                guard d.state == .pending || (d.state == .failed && d.failedKeys == nil && d.confirmedAt == nil) else { return false }
-                d.state = .notified
-                d.reason = nil
-                d.notifiedAt = t
-                state.distributions[i] = d
-                return true
-            }
-            if changed { log.info("distribution \(id): notified (\(how))") }
-        } catch {
-            log.error("distribution \(id): cannot record notified: \(error.reason)")
-        }
-        reload()
+    /// Drops a distribution's records from the cache (it is finished or past its deadline).
+    func forget(_ id: String) {
+        snapshot.withLock { _ = $0.records.removeValue(forKey: id) }
     }
+
+    /// Whether the records of `id` are cached (tests).
+    func isCached(_ id: String) -> Bool { snapshot.withLock { $0.records[id] != nil } }
 
     // MARK: - confirmation NOTIFY (PROTOCOL §10.6)
 
@@ -189,7 +188,9 @@ public final class KDCService: Sendable {
             return TDNSMessages.notifyResponse(to: m, rcode: .refused)
         }
 
-        // Who sent it: a SIG(0) by the node's enrolled key, else the node's address (as Go does).
+        // Who sent it: a SIG(0) by the node's enrolled key; else the node's address (as Go
+        // does) — but not for a node that said it signs its confirmations and has a SIG(0) key
+        // here: an unsigned confirmation from its IP could be anyone's spoofed UDP packet.
         let identifiedBy: String
         do throws(TDNSError) {
             if try SIG0.extract(from: m) != nil {
@@ -200,6 +201,9 @@ public final class KDCService: Sendable {
                 try SIG0Signatures.verify(m, key: key, now: now)
                 identifiedBy = "sig0"
             } else {
+                guard !node.requiresSignedConfirmations else {
+                    throw TDNSError.authentication("unsigned, but node \(node.id) announced \(KDCCapability.sig0) and has a SIG(0) key at the KDC")
+                }
                 guard let peer, let expected = node.notifyAddress.flatMap({ try? SocketAddress($0).host }),
                       (try? SocketAddress(host: peer, port: 53).host) == expected
                 else {
@@ -231,7 +235,8 @@ public final class KDCService: Sendable {
             try kdc.store.update { (state) throws(TDNSError) in
                 guard let i = state.distributions.firstIndex(where: { $0.id == id }) else { return }
                 var d = state.distributions[i]
-                guard d.state == .pending || d.state == .notified || (d.state == .failed && d.confirmedAt == nil) else { return }
+                // A late confirmation still turns failed(deadline) into confirmed.
+                guard d.isLive || d.failedUnconfirmed else { return }
                 d.confirmedAt = t
                 d.confirmedBy = identifiedBy
                 if d.notifiedAt == nil { d.notifiedAt = t }
@@ -250,6 +255,7 @@ public final class KDCService: Sendable {
             return TDNSMessages.notifyResponse(to: m, rcode: .servFail)
         }
         reload()
+        forget(id)
         log.info("distribution \(id): \(relevant.isEmpty ? "confirmed" : "failed") by \(node.id) (identified by \(identifiedBy))")
         return TDNSMessages.notifyResponse(to: m)
     }
@@ -317,7 +323,9 @@ public final class KDCService: Sendable {
 
         let chunk: CHUNKRecord
         do {
-            chunk = try TDNSMessages.parseEnrollmentUpdate(m, controlZone: controlZone, acceptedTypes: [chunkType])
+            // Both CHUNK codes, whatever ours is: a Go KRS built with 65015 enrolls with a KDC
+            // configured for 65288 and vice versa (PROTOCOL §2.1, §21).
+            chunk = try TDNSMessages.parseEnrollmentUpdate(m, controlZone: controlZone, acceptedTypes: [.chunk, .chunkLegacy])
         } catch {
             return fail(.formErr, error.reason)
         }
@@ -341,6 +349,19 @@ public final class KDCService: Sendable {
         func field(_ name: String) -> String? { request[name]?.stringValue }
         for name in ["auth_token", "hpke_pubkey", "jose_pubkey", "notify_address", "sig0_pubkey", "timestamp"] {
             if let v = request[name], v.stringValue == nil { return fail(.formErr, "\(name) is not a string") }
+        }
+        // PROTOCOL §19: what the node can read. Absent (a Go KRS) = nothing beyond the Go format.
+        var capabilities: [String] = []
+        if let list = request["capabilities"] {
+            guard let items = list.arrayValue, items.count <= Self.maxCapabilities else {
+                return fail(.formErr, "capabilities is not a list of at most \(Self.maxCapabilities) strings")
+            }
+            for item in items {
+                guard let text = item.stringValue, (1...Self.maxCapabilityLength).contains(text.utf8.count),
+                      text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+                else { return fail(.formErr, "capabilities holds a member that is not a short printable string") }
+                if !capabilities.contains(text) { capabilities.append(text) }
+            }
         }
         if let h = field("hpke_pubkey"), !h.isEmpty { nodeHPKE = try? HPKEPublicKey(text: Array(h.utf8)) }
 
@@ -402,10 +423,16 @@ public final class KDCService: Sendable {
         if crypto == .hpke && nodeHPKE == nil { return fail(.formErr, "the enrollment is for HPKE, but the request has no hpke_pubkey") }
         if crypto == .jose && nodeJOSE == nil { return fail(.formErr, "the enrollment is for JOSE, but the request has no jose_pubkey") }
 
+        // PROTOCOL §19 / contract §1: signed distributions only for a node that verifies them;
+        // the HPKE layout a Go KRS reads follows from what `krs-cli enroll` wrote: v1
+        // (`use_crypto_v2: false`) exactly when it made no JOSE key.
+        let verifiesSignatures = capabilities.contains(KDCCapability.jwsES256)
+        let legacy = enrollment.legacy == true || !verifiesSignatures
+        let layout: KDCHPKELayout = legacy && nodeHPKE != nil && joseText.isEmpty && !verifiesSignatures ? .v1 : .v2
         let node = KDCNode(
             id: enrollment.nodeID, crypto: crypto, hpkePublicKey: nodeHPKE?.hex, josePublicKey: nodeJOSE?.jwkJSON(),
             notifyAddress: notify, sig0PublicKey: sig0Key.record.presentationLine(owner: sig0Key.owner),
-            legacy: false, source: "enrolled", registeredAt: t)
+            legacy: legacy, hpkeLayout: layout, capabilities: capabilities, source: "enrolled", registeredAt: t)
         do {
             try kdc.store.update { (state) throws(TDNSError) in
                 // Checked again under the lock: a concurrent request may have used the token.
@@ -423,7 +450,7 @@ public final class KDCService: Sendable {
             return fail(.servFail, "failed to add node to the KDC state")
         }
         reload()
-        log.info("node \(node.id) enrolled (\(crypto.rawValue), notify \(notify ?? "-"))")
+        log.info("node \(node.id) enrolled (\(KDC.formatText(node)), capabilities [\(capabilities.joined(separator: ","))], notify \(notify ?? "-"))")
 
         var confirmation = confirmationJSON(nodeID: node.id, status: "success", error: nil)
         defer { zeroize(&confirmation) }

@@ -33,6 +33,25 @@ public enum KDCCrypto: String, Codable, Sendable, CaseIterable {
     case hpke, jose
 }
 
+/// What a node announced it can read, in its enrollment request (`capabilities`, PROTOCOL §19).
+public enum KDCCapability {
+    /// The node verifies KDC ES256 signatures: the JWT manifest (Format 2, PROTOCOL §9.3)
+    /// with `kdc_signing_pubkey`, comparing the bound fields.
+    public static let jwsES256 = "jws-es256"
+    /// The node SIG(0)-signs its confirmations with its enrolled Ed25519 key (and verifies the
+    /// KDC's SIG(0) on NOTIFYs when it holds the KDC's SIG(0) key).
+    public static let sig0 = "sig0"
+}
+
+/// The HPKE ciphertext layout of a legacy node's distributions (PROTOCOL §6, §21).
+public enum KDCHPKELayout: String, Codable, Sendable, CaseIterable {
+    /// `E ‖ E ‖ AEAD` with no `metadata.crypto`: what a Go KRS with `use_crypto_v2: false`
+    /// reads (it drops the first 32 bytes) — `krs-cli enroll` writes that for HPKE-only nodes.
+    case v1
+    /// `E ‖ AEAD` with `metadata.crypto`.
+    case v2
+}
+
 /// A registered edge node (Go `nodes` table).
 public struct KDCNode: Codable, Sendable, Equatable {
     /// FQDN with trailing dot, lowercase.
@@ -47,16 +66,69 @@ public struct KDCNode: Codable, Sendable, Equatable {
     public var notifyAddress: String?
     /// KEY RR text of the node's SIG(0) key (PROTOCOL §11.3), from enrollment.
     public var sig0PublicKey: String?
-    /// Send exactly the Go KDC's HMAC-only distributions and unsigned NOTIFYs.
+    /// Send exactly the Go KDC's format: Format 1 HMAC manifests, no signature, unsigned
+    /// NOTIFYs. Decided at enrollment (legacy unless the node announced `jws-es256`, or forced
+    /// by `enroll generate --legacy`), changed by `node set`.
     public var legacy: Bool
+    /// The HPKE layout of legacy distributions; non-legacy nodes always get v2.
+    public var hpkeLayout: KDCHPKELayout
+    /// What the node announced in its enrollment request (PROTOCOL §19); [] when nothing
+    /// (a Go KRS, a hand-added node).
+    public var capabilities: [String]
     /// "manual" (`node add`) or "enrolled".
     public var source: String
     public var registeredAt: Int64
 
+    public init(
+        id: String, crypto: KDCCrypto, hpkePublicKey: String?, josePublicKey: String?, notifyAddress: String?,
+        sig0PublicKey: String?, legacy: Bool, hpkeLayout: KDCHPKELayout = .v2, capabilities: [String] = [],
+        source: String, registeredAt: Int64
+    ) {
+        self.id = id
+        self.crypto = crypto
+        self.hpkePublicKey = hpkePublicKey
+        self.josePublicKey = josePublicKey
+        self.notifyAddress = notifyAddress
+        self.sig0PublicKey = sig0PublicKey
+        self.legacy = legacy
+        self.hpkeLayout = hpkeLayout
+        self.capabilities = capabilities
+        self.source = source
+        self.registeredAt = registeredAt
+    }
+
+    /// Whether the node announced `capability`.
+    public func announced(_ capability: String) -> Bool { capabilities.contains(capability) }
+
+    /// The HPKE layout its distributions use: the stored one for legacy nodes, v2 otherwise.
+    public var effectiveHPKELayout: KDCHPKELayout { legacy ? hpkeLayout : .v2 }
+
+    /// Whether an unsigned confirmation must be refused: the node has a SIG(0) key here and
+    /// said it signs its confirmations (PROTOCOL §19). Nodes that never sign (a Go KRS) keep
+    /// the Go rule: identified by the source IP of their notify address (§10.6).
+    public var requiresSignedConfirmations: Bool { sig0PublicKey != nil && announced(KDCCapability.sig0) }
+
     enum CodingKeys: String, CodingKey {
         case id = "node_id", crypto, hpkePublicKey = "hpke_pubkey", josePublicKey = "jose_pubkey"
-        case notifyAddress = "notify_address", sig0PublicKey = "sig0_pubkey", legacy, source
-        case registeredAt = "registered_at"
+        case notifyAddress = "notify_address", sig0PublicKey = "sig0_pubkey", legacy, hpkeLayout = "hpke_layout"
+        case capabilities, source, registeredAt = "registered_at"
+    }
+
+    /// States written before capabilities existed have no `hpke_layout` (= v2) and no
+    /// `capabilities` (= []).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        crypto = try c.decode(KDCCrypto.self, forKey: .crypto)
+        hpkePublicKey = try c.decodeIfPresent(String.self, forKey: .hpkePublicKey)
+        josePublicKey = try c.decodeIfPresent(String.self, forKey: .josePublicKey)
+        notifyAddress = try c.decodeIfPresent(String.self, forKey: .notifyAddress)
+        sig0PublicKey = try c.decodeIfPresent(String.self, forKey: .sig0PublicKey)
+        legacy = try c.decode(Bool.self, forKey: .legacy)
+        hpkeLayout = try c.decodeIfPresent(KDCHPKELayout.self, forKey: .hpkeLayout) ?? .v2
+        capabilities = try c.decodeIfPresent([String].self, forKey: .capabilities) ?? []
+        source = try c.decode(String.self, forKey: .source)
+        registeredAt = try c.decode(Int64.self, forKey: .registeredAt)
     }
 }
 
@@ -76,6 +148,8 @@ public struct KDCEnrollment: Codable, Sendable, Equatable {
     public var validUntil: Int64
     /// Where the package was written.
     public var packageFile: String
+    /// `enroll generate --legacy`: the node gets the Go format whatever it announces.
+    public var legacy: Bool?
 
     /// generated → activated → used, or expired.
     public func state(now: Int64) -> String {
@@ -87,7 +161,7 @@ public struct KDCEnrollment: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case nodeID = "node_id", tokenHash = "token_sha256", crypto, notifyAddress = "notify_address"
         case createdAt = "created_at", activatedAt = "activated_at", expiresAt = "expires_at", usedAt = "used_at"
-        case validUntil = "valid_until", packageFile = "package_file"
+        case validUntil = "valid_until", packageFile = "package_file", legacy
     }
 }
 
@@ -124,13 +198,14 @@ public struct KDCKey: Codable, Sendable, Equatable {
 
 /// Delivery state of one distribution to its node.
 public enum KDCDistributionState: String, Codable, Sendable {
-    /// Created; NOTIFYs not yet answered and the manifest not yet fetched.
+    /// Created; no NOTIFY answered NOERROR yet.
     case pending
-    /// The node answered the NOTIFY or fetched the manifest.
+    /// The node answered a NOTIFY with NOERROR (it has queued the ID). CHUNK queries never
+    /// change the state: anyone can send one.
     case notified
     /// The node's confirmation NOTIFY reported success (PROTOCOL §10.6).
     case confirmed
-    /// The node reported failure (`failed_keys`), or NOTIFY attempts ran out.
+    /// The node reported failure (`failed_keys`), or the deadline passed unconfirmed.
     case failed
 }
 
@@ -144,12 +219,19 @@ public struct KDCDistribution: Codable, Sendable, Equatable {
     public var zone: String?
     public var keyTag: UInt16?
     public var crypto: KDCCrypto
-    /// Ciphertext wrapped in the KDC's ES256 JWS (PROTOCOL §19).
+    /// Signed for the node: a Format 2 JWT manifest by the KDC signing key that binds the
+    /// distribution ID, the node, the time and the payload hash (PROTOCOL §9.3, §19). False:
+    /// the Go format (Format 1, HMAC keyed with the node's public key, §9.2).
     public var signed: Bool
+    /// The HPKE layout of the ciphertext (HPKE distributions only).
+    public var hpkeLayout: KDCHPKELayout?
     /// `metadata.content` (PROTOCOL §10.1).
     public var content: String
-    /// Manifest `timestamp`.
+    /// Manifest `timestamp` (Format 1) or `iat` (Format 2).
     public var createdAt: Int64
+    /// created_at + distribution_ttl: after it the node refuses the manifest as stale, so the
+    /// KDC stops NOTIFYing and serving it and, unconfirmed, marks it failed.
+    public var deadline: Int64
     /// Number of data chunks; 0 when the payload is inline.
     public var chunkCount: Int
     /// File with the prepared CHUNK RDATAs, relative to the state directory.
@@ -159,6 +241,8 @@ public struct KDCDistribution: Codable, Sendable, Equatable {
     public var reason: String?
     public var notifyAttempts: Int
     public var lastNotifyAt: Int64?
+    /// How the last NOTIFY was answered: "NOERROR", "REFUSED", … or "no answer".
+    public var lastNotifyResult: String?
     public var notifiedAt: Int64?
     public var confirmedAt: Int64?
     /// Keys the node reported in `failed_keys` (PROTOCOL §10.6).
@@ -166,14 +250,72 @@ public struct KDCDistribution: Codable, Sendable, Equatable {
     /// How the confirming node was identified: "sig0" or "address".
     public var confirmedBy: String?
 
+    public init(
+        id: String, nodeID: String, operation: String, zone: String?, keyTag: UInt16?, crypto: KDCCrypto,
+        signed: Bool, hpkeLayout: KDCHPKELayout?, content: String, createdAt: Int64, deadline: Int64,
+        chunkCount: Int, recordsFile: String, state: KDCDistributionState = .pending
+    ) {
+        self.id = id
+        self.nodeID = nodeID
+        self.operation = operation
+        self.zone = zone
+        self.keyTag = keyTag
+        self.crypto = crypto
+        self.signed = signed
+        self.hpkeLayout = hpkeLayout
+        self.content = content
+        self.createdAt = createdAt
+        self.deadline = deadline
+        self.chunkCount = chunkCount
+        self.recordsFile = recordsFile
+        self.state = state
+        self.notifyAttempts = 0
+    }
+
     /// Not yet confirmed or failed.
     public var isLive: Bool { state == .pending || state == .notified }
 
+    /// Live and before its deadline: NOTIFYed, and its CHUNKs served (PROTOCOL §2.7 plus §19).
+    public func isServable(now: Int64) -> Bool { isLive && now < deadline }
+
+    /// Failed because the deadline passed (not because the node reported failed keys): a late
+    /// confirmation still moves it to confirmed.
+    public var failedUnconfirmed: Bool { state == .failed && confirmedAt == nil && failedKeys == nil }
+
     enum CodingKeys: String, CodingKey {
-        case id = "distribution_id", nodeID = "node_id", operation, zone, keyTag = "key_tag", crypto, signed, content
-        case createdAt = "created_at", chunkCount = "chunk_count", recordsFile = "records_file", state, reason
-        case notifyAttempts = "notify_attempts", lastNotifyAt = "last_notify_at", notifiedAt = "notified_at"
-        case confirmedAt = "confirmed_at", failedKeys = "failed_keys", confirmedBy = "confirmed_by"
+        case id = "distribution_id", nodeID = "node_id", operation, zone, keyTag = "key_tag", crypto, signed
+        case hpkeLayout = "hpke_layout", content, createdAt = "created_at", deadline
+        case chunkCount = "chunk_count", recordsFile = "records_file", state, reason
+        case notifyAttempts = "notify_attempts", lastNotifyAt = "last_notify_at", lastNotifyResult = "last_notify_result"
+        case notifiedAt = "notified_at", confirmedAt = "confirmed_at", failedKeys = "failed_keys", confirmedBy = "confirmed_by"
+    }
+
+    /// States written before deadlines existed have none: 0 here, filled in by ``KDCState``
+    /// from `created_at` + the configured `distribution_ttl`.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        nodeID = try c.decode(String.self, forKey: .nodeID)
+        operation = try c.decode(String.self, forKey: .operation)
+        zone = try c.decodeIfPresent(String.self, forKey: .zone)
+        keyTag = try c.decodeIfPresent(UInt16.self, forKey: .keyTag)
+        crypto = try c.decode(KDCCrypto.self, forKey: .crypto)
+        signed = try c.decode(Bool.self, forKey: .signed)
+        hpkeLayout = try c.decodeIfPresent(KDCHPKELayout.self, forKey: .hpkeLayout)
+        content = try c.decode(String.self, forKey: .content)
+        createdAt = try c.decode(Int64.self, forKey: .createdAt)
+        deadline = try c.decodeIfPresent(Int64.self, forKey: .deadline) ?? 0
+        chunkCount = try c.decode(Int.self, forKey: .chunkCount)
+        recordsFile = try c.decode(String.self, forKey: .recordsFile)
+        state = try c.decode(KDCDistributionState.self, forKey: .state)
+        reason = try c.decodeIfPresent(String.self, forKey: .reason)
+        notifyAttempts = try c.decode(Int.self, forKey: .notifyAttempts)
+        lastNotifyAt = try c.decodeIfPresent(Int64.self, forKey: .lastNotifyAt)
+        lastNotifyResult = try c.decodeIfPresent(String.self, forKey: .lastNotifyResult)
+        notifiedAt = try c.decodeIfPresent(Int64.self, forKey: .notifiedAt)
+        confirmedAt = try c.decodeIfPresent(Int64.self, forKey: .confirmedAt)
+        failedKeys = try c.decodeIfPresent([KDCFailedKey].self, forKey: .failedKeys)
+        confirmedBy = try c.decodeIfPresent(String.self, forKey: .confirmedBy)
     }
 }
 
@@ -222,5 +364,21 @@ public struct KDCState: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case version, config, lastDistributionID = "last_distribution_id", nodes, enrollments, zones, keys, distributions
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(Int.self, forKey: .version)
+        config = try c.decode(KDCConfig.self, forKey: .config)
+        lastDistributionID = try c.decode(Int64.self, forKey: .lastDistributionID)
+        nodes = try c.decode([KDCNode].self, forKey: .nodes)
+        enrollments = try c.decode([KDCEnrollment].self, forKey: .enrollments)
+        zones = try c.decode([KDCZone].self, forKey: .zones)
+        keys = try c.decode([KDCKey].self, forKey: .keys)
+        distributions = try c.decode([KDCDistribution].self, forKey: .distributions)
+        // Distributions stored before deadlines existed: the manifest's freshness, as now.
+        for i in distributions.indices where distributions[i].deadline == 0 {
+            distributions[i].deadline = distributions[i].createdAt + config.distributionTTL
+        }
     }
 }

@@ -5,7 +5,8 @@ extension KDC {
     /// `export-zone`: the control zone as a zone file, one record per line, so that BIND, Knot
     /// or NSD can serve the distributions instead of `serve`: SOA, NS (+ address of the name
     /// server, the listen address), then every CHUNK record of every live (pending or
-    /// notified) distribution at the names of PROTOCOL §2.6, TTL 300.
+    /// notified) distribution before its deadline at the names of PROTOCOL §2.6, TTL 300.
+    /// (A server loaded from it keeps serving them until the zone is exported again.)
     ///
     /// With `generic`, CHUNK RDATA is written in the RFC 3597 form `TYPE65288 \# LEN HEX`,
     /// which servers that do not know CHUNK load; otherwise in tdns's own presentation
@@ -26,7 +27,8 @@ extension KDC {
         if let host = KDCInput.host(of: state.config.listen) {
             lines.append("\(ns)\t3600\tIN\t\(host.contains(":") ? "AAAA" : "A")\t\(host)")
         }
-        for d in state.distributions where d.isLive {
+        let now = clock.now
+        for d in state.distributions where d.isServable(now: now) {
             let nodeID = try DNSName(d.nodeID)
             let records = try store.readRecords(d.recordsFile)
             for (i, rdata) in records.enumerated() {

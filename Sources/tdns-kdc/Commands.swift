@@ -35,6 +35,10 @@ struct Global: ParsableArguments {
     }
 
     func emit(_ report: KDCReport) {
+        for w in report.warnings {
+            let line = Array("tdns-kdc: warning: \(w)\n".utf8)
+            _ = line.withUnsafeBytes { write(2, $0.baseAddress, line.count) }
+        }
         if json {
             print(report.json.serializedString())
         } else {
@@ -58,6 +62,11 @@ func duration(_ text: String, _ option: String) throws -> Int64 {
 func parseCrypto(_ text: String) throws -> KDCCrypto {
     guard let c = KDCCrypto(rawValue: text.lowercased()) else { throw ValidationError("--crypto must be hpke or jose") }
     return c
+}
+
+func parseLayout(_ text: String) throws -> KDCHPKELayout {
+    guard let l = KDCHPKELayout(rawValue: text.lowercased()) else { throw ValidationError("--hpke-layout must be v1 or v2") }
+    return l
 }
 
 // MARK: - init
@@ -86,7 +95,7 @@ struct Init: ParsableCommand {
 // MARK: - node
 
 struct Node: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Register nodes.", subcommands: [Add.self])
+    static let configuration = CommandConfiguration(abstract: "Register nodes and choose what they are sent.", subcommands: [Add.self, Change.self])
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a node with pre-provisioned public keys.")
@@ -96,12 +105,31 @@ struct Node: ParsableCommand {
         @Option(help: "Node's X25519 public key, 64 hex characters.") var hpkePubkey: String?
         @Option(help: "Node's public P-256 JWK (JSON).") var josePubkey: String?
         @Option(help: "IP:port where the node takes NOTIFYs.") var notify: String?
-        @Flag(help: "Send HMAC-only distributions exactly like the Go KDC.") var legacy = false
+        @Flag(help: "A Go KRS: the Go KDC's format (HMAC-only manifests, unsigned NOTIFYs).") var legacy = false
+        @Option(help: "With --legacy: HPKE layout v1 (a Go KRS with use_crypto_v2: false) or v2 (default).") var hpkeLayout: String?
 
         func run() throws {
             global.emit(try global.kdc().addNode(
                 id: nodeID, crypto: try parseCrypto(crypto), hpkePublicKey: hpkePubkey, josePublicKey: josePubkey,
-                notify: notify, legacy: legacy))
+                notify: notify, legacy: legacy, hpkeLayout: try hpkeLayout.map(parseLayout)))
+        }
+    }
+
+    struct Change: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "set", abstract: "Change how later distributions to a node are made.")
+        @OptionGroup var global: Global
+        @Argument(help: "Node ID (FQDN with trailing dot).") var nodeID: String
+        @Flag(help: "The Go KDC's format (for a Go KRS).") var legacy = false
+        @Flag(help: "Signed distributions (JWT manifest); a Go KRS cannot read them.") var signed = false
+        @Option(help: "For a legacy HPKE node: v1 (Go KRS with use_crypto_v2: false) or v2.") var hpkeLayout: String?
+
+        func validate() throws {
+            guard !(legacy && signed) else { throw ValidationError("give at most one of --legacy and --signed") }
+        }
+
+        func run() throws {
+            global.emit(try global.kdc().setNode(
+                id: nodeID, legacy: legacy ? true : (signed ? false : nil), hpkeLayout: try hpkeLayout.map(parseLayout)))
         }
     }
 }
@@ -119,11 +147,12 @@ struct Enroll: ParsableCommand {
         @Option(help: "Only this backend: hpke or jose (default: both).") var crypto: String?
         @Option(help: "IP:port for NOTIFYs (overrides the node's own notify_address).") var notify: String?
         @Option(help: "How long the package can be activated and used (valid_until).") var validFor = "7d"
+        @Flag(help: "The node gets the Go KDC's format whatever it announces (for a Go KRS).") var legacy = false
 
         func run() throws {
             global.emit(try global.kdc().generateEnrollment(
                 nodeID: nodeID, out: out, crypto: try crypto.map(parseCrypto), notify: notify,
-                validFor: try duration(validFor, "--valid-for")))
+                validFor: try duration(validFor, "--valid-for"), legacy: legacy))
         }
     }
 
