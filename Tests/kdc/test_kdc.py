@@ -1,5 +1,5 @@
 """
-Integration tests of the reference KDC `tdns-kdc` (issue 4), driven as an operator would.
+Integration tests of the reference KDC `tdns-kdc` (issues 4, 10, 11), driven as an operator would.
 
 Everything that checks the KDC's output is written from PROTOCOL.md alone, with libraries
 nobody here wrote: pyhpke (HPKE, RFC 9180), jwcrypto (JWE/JWS), cryptography (PEM keys,
@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import socket
 import struct
 import subprocess
@@ -44,6 +45,7 @@ WORK = os.environ.get("WORK", "/tmp")
 HERE = os.path.dirname(os.path.abspath(__file__))
 CZ = "kdc.example."
 CHUNK = 65288
+CHUNK_LEGACY = 65015
 CHUNK_OPTION = 65004
 SUITE = CipherSuite.new(KEMId.DHKEM_X25519_HKDF_SHA256, KDFId.HKDF_SHA256, AEADId.AES256_GCM)
 
@@ -108,14 +110,22 @@ def chunk_query(server, name, qid=None):
     return r
 
 
-def fetch(server, node, dist_id):
-    """Manifest and data chunks over TCP, as a KRS fetches them (PROTOCOL §5.1)."""
+def fetch(server, node, dist_id, signing=None):
+    """Manifest and data chunks over TCP, as a KRS fetches them (PROTOCOL §5.1). A Format 1
+    manifest is returned with its JSON; a Format 2 manifest (§9.3) is verified with `signing`
+    (the KDC's public JWK, jwcrypto) and returned with its JWT claims."""
     r = chunk_query(server, f"{node}{dist_id}.{CZ}")
     assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
     assert len(r.answer) == 1 and r.answer[0].ttl == 300 and r.answer[0].rdtype == CHUNK
     manifest = parse_chunk(r.answer[0][0].to_digestable())
-    assert manifest["sequence"] == 0 and manifest["format"] == 1 and len(manifest["hmac"]) == 32
-    meta = json.loads(manifest["data"])
+    assert manifest["sequence"] == 0
+    if manifest["format"] == 2:
+        assert manifest["hmac"] == b"", "a JWT manifest has no HMAC"
+        assert signing is not None, "Format 2 manifest, but the test expected the Go format"
+        meta = jwt_claims(manifest["data"].decode("ascii"), signing)
+    else:
+        assert manifest["format"] == 1 and len(manifest["hmac"]) == 32
+        meta = json.loads(manifest["data"])
     chunks = []
     for i in range(1, meta["chunk_count"] + 1):
         d = chunk_query(server, f"{i}.{node}{dist_id}.{CZ}")
@@ -126,9 +136,27 @@ def fetch(server, node, dist_id):
     return manifest, meta, chunks
 
 
+def jwt_claims(compact, signing):
+    """Verifies an ES256 compact JWS with jwcrypto and returns its claims, keys in wire order."""
+    assert compact.count(".") == 2, "compact JWS"
+    token = jws.JWS()
+    token.deserialize(compact)
+    token.verify(signing, alg="ES256")
+    header = json.loads(base64.urlsafe_b64decode(compact.split(".")[0] + "=="))
+    assert header["alg"] == "ES256"
+    return json.loads(token.payload)
+
+
+def signing_key(kdc):
+    return jwk.JWK.from_json(open(os.path.join(kdc["state"], "kdc.signing.pubkey")).read())
+
+
 def transport_blob(meta, chunks):
-    """PROTOCOL §6: inline payload is base64 of B; chunked B is the concatenation."""
+    """PROTOCOL §6: inline payload is base64 of B (in a JWT manifest the payload claim is B
+    itself, §9.3); chunked B is the concatenation."""
     if meta["chunk_count"] == 0:
+        if "iss" in meta:
+            return meta["payload"].encode("ascii")
         return base64.b64decode(meta["payload"], validate=True)
     return b"".join(chunks)
 
@@ -181,7 +209,8 @@ def check_manifest(manifest, meta, node, dist_id, crypto, hmac_key):
     assert keys == [k for k in ["chunk_count", "chunk_size", "metadata", "payload"] if k in meta]
     md = meta["metadata"]
     assert list(md) == sorted(md), "metadata keys sorted (Go map)"
-    assert md["node_id"] == node and md["distribution_id"] == dist_id and md["crypto"] == crypto
+    assert md["node_id"] == node and md["distribution_id"] == dist_id
+    assert md.get("crypto") == crypto, "crypto absent exactly for the v1 layout (§6)"
     assert md["distribution_ttl"] == "5m0s" and isinstance(md["timestamp"], int)
     assert abs(md["timestamp"] - time.time()) < 600
     assert manifest["total"] == meta["chunk_count"]
@@ -253,6 +282,13 @@ BAD_INPUT = [
     ["status", "--node", "nobody.example."],
     ["frobnicate"],
     ["node", "add"],
+    ["node", "add", "x.example.", "--crypto", "hpke", "--hpke-pubkey", "11" * 32, "--hpke-layout", "v1"],
+    ["node", "add", "x.example.", "--crypto", "hpke", "--hpke-pubkey", "11" * 32, "--legacy", "--hpke-layout", "v3"],
+    ["node", "add", "x.example.", "--crypto", "jose", "--jose-pubkey", '{"kty":"EC"}', "--legacy", "--hpke-layout", "v1"],
+    ["node", "set", "nobody.example.", "--legacy"],
+    ["node", "set", "x.example.", "--legacy", "--signed"],
+    ["node", "set", "x.example."],
+    ["node", "set", "x.example.", "--signed", "--hpke-layout", "v1"],
 ]
 
 
@@ -333,8 +369,25 @@ def test_legacy_jose_distribution_golden(kdc):
     check_roll_key(entries[0], kdc["key"])
 
 
-def test_signed_distributions_verify_with_the_kdc_signing_key(kdc):
-    signing = jwk.JWK.from_json(open(os.path.join(kdc["state"], "kdc.signing.pubkey")).read())
+def test_legacy_hpke_v1_decoded_as_the_go_krs_decodes_it(kdc):
+    """§6/§21: a Go KRS with use_crypto_v2: false drops the first 32 bytes and HPKE-opens the rest."""
+    pub, priv = hpke_keypair()
+    node = "hpke-v1.example."
+    run(kdc["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy", "--hpke-layout", "v1")
+    dist = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]
+    assert dist["signed"] is False and dist["hpke_layout"] == "v1"
+    manifest, meta, chunks = fetch(kdc["server"], node, dist["distribution_id"])
+    check_manifest(manifest, meta, node, dist["distribution_id"], None, pub)
+    ct = base64.b64decode(transport_blob(meta, chunks), validate=True)
+    assert ct[:32] == ct[32:64], "E ‖ E ‖ AEAD"
+    entries = json.loads(hpke_open(priv, ct[32:]))
+    check_roll_key(entries[0], kdc["key"])
+
+
+def test_signed_distributions_carry_a_jwt_manifest_by_the_kdc_signing_key(kdc):
+    """§9.3: Format 2 manifest, ES256 by the KDC signing key (verified with jwcrypto), binding the
+    distribution, the node, the time and the payload hash; the ciphertext itself is not wrapped."""
+    signing = signing_key(kdc)
     pub, priv = hpke_keypair()
     run(kdc["state"], "node", "add", "hpke-signed.example.", "--crypto", "hpke", "--hpke-pubkey", pub.hex())
     jkey = jwk.JWK.generate(kty="EC", crv="P-256")
@@ -342,27 +395,36 @@ def test_signed_distributions_verify_with_the_kdc_signing_key(kdc):
     for node, crypto in [("hpke-signed.example.", "hpke"), ("jose-signed.example.", "jose")]:
         dist = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]
         assert dist["signed"] is True
-        manifest, meta, chunks = fetch(kdc["server"], node, dist["distribution_id"])
-        compact = base64.b64decode(transport_blob(meta, chunks), validate=True).decode("ascii")
-        assert compact.count(".") == 2, "JWS compact around the ciphertext (§8.3)"
-        sig = jws.JWS()
-        sig.deserialize(compact)
-        sig.verify(signing, alg="ES256")
-        header = json.loads(base64.urlsafe_b64decode(compact.split(".")[0] + "=="))
-        assert header["alg"] == "ES256"
-        inner = sig.payload
+        manifest, claims, chunks = fetch(kdc["server"], node, dist["distribution_id"], signing=signing)
+        assert manifest["total"] == claims["chunk_count"] == dist["chunk_count"] >= 1
+        assert list(claims) == sorted(claims), "members in Go's map order"
+        assert set(claims) == {"iss", "sub", "iat", "exp", "distribution_id", "receiver_id", "content", "crypto", "chunk_count",
+                               "chunk_size", "chunk_hash", "key_count", "operation_count", "zone_count", "distribution_ttl"}
+        assert claims["iss"] == CZ and claims["sub"] == "distribution"
+        assert claims["distribution_id"] == dist["distribution_id"] and claims["receiver_id"] == node
+        assert claims["crypto"] == crypto and claims["content"] == "key_operations"
+        assert claims["exp"] - claims["iat"] == 300 and claims["distribution_ttl"] == "5m0s"
+        assert abs(claims["iat"] - time.time()) < 600 and claims["chunk_size"] == 60000
+        assert (claims["zone_count"], claims["key_count"], claims["operation_count"]) == (1, 1, 1)
+        blob = transport_blob(claims, chunks)
+        assert claims["chunk_hash"] == "sha256:" + hashlib.sha256(blob).hexdigest()
+        ct = base64.b64decode(blob, validate=True)
         if crypto == "hpke":
-            entries = json.loads(hpke_open(priv, inner))
+            entries = json.loads(hpke_open(priv, ct))
         else:
+            compact = ct.decode("ascii")
+            assert compact.count(".") == 4, "the JWE itself, no JWS around it"
             token = jwe.JWE()
-            token.deserialize(inner.decode("ascii"), key=jkey)
+            token.deserialize(compact, key=jkey)
             entries = json.loads(token.payload)
         check_roll_key(entries[0], kdc["key"])
-        # A tampered signature does not verify.
-        h, p, s = compact.split(".")
-        bad = f"{h}.{p}.{s[:-2]}{'A' if s[-2] != 'A' else 'B'}{s[-1]}"
+        # A claim changed (another distribution ID) no longer verifies.
+        h, p, sig = manifest["data"].decode("ascii").split(".")
+        forged = json.loads(base64.urlsafe_b64decode(p + "=="))
+        forged["distribution_id"] = "0badcafe"
+        body = base64.urlsafe_b64encode(json.dumps(forged, separators=(",", ":")).encode()).rstrip(b"=").decode()
         tampered = jws.JWS()
-        tampered.deserialize(bad)
+        tampered.deserialize(f"{h}.{body}.{sig}")
         with pytest.raises(Exception):
             tampered.verify(signing, alg="ES256")
 
@@ -414,7 +476,10 @@ def test_krs_process_distribution_installs_keys(kdc, tmp_path):
         records = []
         r = chunk_query(kdc["server"], f"{node}{d}.{CZ}")
         records.append(r.answer[0][0].to_digestable())
-        meta = json.loads(parse_chunk(records[0])["data"])
+        first = parse_chunk(records[0])
+        assert first["format"] == (1 if legacy else 2)
+        meta = json.loads(first["data"]) if legacy else jwt_claims(first["data"].decode("ascii"), signing_key(kdc))
+        timestamp = meta["metadata"]["timestamp"] if legacy else meta["iat"]
         for i in range(1, meta["chunk_count"] + 1):
             records.append(chunk_query(kdc["server"], f"{i}.{node}{d}.{CZ}").answer[0][0].to_digestable())
         work = tmp_path / node
@@ -426,7 +491,7 @@ def test_krs_process_distribution_installs_keys(kdc, tmp_path):
         if not legacy:
             settings += [f"kdc_signing_pubkey={os.path.join(kdc['state'], 'kdc.signing.pubkey')}", "require_signature=yes"]
         (work / "krs.conf").write_text("\n".join(settings) + "\n")
-        p = subprocess.run([str(exe), str(work / "krs.conf"), str(meta["metadata"]["timestamp"] + 5), d,
+        p = subprocess.run([str(exe), str(work / "krs.conf"), str(timestamp + 5), d,
                             *[x.hex() for x in records]], capture_output=True, text=True, timeout=60)
         assert p.returncode == 0, p.stdout + p.stderr
         tag = kdc["key"]["key_tag"]
@@ -481,9 +546,10 @@ def test_1000_pipelined_chunk_queries_on_one_tcp_connection(kdc):
 
 
 class NotifyListener:
-    """A node's NOTIFY endpoint: answers NOERROR and remembers what came."""
+    """A node's NOTIFY endpoint: answers (NOERROR, or `rcode`) and remembers what came."""
 
-    def __init__(self, answer=True):
+    def __init__(self, answer=True, rcode=dns.rcode.NOERROR):
+        self.rcode = rcode
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -510,6 +576,7 @@ class NotifyListener:
             if self.answer:
                 r = dns.message.make_response(m)
                 r.flags |= dns.flags.AA
+                r.set_rcode(self.rcode)
                 self.sock.sendto(r.to_wire(), peer)
 
     def close(self):
@@ -562,6 +629,9 @@ def test_notify_then_confirmation_then_failure_report(kdc):
         r = dns.query.udp(ok, "127.0.0.1", port=kdc["port"], timeout=5)
         assert r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
         assert wait_state(kdc, d1, "confirmed")["confirmed_by"] == "address"
+        # A finished distribution is no longer served, to anyone.
+        assert chunk_query(kdc["server"], f"{node}{d1}.{CZ}").rcode() == dns.rcode.NXDOMAIN
+        assert chunk_query(kdc["server"], f"1.{node}{d1}.{CZ}").rcode() == dns.rcode.NXDOMAIN
 
         d2 = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]["distribution_id"]
         wait_state(kdc, d2, "notified")
@@ -594,7 +664,77 @@ def test_unanswered_notify_is_retried_with_backoff(kdc):
         check_sig0(raw, open(os.path.join(kdc["state"], "kdc.sig0.key")).read())
         st = [x for x in run_json(kdc["state"], "status")["distributions"] if x["distribution_id"] == d][0]
         assert st["state"] == "pending" and st["notify_attempts"] >= 3
+        assert st["last_notify_result"] == "no answer" and "last_notify_at" in st
+        created = time.mktime(time.strptime(st["created_at"], "%Y-%m-%dT%H:%M:%SZ"))
+        deadline = time.mktime(time.strptime(st["deadline"], "%Y-%m-%dT%H:%M:%SZ"))
+        assert deadline - created == 300, "deadline = created_at + distribution_ttl"
     finally:
+        listener.close()
+
+
+def test_notify_answered_refused_is_retried_not_acknowledged(kdc):
+    listener = NotifyListener(rcode=dns.rcode.REFUSED)
+    try:
+        pub, _ = hpke_keypair()
+        node = "refusing.example."
+        run(kdc["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy",
+            "--notify", f"127.0.0.1:{listener.port}")
+        d = run_json(kdc["state"], "distribute", "--node", node, "--op", "ping")["distributions"][0]["distribution_id"]
+        deadline = time.time() + 10
+        while time.time() < deadline and len(listener.got) < 3:
+            time.sleep(0.2)
+        assert len(listener.got) >= 3, f"{len(listener.got)} NOTIFYs"
+        st = [x for x in run_json(kdc["state"], "status")["distributions"] if x["distribution_id"] == d][0]
+        assert st["state"] == "pending" and st["last_notify_result"] == "REFUSED" and "notified_at" not in st
+        # Once the node answers NOERROR: notified, and NOTIFYed again until it confirms.
+        listener.rcode = dns.rcode.NOERROR
+        wait_state(kdc, d, "notified")
+        n = len(listener.got)
+        deadline = time.time() + 20
+        while time.time() < deadline and len(listener.got) == n:
+            time.sleep(0.2)
+        assert len(listener.got) > n, "a notified distribution is NOTIFYed again"
+    finally:
+        listener.close()
+
+
+def test_a_chunk_query_changes_nothing(kdc):
+    """Anyone can guess an ID and query it: that must not count as delivery (PROTOCOL §19)."""
+    pub, _ = hpke_keypair()
+    node = "early.example."
+    # No notify address, so serve sends nothing while the ID is queried.
+    run(kdc["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy")
+    d = run_json(kdc["state"], "distribute", "--node", node, "--op", "ping")["distributions"][0]["distribution_id"]
+    assert chunk_query(kdc["server"], f"{node}{d}.{CZ}").rcode() == dns.rcode.NOERROR
+    time.sleep(0.6)
+    st = [x for x in run_json(kdc["state"], "status")["distributions"] if x["distribution_id"] == d][0]
+    assert st["state"] == "pending" and st["notify_attempts"] == 0
+
+
+def test_unconfirmed_distribution_fails_at_its_deadline(tmp_path):
+    """A KDC with distribution_ttl 3s: a node that never answers → failed with the reason, and
+    its CHUNKs are no longer served."""
+    state = str(tmp_path / "short-ttl")
+    port = free_port()
+    run(state, "init", "--control-zone", CZ, "--listen", f"127.0.0.1:{port}", "--distribution-ttl", "3s")
+    listener = NotifyListener(answer=False)
+    server = Server(state, port)
+    try:
+        pub, _ = hpke_keypair()
+        node = "gone.example."
+        run(state, "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy",
+            "--notify", f"127.0.0.1:{listener.port}")
+        d = run_json(state, "distribute", "--node", node, "--op", "ping")["distributions"][0]["distribution_id"]
+        assert chunk_query(server, f"{node}{d}.{CZ}").rcode() == dns.rcode.NOERROR
+        failed = wait_state({"state": state}, d, "failed", timeout=15)
+        m = re.fullmatch(r"not confirmed by the deadline \((\d+) NOTIFYs?, last: no answer\)", failed["reason"])
+        assert m and int(m.group(1)) == failed["notify_attempts"] == len(listener.got) >= 1, failed
+        assert chunk_query(server, f"{node}{d}.{CZ}").rcode() == dns.rcode.NXDOMAIN
+        n = len(listener.got)
+        time.sleep(1.5)
+        assert len(listener.got) == n, "no NOTIFY after the deadline"
+    finally:
+        server.stop()
         listener.close()
 
 
@@ -641,7 +781,7 @@ class EnrollClient:
         self.key_rdata = struct.pack(">HBB", 256, 3, 15) + raw
         self.key_line = f"{node}\t3600\tIN\tKEY\t256 3 15 {base64.b64encode(raw).decode()}"
 
-    def update(self, package, timestamp=None):
+    def update(self, package, timestamp=None, capabilities=None, rrtype=CHUNK):
         req = {
             "auth_token": package["token"],
             "hpke_pubkey": self.hpke_pub.hex(),
@@ -649,13 +789,15 @@ class EnrollClient:
             "sig0_pubkey": self.key_line,
             "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp or time.time())),
         }
+        if capabilities is not None:
+            req["capabilities"] = capabilities
         pt = json.dumps(req, separators=(",", ":"), sort_keys=True).encode()
         pkr = SUITE.kem.deserialize_public_key(bytes.fromhex(package["kdc_hpke_pubkey"]))
         enc, ctx = SUITE.create_sender_context(pkr)
         ct = enc + ctx.seal(pt)
         chunk = bytes([1]) + struct.pack(">H", 0) + struct.pack(">HHH", 0, 0, len(ct)) + ct
         upd = dns.update.UpdateMessage(package["control_zone"])
-        rd = dns.rdata.GenericRdata(dns.rdataclass.IN, CHUNK, chunk)
+        rd = dns.rdata.GenericRdata(dns.rdataclass.IN, rrtype, chunk)
         upd.add(dns.name.from_text("_enroll." + package["control_zone"]), 300, rd)
         upd.use_edns(0, dns.flags.DO, 1232)
         return sign_sig0(upd.to_wire(), self.sig0, rfc4034_key_tag(self.key_rdata), package["control_zone"])
@@ -748,6 +890,92 @@ def test_enrollment_refuses_bad_sig0_and_stale_timestamp(kdc, tmp_path):
     assert enrollment_state(kdc) == before
     # The genuine request still works.
     assert client.send(client.update(package), kdc["port"])[0] == dns.rcode.NOERROR
+
+
+def enroll(kdc, tmp_path, node, **kwargs):
+    pkg_path = tmp_path / f"{node}enroll"
+    run(kdc["state"], "enroll", "generate", node, "--out", str(pkg_path))
+    run(kdc["state"], "enroll", "activate", node)
+    package = read_package(pkg_path)
+    client = EnrollClient(node)
+    rcode, content = client.send(client.update(package, **kwargs), kdc["port"])
+    assert rcode == dns.rcode.NOERROR
+    assert client.open(content, package["kdc_hpke_pubkey"])["status"] == "success"
+    return client, [n for n in run_json(kdc["state"], "status", "--node", node)["nodes"]][0]
+
+
+def test_enrolled_node_without_capabilities_gets_the_go_format_v1(kdc, tmp_path):
+    """§19/§21: a Go KRS announces nothing; HPKE-only ⇒ use_crypto_v2: false ⇒ v1, no JWS, no JWT."""
+    node = "go-like.example."
+    client, st = enroll(kdc, tmp_path, node, rrtype=CHUNK_LEGACY)
+    assert st["legacy"] is True and st["hpke_layout"] == "v1" and st["capabilities"] == []
+    dist = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]
+    assert dist["signed"] is False and dist["hpke_layout"] == "v1"
+    manifest, meta, chunks = fetch(kdc["server"], node, dist["distribution_id"])
+    check_manifest(manifest, meta, node, dist["distribution_id"], None, client.hpke_pub)
+    ct = base64.b64decode(transport_blob(meta, chunks), validate=True)
+    assert ct.count(b".") != 2 or not all(0x21 <= b <= 0x7E for b in ct), "no JWS"
+    entries = json.loads(hpke_open(client.hpke_priv, ct[32:]))
+    check_roll_key(entries[0], kdc["key"])
+
+
+def test_enrolled_node_announcing_jws_and_sig0_gets_jwt_and_must_sign(kdc, tmp_path):
+    node = "modern.example."
+    client, st = enroll(kdc, tmp_path, node, capabilities=["jws-es256", "sig0"])
+    assert st["legacy"] is False and st["capabilities"] == ["jws-es256", "sig0"]
+    dist = run_json(kdc["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]
+    assert dist["signed"] is True
+    _, claims, chunks = fetch(kdc["server"], node, dist["distribution_id"], signing=signing_key(kdc))
+    assert claims["receiver_id"] == node and claims["distribution_id"] == dist["distribution_id"]
+    entries = json.loads(hpke_open(client.hpke_priv, base64.b64decode(transport_blob(claims, chunks))))
+    check_roll_key(entries[0], kdc["key"])
+    # An unsigned confirmation from the node's own notify address is refused ...
+    tag = str(kdc["key"]["key_tag"])
+    report = {"successful_keys": [{"zone_name": "example.com.", "key_id": tag}]}
+    unsigned = confirmation_notify(dist["distribution_id"], report)
+    r = dns.query.udp(unsigned, "127.0.0.1", port=kdc["port"], timeout=5)
+    assert r.rcode() == dns.rcode.REFUSED
+    st = [x for x in run_json(kdc["state"], "status")["distributions"] if x["distribution_id"] == dist["distribution_id"]][0]
+    assert st["state"] != "confirmed"
+    # ... one SIG(0)-signed with its enrolled key is accepted, from anywhere.
+    wire = sign_sig0(confirmation_notify(dist["distribution_id"], report).to_wire(), client.sig0,
+                     rfc4034_key_tag(client.key_rdata), CZ)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.9", 0))
+    s.settimeout(5)
+    s.sendto(wire, ("127.0.0.1", kdc["port"]))
+    answer = dns.message.from_wire(s.recvfrom(65535)[0])
+    s.close()
+    assert answer.rcode() == dns.rcode.NOERROR
+    assert wait_state(kdc, dist["distribution_id"], "confirmed")["confirmed_by"] == "sig0"
+
+
+def test_enrollment_accepts_both_chunk_types(kdc, tmp_path):
+    for rrtype, node in [(CHUNK, "type-new.example."), (CHUNK_LEGACY, "type-old.example.")]:
+        _, st = enroll(kdc, tmp_path, node, rrtype=rrtype)
+        assert st["source"] == "enrolled"
+
+
+def test_legacy_package_and_node_set(kdc, tmp_path):
+    pkg = tmp_path / "forced.enroll"
+    run(kdc["state"], "enroll", "generate", "forced.example.", "--out", str(pkg), "--legacy")
+    package = read_package(pkg)
+    assert "kdc_signing_pubkey" not in package and "kdc_sig0_pubkey" not in package
+    run(kdc["state"], "enroll", "activate", "forced.example.")
+    client = EnrollClient("forced.example.")
+    assert client.send(client.update(package, capabilities=["jws-es256", "sig0"]), kdc["port"])[0] == dns.rcode.NOERROR
+    node = run_json(kdc["state"], "status", "--node", "forced.example.")["nodes"][0]
+    assert node["legacy"] is True and node["hpke_layout"] == "v2", "forced legacy; it has jws-es256, so not v1"
+    # --signed for a node that never announced jws-es256: allowed, with a warning on stderr.
+    pub, _ = hpke_keypair()
+    run(kdc["state"], "node", "add", "switch.example.", "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy", "--hpke-layout", "v1")
+    p = run(kdc["state"], "node", "set", "switch.example.", "--signed")
+    assert "warning" in p.stderr and "jws-es256" in p.stderr and len(p.stderr.strip().splitlines()) == 1
+    st = run_json(kdc["state"], "status", "--node", "switch.example.")["nodes"][0]
+    assert st["legacy"] is False and st["hpke_layout"] == "v2"
+    run(kdc["state"], "node", "set", "switch.example.", "--legacy", "--hpke-layout", "v1")
+    st = run_json(kdc["state"], "status", "--node", "switch.example.")["nodes"][0]
+    assert st["legacy"] is True and st["hpke_layout"] == "v1"
 
 
 # --- zone export, key import --------------------------------------------------------------------
