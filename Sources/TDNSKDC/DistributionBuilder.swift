@@ -182,6 +182,9 @@ public enum DistributionBuilder {
             throw .internalFailure("distribution ID \(r.distributionID) is not 4–16 hex characters")
         }
         let v1 = r.recipient.crypto == .hpke && r.hpkeLayout == .v1
+        if r.signer != nil && r.issuer.isEmpty {
+            throw .internalFailure("a JWT manifest needs its issuer (the control zone)")
+        }
         if v1 && r.signer != nil {
             // v1 exists only for Go KRSs, which read no signatures; a signed v1 would be a mistake.
             throw .internalFailure("the v1 HPKE layout is for legacy (unsigned) distributions only")

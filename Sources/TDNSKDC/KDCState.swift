@@ -79,6 +79,8 @@ public struct KDCNode: Codable, Sendable, Equatable {
     public var source: String
     public var registeredAt: Int64
 
+    /// A node as `node add` or enrollment registers it; `hpkeLayout` and `capabilities`
+    /// default to what a node that announced nothing gets (v2, []).
     public init(
         id: String, crypto: KDCCrypto, hpkePublicKey: String?, josePublicKey: String?, notifyAddress: String?,
         sig0PublicKey: String?, legacy: Bool, hpkeLayout: KDCHPKELayout = .v2, capabilities: [String] = [],
@@ -250,6 +252,8 @@ public struct KDCDistribution: Codable, Sendable, Equatable {
     /// How the confirming node was identified: "sig0" or "address".
     public var confirmedBy: String?
 
+    /// A new distribution as `distribute` records it: no NOTIFY sent yet, `deadline` =
+    /// `createdAt` + distribution_ttl.
     public init(
         id: String, nodeID: String, operation: String, zone: String?, keyTag: UInt16?, crypto: KDCCrypto,
         signed: Bool, hpkeLayout: KDCHPKELayout?, content: String, createdAt: Int64, deadline: Int64,
