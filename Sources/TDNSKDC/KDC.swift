@@ -168,6 +168,9 @@ public struct KDC: Sendable {
         if !node.legacy && !node.announced(KDCCapability.jwsES256) {
             warnings.append("node \(nodeID) never announced \(KDCCapability.jwsES256): a Go KRS cannot read signed distributions (JWT manifest)")
         }
+        if node.legacy && node.announced(KDCCapability.jwsES256) {
+            warnings.append("node \(nodeID) announced \(KDCCapability.jwsES256): with require_signature=yes it refuses the Go format (HMAC-only manifests)")
+        }
         log.info("node \(nodeID) set to \(Self.formatText(node))")
         return KDCReport(json: Self.nodeJSON(node), lines: ["node \(nodeID): \(Self.formatText(node))"], warnings: warnings)
     }

@@ -19,8 +19,9 @@ import TDNSWire
 /// `not confirmed by the deadline (N NOTIFYs, last: <result>)`.
 ///
 /// Only a NOERROR answer moves `pending → notified`; REFUSED (a node whose queue is full, or
-/// one that checks the KDC's SIG(0)) or no answer is retried. NOTIFYs to non-legacy nodes carry
-/// a SIG(0) by the KDC's key (PROTOCOL §19); legacy nodes get Go's unsigned NOTIFY.
+/// one that checks the KDC's SIG(0)) or no answer is retried. NOTIFYs carry a SIG(0) by the
+/// KDC's key (PROTOCOL §19) for non-legacy nodes and for nodes that announced `sig0` (which may
+/// refuse an unsigned NOTIFY even when set to legacy); a Go KRS gets Go's unsigned NOTIFY.
 public struct KDCNotifier: Sendable {
     /// Sends one request to `address` (`IP:port`) and returns the response bytes, or nil on
     /// timeout or network error. Blocks for at most its timeout.
@@ -132,13 +133,13 @@ public struct KDCNotifier: Sendable {
         let request: [UInt8]
         let message: DNSMessage
         do {
-            let legacy = service.currentState().node(d.nodeID)?.legacy ?? true
+            let signs = service.currentState().node(d.nodeID)?.receivesSignedNOTIFYs ?? false
             message = try TDNSMessages.notify(
                 id: UInt16.random(in: .min ... .max), distributionID: d.id, controlZone: service.controlZone,
                 chunkType: service.chunkType)
-            request = legacy
-                ? try message.serialize()
-                : try SIG0Signatures.sign(message, with: service.keys.sig0, signerName: service.controlZone, now: now)
+            request = signs
+                ? try SIG0Signatures.sign(message, with: service.keys.sig0, signerName: service.controlZone, now: now)
+                : try message.serialize()
         } catch {
             service.log.error("distribution \(d.id): cannot build the NOTIFY: \(error.reason)")
             return

@@ -105,6 +105,12 @@ public struct KDCNode: Codable, Sendable, Equatable {
     /// The HPKE layout its distributions use: the stored one for legacy nodes, v2 otherwise.
     public var effectiveHPKELayout: KDCHPKELayout { legacy ? hpkeLayout : .v2 }
 
+    /// Whether the KDC's NOTIFYs to the node carry its SIG(0): for non-legacy nodes, and for a
+    /// node that announced `sig0` (it verifies NOTIFYs once it holds the KDC's SIG(0) key, and
+    /// may refuse unsigned ones even after `node set --legacy`). A Go KRS gets the Go KDC's
+    /// unsigned NOTIFY.
+    public var receivesSignedNOTIFYs: Bool { !legacy || announced(KDCCapability.sig0) }
+
     /// Whether an unsigned confirmation must be refused: the node has a SIG(0) key here and
     /// said it signs its confirmations (PROTOCOL §19). Nodes that never sign (a Go KRS) keep
     /// the Go rule: identified by the source IP of their notify address (§10.6).

@@ -571,6 +571,22 @@ struct NotifierTests {
         #expect(after.state == .notified && after.lastNotifyResult == "NOERROR" && after.notifyAttempts == 2)
     }
 
+    @Test("a legacy node that announced sig0 still gets signed NOTIFYs (it may refuse unsigned ones); a Go KRS does not")
+    func legacySIG0NodeGetsSignedNotify() throws {
+        let env = try KDCEnv()
+        try env.populate(legacy: true)
+        _ = try env.enrollSIG0("krs1.example.", capabilities: [KDCCapability.jwsES256, KDCCapability.sig0])
+        _ = try env.enrollSIG0("krs2.example.", capabilities: [])
+        let d1 = try env.distribute("krs1.example.")
+        let d2 = try env.distribute("krs2.example.")
+        #expect(!d1.signed && !d2.signed)
+        let service = try KDCService(kdc: env.kdc)
+        let peer = Peer(clock: env.clock)
+        #expect(peer.notifier(service).runOnce() == 2)
+        let signedIDs = peer.sent.withLock { $0.filter { (try? SIG0.extract(from: $0.1)) != nil }.map { $0.1.questions.first?.name.description ?? "" } }
+        #expect(signedIDs == ["\(d1.id).kdc.example."])
+    }
+
     @Test("a CHUNK query before the first NOTIFY (anyone can guess the ID) does not suppress the NOTIFY")
     func earlyQueryDoesNotSuppress() throws {
         let env = try KDCEnv()
@@ -669,6 +685,9 @@ struct NodeCommandTests {
         expectCode(.config, "v1 for a JOSE-only node") { _ = try env.kdc.setNode(id: "krs2.example.", legacy: true, hpkeLayout: .v1) }
         expectCode(.config, "unknown node") { _ = try env.kdc.setNode(id: "nobody.example.", legacy: true, hpkeLayout: nil) }
         #expect(env.stateBytes == before)
+        // --legacy for a node that announced jws-es256: allowed, with a warning.
+        report = try env.kdc.setNode(id: "krs2.example.", legacy: true, hpkeLayout: nil)
+        #expect(report.warnings.count == 1 && report.warnings[0].contains("refuses the Go format"))
     }
 
     @Test("state written before capabilities and deadlines loads: hpke_layout v2, capabilities [], deadline = created_at + ttl")
