@@ -69,7 +69,7 @@ struct ChunkQueryTests {
         try env.populate(legacy: true)
         let d = try env.distribute("krs1.example.")
         let service = try KDCService(kdc: env.kdc)
-        var q = TDNSMessages.chunkQuery(id: 9, name: try DNSName("1.krs1.example.\(d.id).kdc.example."))
+        var q = TDNSMessages.chunkQuery(id: 9, name: try DNSName("1.krs1.example.\(d.id).kdc.example."), chunkType: .chunk)
         q.edns = nil
         let r = try parse(service.handle(request: try q.serialize(), peerHost: "127.0.0.1", transport: .udp))
         #expect(r.flags.tc && r.answers.isEmpty)
@@ -87,7 +87,7 @@ struct ConfirmationTests {
             report.append(("failed_keys", .array(failed.map { .object([("zone_name", .string($0.0)), ("key_id", .string($0.1)), ("error", .string($0.2))]) })))
         }
         let option = ChunkOption(contentType: .keyStatusReport, content: JSONValue.object(report).serialized())
-        return try TDNSMessages.notify(id: 11, distributionID: id, controlZone: try DNSName("kdc.example."), chunkOption: option)
+        return try TDNSMessages.notify(id: 11, distributionID: id, controlZone: try DNSName("kdc.example."), chunkType: .chunk, chunkOption: option)
     }
 
     @Test("confirmed when sent from the node's notify address; refused (state unchanged) from elsewhere")
@@ -174,7 +174,7 @@ struct EnrollmentTests {
                 ("timestamp", .string(KDCTime.rfc3339(timestamp ?? now))),
             ]).serialized()
             let chunk = try TDNSMessages.enrollmentChunk(ciphertext: try HPKECipher.seal(request, to: kdcKey))
-            let m = try TDNSMessages.enrollmentUpdate(id: id, controlZone: try DNSName("kdc.example."), chunk: chunk)
+            let m = try TDNSMessages.enrollmentUpdate(id: id, controlZone: try DNSName("kdc.example."), chunk: chunk, chunkType: .chunk)
             return (m, try SIG0Signatures.sign(m, with: signWith ?? sig0, signerName: try DNSName("kdc.example."), now: now))
         }
     }
@@ -286,7 +286,7 @@ struct EnrollmentTests {
         let env = try KDCEnv()
         let service = try KDCService(kdc: env.kdc)
         let chunk = try TDNSMessages.enrollmentChunk(ciphertext: [1, 2, 3])
-        let m = try TDNSMessages.enrollmentUpdate(id: 5, controlZone: try DNSName("other.example."), chunk: chunk)
+        let m = try TDNSMessages.enrollmentUpdate(id: 5, controlZone: try DNSName("other.example."), chunk: chunk, chunkType: .chunk)
         #expect(try parse(service.handle(request: try m.serialize(), peerHost: "127.0.0.1", transport: .udp)).rcode == .notAuth)
     }
 }
