@@ -35,7 +35,7 @@ struct IntakeTests {
         let env = try ReceiverEnv(kdc)
         let node = try KRSNode(arguments: env.arguments())
         // A NOTIFY for a distribution: NOERROR, and the pending file already names it.
-        let ok = try node.handleNotify(try Self.notify("6a310001").serialize(), source: "192.0.2.1")
+        let ok = node.handleNotify(try Self.notify("6a310001").serialize(), source: "192.0.2.1")
         #expect(try Self.rcode(ok) == .noError)
         let lines = Self.pendingLines(env)
         #expect(lines.count == 1 && lines[0].hasPrefix("6a310001 \(kdc.now + 5) 0"), "\(lines)")
