@@ -95,7 +95,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TDNSKRSTests",
-            dependencies: ["TDNSKRS", "TDNSCore", "TDNSWire", "TDNSCrypto", "TDNSTestSupport"]
+            dependencies: ["TDNSKRS", "TDNSCore", "TDNSWire", "TDNSCrypto", "TDNSTransport", "TDNSTestSupport"]
         ),
         // libFuzzer harnesses (issue 3, item 11): the harness bodies, the `tdns-fuzz` executable
         // (corpus replayer, or with -DLIBFUZZER -sanitize=fuzzer a libFuzzer binary: `make fuzz`)

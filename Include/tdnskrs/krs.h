@@ -61,14 +61,17 @@ typedef struct krs_host_ops {
  *
  *   node_id=edge1.example.net.        this node's ID, FQDN with trailing dot (required)
  *   control_zone=kdc.example.com.     the KDC's control zone (required)
- *   state_dir=/var/lib/tdnskrs        replay record, audit log, lock (required; created 0700)
+ *   state_dir=/var/lib/tdnskrs        replay record, audit log, pending record, lock (required;
+ *                                     created 0700 when missing, tightened to 0700 — logged —
+ *                                     when group or other bits are set)
  *   key_store=bind|knot|nsd|none      where keys go and how the server is told (default bind):
  *                                     bind: K-files in key_dir, then `rndc loadkeys ZONE`;
  *                                     knot: `keymgr ZONE import-bind`, `knotc zone-keys-load`;
  *                                     nsd: K-files, dnssec-signzone, `nsd-control reload ZONE`.
  *                                     A server that refuses puts everything back; the keys
  *                                     are then reported to the KDC as failed.
- *   key_dir=/var/cache/bind/keys      key-file directory (required but for key_store=none)
+ *   key_dir=/var/cache/bind/keys      key-file directory (required but for key_store=none;
+ *                                     created or tightened to 0700 like state_dir)
  *   rndc=/usr/sbin/rndc|none          bind: rndc to run after a change (default none: files only)
  *   rndc_conf=/etc/bind/rndc.conf     bind: rndc -c FILE (default: rndc's own)
  *   keymgr=, knotc=                   knot: tool paths (default /usr/sbin/keymgr, /usr/sbin/knotc)
@@ -84,15 +87,33 @@ typedef struct krs_host_ops {
  *   jose_private_key=JWK|PATH         node's JOSE key: private JWK JSON or a file holding it
  *                                     (at least one of the two keys is required)
  *   kdc_signing_pubkey=JWK|PATH       the KDC's ES256 public key (from enrollment)
- *   require_signature=yes|no          refuse HMAC-only distributions (default: yes when
- *                                     kdc_signing_pubkey is set, else no)
+ *   require_signature=yes|no          yes: accept only distributions whose manifest the KDC
+ *                                     signed (Format 2, a JWT verified with
+ *                                     kdc_signing_pubkey) and that bind this node, the
+ *                                     distribution ID, the time and the payload hash; a
+ *                                     Format 1 (HMAC) manifest is refused before any data
+ *                                     chunk is fetched, even when its ciphertext is a JWS
+ *                                     (that covers the ciphertext only). no: Format 1 is
+ *                                     accepted too, with a warning — the Go KDC's format,
+ *                                     whose HMAC is keyed with this node's public key.
+ *                                     Default: yes when kdc_signing_pubkey is set, else no.
+ *   kdc_sig0_pubkey=KEYRR|PATH        the KDC's SIG(0) KEY RR ("kdc.example. 3600 IN KEY 256
+ *                                     3 15 …"), or a file holding it (from enrollment)
+ *   require_notify_signature=yes|no   yes: a NOTIFY without a valid SIG(0) by kdc_sig0_pubkey
+ *                                     (signer name = the control zone) is REFUSED and nothing
+ *                                     is queued (default: yes when kdc_sig0_pubkey is set)
  *   now=UNIX_SECONDS                  fixed clock, for tests (default: the system clock)
  *   max_skew=60s                      tolerated clock skew (seconds or a Go duration)
- *   chunk_rrtype=65288|65015          CHUNK type code of the KDC (default 65288)
+ *   chunk_rrtype=65288|65015          CHUNK type code of the KDC's build, used for the
+ *                                     enrollment UPDATE, the CHUNK queries and the
+ *                                     confirmations (default 65288; the Go KDC of 2026: 65015)
  *   max_distribution_size=BYTES       cap on one distribution (default 67108864)
  *
  * Returns KRS_OK, KRS_EINVAL (NULL out_ctx, NULL in argv), KRS_ECONFIG (unknown, missing or
- * malformed setting; unreadable key file), KRS_ESTORAGE (state_dir cannot be created).
+ * malformed setting; unreadable key file; state_dir or key_dir is not a directory or cannot
+ * be created), KRS_ESTORAGE (state_dir cannot be written).
+ * Log lines of krs_init itself (a directory created or tightened) reach the host's log
+ * callback once krs_set_host_ops installs one.
  * On failure krs_last_error(NULL) tells why, naming the setting, in the calling thread.
  * Ownership: *out_ctx with krs_cleanup.
  */
@@ -105,18 +126,29 @@ void krs_cleanup(krs_context_t *ctx);
  * Processes one distribution for this node: the RDATAs of its CHUNK records — the manifest
  * (sequence 0) and the data chunks, in any order; identical duplicates are tolerated.
  *
- * The manifest is authenticated (HMAC, or the KDC's JWT signature), checked to be for this
- * node and this distribution_id, fresh and not a replay; the payload is reassembled,
- * verified (KDC JWS when present) and decrypted; every operation is validated; then all keys
- * are installed atomically. On any failure nothing is installed and nothing is recorded.
+ * The RDATAs are parsed once, here. The manifest is authenticated first — a Format 2 JWT
+ * with kdc_signing_pubkey, or (only with require_signature=no) a Format 1 HMAC — and checked
+ * to be for this node and this distribution_id, fresh, and within max_distribution_size
+ * (chunk_count × chunk_size, 65535 when absent); then it must not be a replay; the payload is
+ * reassembled (no chunk larger than chunk_size), compared with the JWT's chunk_hash, a JWS
+ * around the ciphertext verified when present (it binds nothing), and decrypted (for crypto
+ * "hpke" also the Go KDC's E ‖ E ‖ AEAD, with an audit line saying so); every operation is
+ * validated; then all keys are installed atomically. On any failure nothing is installed and
+ * nothing is recorded.
  *
  * Returns KRS_OK with *out_report_json set to the status report of the confirmation
- * ({"successful_keys":[{"zone_name":…,"key_id":…}]} or a component report), or:
+ * ({"successful_keys":[{"zone_name":…,"key_id":…}]} or a component report). KRS_OK also
+ * when the keys could not be installed because the server refused them or key_dir could not
+ * be written: then nothing was installed, the distribution is recorded as processed
+ * (install-failed) and the report lists every key in "failed_keys" with its "error" (the
+ * tool's message, or "storage: <reason>") — the report the KDC receives. Otherwise:
  *   KRS_EINVAL        NULL arguments, count 0, NULL rdata with non-zero length
  *   KRS_EMALFORMED    malformed records, manifest, chunks, base64, payload or key material
- *   KRS_ETOOBIG       over max_distribution_size or another limit
- *   KRS_EAUTH         manifest HMAC, JWT or JWS signature does not verify
- *   KRS_EUNSIGNED     HMAC-only distribution while require_signature=yes
+ *   KRS_ETOOBIG       over max_distribution_size (also as announced by the manifest) or
+ *                     another limit
+ *   KRS_EAUTH         manifest HMAC, JWT or JWS signature does not verify; the JWT's
+ *                     chunk_hash differs from the payload, or a chunked JWT has none
+ *   KRS_EUNSIGNED     Format 1 (HMAC) manifest while require_signature=yes
  *   KRS_EWRONGNODE    for another node, or the manifest names another distribution_id
  *   KRS_ESTALE        timestamp outside distribution_ttl ± max_skew; JWT expired
  *   KRS_EREPLAY       this distribution_id was processed before
@@ -124,7 +156,8 @@ void krs_cleanup(krs_context_t *ctx);
  *   KRS_EKEYTYPE      encrypted for a backend this node has no key for
  *   KRS_EPOLICY       unknown crypto, content type or DNSSEC algorithm; JOSE header refused
  *   KRS_EKEYMISMATCH  key tag differs from key_id, or the private key is not the DNSKEY's
- *   KRS_ESTORAGE      key files or state could not be written (nothing was installed)
+ *   KRS_ESTORAGE      the state (replay record, audit log) could not be written (nothing
+ *                     was installed)
  * krs_last_error(ctx) gives the reason in words.
  * Ownership: *out_report_json with krs_free.
  */
@@ -136,12 +169,18 @@ int krs_process_distribution(krs_context_t *ctx, const char *distribution_id,
  * Enrolls this node with the KDC named in the enrollment package (PROTOCOL §11): package[0..len)
  * is the package file's contents (base64 JSON; '#' lines and whitespace ignored). Generates
  * the node's keys for the package's backend(s) and an Ed25519 SIG(0) key, sends the encrypted,
- * SIG(0)-signed UPDATE to the KDC, checks its answer, and stores keys (0600) and settings in
- * state_dir/krs.conf, which later krs_init calls read. The context uses them at once.
+ * SIG(0)-signed UPDATE to the KDC — its CHUNK RR of type chunk_rrtype (a Go KDC built with
+ * 65015 answers FORMERR to 65288), the request announcing "capabilities":["jws-es256","sig0"]
+ * — checks its answer, and stores keys (0600) and settings in state_dir/krs.conf, which
+ * later krs_init calls read; also the package's kdc_signing_pubkey and kdc_sig0_pubkey, so
+ * require_signature and require_notify_signature default to yes. The context uses them at
+ * once. A kdc_enrollment_address of the form host:port is resolved here, once (the first
+ * IPv4 address, else the first), logged, and stored as kdc_address=IP:port.
  * Needs notify_listen (the address the KDC will NOTIFY, whose IP identifies the node).
- * Returns KRS_OK, KRS_EINVAL, KRS_EMALFORMED (package), KRS_ECONFIG, KRS_ENETWORK,
- * KRS_ETIMEOUT, KRS_EDNS (the KDC refused: bad or used token, outside the window),
- * KRS_EAUTH (the KDC's answer does not authenticate), KRS_ESTORAGE.
+ * Returns KRS_OK, KRS_EINVAL, KRS_EMALFORMED (package), KRS_ECONFIG, KRS_ENETWORK (also: the
+ * KDC's host name does not resolve), KRS_ETIMEOUT, KRS_EDNS (the KDC refused: bad or used
+ * token, outside the window, another CHUNK type), KRS_EAUTH (the KDC's answer does not
+ * authenticate), KRS_ESTORAGE.
  */
 int krs_enroll(krs_context_t *ctx, const char *package, size_t len);
 
@@ -149,6 +188,12 @@ int krs_enroll(krs_context_t *ctx, const char *package, size_t len);
  * Starts the NOTIFY listener (UDP and TCP on notify_listen, SO_REUSEPORT so that a new context
  * may start before the old one stops) and the worker thread that fetches, installs and
  * confirms announced distributions. The threads belong to the library. Idempotent.
+ * Distributions in state_dir/pending (announced, not handled before a stop or crash) are
+ * queued again; entries older than 24 hours or beyond the 256 newest are dropped (audit
+ * line). A fetch that fails (network, timeout, malformed answer) or a confirmation the KDC
+ * does not acknowledge is tried again after 5, 10, 20, 40, 80, 160, then every 300 seconds,
+ * for at most 24 hours after the first NOTIFY (then dropped with an audit line); a new
+ * NOTIFY for it tries at once.
  * With notify_listen=none only the worker is started (NOTIFYs come through krs_handle_notify).
  * Returns KRS_OK, KRS_EINVAL, KRS_ECONFIG (not enrolled), KRS_ENETWORK
  * (cannot bind).
@@ -163,28 +208,48 @@ int krs_start(krs_context_t *ctx);
 int krs_stop(krs_context_t *ctx);
 
 /*
- * For hosts that receive NOTIFYs themselves (the Knot module): answers msg[0..len) at once —
- * NOERROR for a NOTIFY below the control zone, REFUSED/FORMERR otherwise — and queues the
- * announced distribution for the worker (krs_start must have been called for it to be
- * fetched). Returns KRS_OK with the answer in *out_resp (free with krs_free), KRS_EINVAL,
- * or KRS_EMALFORMED when msg is no DNS message at all (then there is no answer).
+ * For hosts that receive NOTIFYs themselves (the Knot module): answers msg[0..len) at once
+ * and queues the announced distribution for the worker (krs_start must have been called for
+ * it to be fetched). The answer's RCODE:
+ *   NOERROR   a NOTIFY for <distribution-id>.<control_zone>: queued, and recorded in
+ *             state_dir/pending before this answer; or already queued, being fetched, or
+ *             handled and confirmed (nothing is fetched again)
+ *   REFUSED   not a NOTIFY; this context is not enrolled; the QNAME is not below the control
+ *             zone or its first label is no distribution ID; require_notify_signature and no
+ *             valid SIG(0) by kdc_sig0_pubkey; the queue (256) or the source's share (16) is
+ *             full — the KDC sends it again; state_dir/pending cannot be written. Nothing is
+ *             queued.
+ *   FORMERR   a NOTIFY without exactly one question of class IN, or with a malformed option
+ * The message carries no peer address, so all NOTIFYs a host hands over count as one source
+ * for the per-source share. AA is set, as RFC 1996 answers are.
+ * Returns KRS_OK with the answer in *out_resp (free with krs_free), KRS_EINVAL, or
+ * KRS_EMALFORMED when msg is no DNS request at all (then there is no answer).
  */
 int krs_handle_notify(krs_context_t *ctx, const uint8_t *msg, size_t len, uint8_t **out_resp, size_t *out_resp_len);
 
 /*
  * Fetches, processes and confirms one distribution synchronously (tools, tests): the
- * manifest over TCP, data chunks pipelined over one TCP connection, bounded retries.
+ * manifest over TCP, authenticated before any data chunk is requested (so KRS_EUNSIGNED and
+ * KRS_ETOOBIG come without fetching them), data chunks pipelined over one TCP connection,
+ * three quick attempts (no retry timer: the caller decides). A distribution installed whose
+ * confirmation the KDC never acknowledged is confirmed again instead.
  * Returns KRS_OK or the codes of krs_process_distribution, plus KRS_ENETWORK, KRS_ETIMEOUT,
- * KRS_EDNS, and KRS_EWRONGNODE when the KDC has no such distribution for this node.
+ * KRS_EDNS (also: the KDC answered FORMERR/REFUSED — is chunk_rrtype the KDC's?),
+ * KRS_EWRONGNODE when the KDC has no such distribution for this node (NXDOMAIN, SERVFAIL),
+ * and KRS_EREPLAY when it was processed (and confirmed) before: nothing is fetched.
  */
 int krs_fetch(krs_context_t *ctx, const char *distribution_id);
 
 /*
  * Status as JSON: node_id, control_zone, enrolled, kdc_address, notify_listen, listening (the
  * library's NOTIFY listener), running (its worker), require_signature, distributions handled
- * by this context (latest first: id, time, result, detail, keys_changed, confirmed), keys
+ * by this context (latest first: id, time, result — installed, install failed, refused, fetch
+ * failed, not for us, interrupted, already processed —, detail, keys_changed, confirmed),
+ * require_notify_signature, pending (the distribution IDs waiting in the queue), keys
  * (zone, key_tag, algorithm, ksk, state: active|retired), audit (the audit log's last
- * records, oldest first, whichever process wrote them), counters.
+ * records, oldest first, whichever process wrote them), counters (notifies,
+ * notifies_ignored, notifies_refused, fetches, fetch_failures, keys_installed, refused,
+ * confirmations, confirmation_failures, pending_dropped).
  * Returns KRS_OK or KRS_EINVAL. Ownership: *out_json with krs_free.
  */
 int krs_status_json(krs_context_t *ctx, char **out_json);

@@ -56,6 +56,7 @@ enum FuzzState {
         guard let made else { return }
         reset(made)
         unlink("\(made)/lock")
+        unlink("\(made)/pending.lock")
         rmdir(made)
     }
 }

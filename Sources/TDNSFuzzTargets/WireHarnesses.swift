@@ -232,7 +232,9 @@ enum DNSMessageHarness {
 
 /// `KRSNode.handleNotify`, what the C API's `krs_handle_notify` and the NOTIFY listener call
 /// with every datagram: it answers every request (never a response) with the NOTIFY answer of
-/// PROTOCOL §5.1 — NOERROR, FORMERR for a malformed NOTIFY, REFUSED for other opcodes.
+/// PROTOCOL §5.1 and contract §4 — NOERROR for `<distribution-id>.<control zone>`, FORMERR
+/// for a malformed NOTIFY, REFUSED for other opcodes and other names. Each input starts
+/// from an empty queue, so the queue's bounds never decide the answer here.
 enum NotifyHandler {
     static let node: Result<KRSNode, TDNSError> = Result { () throws(TDNSError) -> KRSNode in
         try KRSNode(arguments: FuzzState.arguments(stateDirectory: try FuzzState.directory(), keys: try FuzzState.keys()))
@@ -245,6 +247,7 @@ enum NotifyHandler {
         case .failure(let e): throw InvariantViolation(message: "KRSNode for the NOTIFY check: \(e.code): \(e.reason)")
         }
         let response = node.handleNotify(data)
+        node.resetNotifyQueue()
         if let dir = try? FuzzState.directory() { FuzzState.reset(dir) }
         guard let request = try? DNSMessage(wireEncoded: data), !request.flags.qr else {
             try invariant(response == nil, "handleNotify answered a message that is not a request")
@@ -262,10 +265,10 @@ enum NotifyHandler {
         let expected: RCode
         if request.opcode != .notify {
             expected = .refused
-        } else if (try? TDNSMessages.parseNotify(request, controlZone: fuzzControlZone)) == nil {
-            expected = .formErr
+        } else if let notify = try? TDNSMessages.parseNotify(request, controlZone: fuzzControlZone) {
+            expected = notify.distributionID == nil ? .refused : .noError
         } else {
-            expected = .noError
+            expected = .formErr
         }
         try invariant(answer.rcode == expected, "handleNotify answered \(answer.rcode), expected \(expected)")
     }

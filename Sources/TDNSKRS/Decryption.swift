@@ -1,8 +1,10 @@
 import TDNSCore
 import TDNSCrypto
 
-/// Turns the transport blob B into plaintext (PROTOCOL §6), enforcing the signature policy
-/// of §19.
+/// Turns the transport blob B into plaintext (PROTOCOL §6, §21). A JWS around the ciphertext
+/// is verified when present, but it binds nothing (it covers only the ciphertext, not the
+/// distribution ID, node or time): whether a distribution is bound is the manifest's matter
+/// (``Manifest/isBound``, contract §2).
 struct Decryption {
     var hpkeKey: HPKEPrivateKey?
     var joseKey: JOSEPrivateKey?
@@ -12,6 +14,10 @@ struct Decryption {
         var plaintext: [UInt8]
         /// The ciphertext was a JWS verified with the KDC signing key.
         var signatureVerified: Bool
+        /// An HPKE payload under `crypto:"hpke"` that carried its encapsulated key twice
+        /// (`E ‖ E ‖ AEAD`, the Go KDC's node_operations, PROTOCOL §21) and was opened after
+        /// the first copy.
+        var doubledEncapsulatedKey = false
     }
 
     /// - Parameter blob: B, ASCII standard base64 of the ciphertext C.
@@ -37,20 +43,35 @@ struct Decryption {
             verified = true
         }
         let plaintext: [UInt8]
+        var doubled = false
         switch crypto {
         case nil:
             // v1: enc is duplicated in front of the HPKE ciphertext; skip the first copy.
             guard ciphertext.count >= 32 else { throw .malformed("v1 ciphertext is shorter than 32 bytes") }
             plaintext = try HPKECipher.open(Array(ciphertext.dropFirst(32)), with: try hpke())
         case "hpke"?:
-            plaintext = try HPKECipher.open(ciphertext, with: try hpke())
+            let key = try hpke()
+            do {
+                plaintext = try HPKECipher.open(ciphertext, with: key)
+            } catch where error.code == .cryptoFailure && Self.carriesKeyTwice(ciphertext) {
+                // The Go KDC's node_operations payload: the v1 layout under "hpke". The AEAD
+                // still authenticates everything after the first copy, so nothing is lost.
+                plaintext = try HPKECipher.open(Array(ciphertext.dropFirst(HPKECipher.encLength)), with: key)
+                doubled = true
+            }
         case "jose"?:
             guard let joseKey else { throw TDNSError(.wrongKeyType, "JOSE distribution, but no jose_private_key is configured") }
             plaintext = try JWE.decrypt(ciphertext, with: joseKey)
         case let other?:
             throw .policy("unknown crypto \"\(other.prefix(32))\" in manifest")
         }
-        return Result(plaintext: plaintext, signatureVerified: verified)
+        return Result(plaintext: plaintext, signatureVerified: verified, doubledEncapsulatedKey: doubled)
+    }
+
+    /// Bytes 0–31 equal bytes 32–63, and something follows: `E ‖ E ‖ AEAD`.
+    static func carriesKeyTwice(_ c: [UInt8]) -> Bool {
+        let n = HPKECipher.encLength
+        return c.count > 2 * n && c[0..<n] == c[n..<(2 * n)]
     }
 
     private func hpke() throws(TDNSError) -> HPKEPrivateKey {

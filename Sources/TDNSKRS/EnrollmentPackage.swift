@@ -14,7 +14,8 @@ public struct EnrollmentPackage: Sendable {
     public var kdcJOSEKey: JOSEPublicKey?
     /// §19: the KDC's ES256 key for signed distributions.
     public var kdcSigningKey: JOSEPublicKey?
-    /// §19: the KDC's SIG(0) KEY RR, presentation text.
+    /// §19: the KDC's SIG(0) KEY RR, presentation text (Ed25519 or ECDSA P-256); stored at
+    /// enrollment as `kdc_sig0_pubkey`, so that NOTIFYs are verified with it.
     public var kdcSIG0Key: String?
     /// §19: RFC 3339 end of validity, as given.
     public var validUntil: String?
@@ -54,7 +55,15 @@ public struct EnrollmentPackage: Sendable {
         }
         guard kdcHPKEKey != nil || kdcJOSEKey != nil else { throw .malformed("enrollment package has neither KDC HPKE nor JOSE key") }
         kdcSigningKey = try json["kdc_signing_pubkey"].flatMap { (v) throws(TDNSError) in try Self.jwk(v, "kdc_signing_pubkey") }
-        kdcSIG0Key = json["kdc_sig0_pubkey"]?.stringValue
+        if let line = json["kdc_sig0_pubkey"]?.stringValue, !line.isEmpty {
+            // Checked now, so that enrollment never stores a key the settings cannot read.
+            do {
+                _ = try KRSSettings.sig0Key(Array(line.utf8))
+            } catch {
+                throw .malformed("kdc_sig0_pubkey is not a usable KEY record: \(error.reason)")
+            }
+            kdcSIG0Key = line
+        }
         validUntil = json["valid_until"]?.stringValue
     }
 

@@ -37,6 +37,11 @@ struct Manifest: Sendable {
     /// Format 2 `chunk_hash`: SHA-256 of B.
     var chunkHash: [UInt8]?
 
+    /// Whether the KDC's signature binds this distribution: a Format 2 manifest verified with
+    /// the KDC signing key (contract §2). A Format 1 manifest never does, whatever its
+    /// ciphertext carries: its HMAC is keyed with the node's public key.
+    var isBound: Bool { authenticity == .kdcSignature }
+
     static let defaultTTL: Int64 = 300
     /// The manifest JSON is small; anything larger than a CHUNK record can hold is refused.
     static let maxJSON = 65535
@@ -147,22 +152,13 @@ struct Manifest: Sendable {
             chunkHash: hash)
     }
 
-    /// The number of data chunks to fetch, read before the manifest is authenticated (it is
-    /// authenticated, with everything else, when the distribution is processed).
-    static func peekChunkCount(_ record: CHUNKRecord) throws(TDNSError) -> Int {
-        let json: JSONValue
-        switch record.format {
-        case 1:
-            json = try JSONValue.parse(record.data, maxDepth: 8, maxSize: maxJSON)
-        case 2:
-            let parts = record.data.split(separator: UInt8(ascii: "."), omittingEmptySubsequences: false)
-            guard parts.count == 3 else { throw .malformed("JWT manifest is not a compact JWS") }
-            json = try JSONValue.parse(try Base64URL.decode(parts[1]), maxDepth: 8, maxSize: maxJSON)
-        default:
-            throw .malformed("manifest format \(record.format) is neither 1 nor 2")
-        }
-        return try uint16(json, "chunk_count", required: true) ?? 0
-    }
+    /// The most bytes the data chunks can hold: chunk_count × chunk_size (65535, the
+    /// largest CHUNK Data, when chunk_size is absent). Compared with max_distribution_size
+    /// before any data chunk is requested.
+    var largestPayload: Int { chunkCount * (chunkSize ?? Self.maxChunkData) }
+
+    /// The largest Data of one CHUNK record (PROTOCOL §2.5).
+    static let maxChunkData = 65535
 
     /// Freshness (PROTOCOL §13 plus the skew of §19): not from the future, not older than its
     /// TTL, and for a JWT within iat…exp — each with `skew` seconds of tolerance.

@@ -4,32 +4,35 @@ import TDNSCrypto
 import TDNSTransport
 import TDNSWire
 
-/// A Key Receiver Service node on the network (PROTOCOL §5, §10.6, §11): enrollment, the
-/// NOTIFY listener, fetching over TCP with pipelining and retries, processing through
-/// ``KeyReceiver``, and SIG(0)-signed confirmations. The C API's `krs_*` lifecycle functions
-/// and `tdns-krs` are thin layers over this class.
+/// A Key Receiver Service node on the network (PROTOCOL §5, §10.6, §11), along its data flow:
+/// intake (NOTIFY answers, the bounded queue, `state_dir/pending`: Intake.swift), fetch (the
+/// manifest authenticated before the data chunks: Fetch.swift), receive (``KeyReceiver``),
+/// store (the key stores), confirm (Confirmation.swift) and status (here). The C API's
+/// `krs_*` lifecycle functions and `tdns-krs` are thin layers over this class.
 ///
 /// Threads: `start()` opens the listener (its own threads, see TDNSTransport) and one worker
-/// that fetches queued distributions one at a time; `stop()` closes and joins all of them.
+/// that handles queued distributions one at a time; `stop()` closes and joins all of them.
 public final class KRSNode: Sendable {
     private let arguments: [String]
     private let clock: KRSClock?
-    private let log: @Sendable (KRSLogLevel, String) -> Void
+    let log: @Sendable (KRSLogLevel, String) -> Void
     private let keyChanged: @Sendable (KeyStoreChange) -> Void
-    private let core: Mutex<Core>
+    let core: Mutex<Core>
     private let running = Mutex<Running?>(nil)
     /// Also seen by the key store: a server tool still running when the node stops is killed.
-    private let stopping = StopSignal()
+    let stopping = StopSignal()
     /// Cancels every network wait of this node when it stops; replaced on start.
-    private let cancellation = Mutex(CancellationFlag())
+    let cancellation = Mutex(CancellationFlag())
     /// The pipelined connection a fetch is using, closed by stop() to end the fetch at once.
-    private let activeClient = Mutex<PipelinedTCPClient?>(nil)
+    let activeClient = Mutex<PipelinedTCPClient?>(nil)
+    /// Announced distributions: the bounded queue and `state_dir/pending`.
+    let intake: NotifyIntake
+    /// Refused NOTIFYs are logged at most this often (a flood must not flood the host's log).
+    private let refusalLog = Mutex(RateLimit(perSecond: 10))
 
     /// Everything that changes after enrollment.
-    private struct Core: Sendable {
+    struct Core: Sendable {
         var receiver: KeyReceiver
-        var queue: [String] = []
-        var known: Set<String> = []
         var recent: [DistributionRecord] = []
         var counters = Counters()
     }
@@ -40,33 +43,58 @@ public final class KRSNode: Sendable {
         let worker: JoinableThread
     }
 
+    /// How handling one distribution ended (the `result` of the status's distributions).
+    enum Outcome: String, Sendable {
+        case installed
+        case installFailed = "install failed"
+        case refused
+        case fetchFailed = "fetch failed"
+        case notForUs = "not for us"
+        /// The node stopped while the server was told; processed again at the next start.
+        case interrupted
+        /// In the replay record and confirmed: nothing fetched.
+        case alreadyProcessed = "already processed"
+    }
+
     struct DistributionRecord: Sendable {
         var id: String
         var time: Int64
-        var result: String
+        var outcome: Outcome
         var detail: String
         var keysChanged: Int
         var keysInstalled = 0
         var confirmed: Bool
+
+        /// A fetch that failed, or keys installed (or refused by the server) whose report the
+        /// KDC has not acknowledged: tried again on the retry timer.
+        var needsRetry: Bool {
+            switch outcome {
+            case .fetchFailed: return true
+            case .installed, .installFailed: return !confirmed
+            case .refused, .notForUs, .interrupted, .alreadyProcessed: return false
+            }
+        }
     }
 
     struct Counters: Sendable {
         var notifies = 0
+        /// NOTIFYs for a distribution already queued, in flight or done.
         var notifiesIgnored = 0
+        var notifiesRefused = 0
         var fetches = 0
+        var fetchFailures = 0
         var installed = 0
         var refused = 0
         var confirmations = 0
         var confirmationFailures = 0
+        var pendingDropped = 0
     }
 
-    /// How long one DNS exchange may take, and how often a failed fetch or confirmation is tried.
-    static let exchangeTimeout = 5.0
-    static let attempts = 3
     static let recentKept = 32
     /// Larger confirmations go over TCP (RFC 9715's safe EDNS buffer size).
     static let maxUDPConfirmation = 1232
-    static let maxQueued = 256
+    /// How often an idle worker merges what other instances wrote into `state_dir/pending`.
+    static let pendingResync = 30.0
 
     public init(
         arguments: [String], clock: KRSClock? = nil,
@@ -79,12 +107,13 @@ public final class KRSNode: Sendable {
         self.keyChanged = keyChanged
         let receiver = try KeyReceiver(settings: KRSSettings(arguments: arguments), clock: clock, log: log,
                                        keyChanged: keyChanged, stop: stopping)
+        intake = NotifyIntake(directory: receiver.settings.stateDirectory)
         core = Mutex(Core(receiver: receiver))
     }
 
     public var settings: KRSSettings { core.withLock { $0.receiver.settings } }
     public var receiver: KeyReceiver { core.withLock { $0.receiver } }
-    private var now: Int64 { receiver.clock.now }
+    var now: Int64 { receiver.clock.now }
 
     // MARK: - enrollment
 
@@ -104,56 +133,13 @@ public final class KRSNode: Sendable {
             return seen.insert(key).inserted
         }.reversed())
         let outcome = try Enrollment.run(
-            package: package, notifyAddress: notify, stateDirectory: current.stateDirectory, now: now,
-            keepSettings: kept, log: log)
+            package: package, notifyAddress: notify, chunkType: RRType(rawValue: current.chunkRRType),
+            stateDirectory: current.stateDirectory, now: now, keepSettings: kept, log: log)
         let receiver = try KeyReceiver(settings: KRSSettings(arguments: arguments), clock: clock, log: log,
                                        keyChanged: keyChanged, stop: stopping)
         core.withLock { $0.receiver = receiver }
         return outcome.nodeID
     }
-
-    // MARK: - NOTIFY
-
-    /// Answers a NOTIFY at once and queues the distribution it announces (PROTOCOL §5.1
-    /// step 2). Returns the response to send, or nil for a message that gets no answer.
-    public func handleNotify(_ request: [UInt8]) -> [UInt8]? {
-        guard let message = try? DNSMessage(wireEncoded: request), !message.flags.qr else { return nil }
-        let settings = self.settings
-        guard message.opcode == .notify, let zoneText = settings.controlZone, let zone = try? DNSName(zoneText) else {
-            return try? TDNSMessages.notifyResponse(to: message, rcode: .refused).serialize()
-        }
-        guard let notify = try? TDNSMessages.parseNotify(message, controlZone: zone) else {
-            return try? TDNSMessages.notifyResponse(to: message, rcode: .formErr).serialize()
-        }
-        // The NOTIFY is only a trigger: what it announces is authenticated when fetched (§19).
-        if let id = notify.distributionID {
-            enqueue(id)
-        } else {
-            core.withLock { $0.counters.notifiesIgnored += 1 }
-        }
-        return try? TDNSMessages.notifyResponse(to: message).serialize()
-    }
-
-    /// Queues a distribution unless it is queued, in flight or was handled already: the same
-    /// NOTIFY a hundred times means one fetch.
-    func enqueue(_ id: String) {
-        let id = id.lowercasedASCII()
-        let added: Bool = core.withLock { c in
-            c.counters.notifies += 1
-            guard !c.known.contains(id), c.queue.count < Self.maxQueued else {
-                c.counters.notifiesIgnored += 1
-                return false
-            }
-            c.known.insert(id)
-            c.queue.append(id)
-            return true
-        }
-        // Recorded before it is fetched, so that a node killed mid-installation processes the
-        // distribution after a restart (installation itself is atomic).
-        if added { try? pendingStore.add(id) }
-    }
-
-    private var pendingStore: PendingStore { PendingStore(directory: settings.stateDirectory) }
 
     // MARK: - start / stop
 
@@ -169,18 +155,11 @@ public final class KRSNode: Sendable {
             // confirmed) again. (The key store's housekeeping runs on the worker: it takes the
             // state lock, which an instance this host is about to unload may hold — knotd and
             // named load the new instance first, in the thread the old one may be waiting for.)
-            for id in (try? pendingStore.load()) ?? [] {
-                core.withLock { c in
-                    if !c.known.contains(id) {
-                        c.known.insert(id)
-                        c.queue.append(id)
-                    }
-                }
-            }
+            loadPending()
             var server: DNSServer? = nil
             if let address {
-                let s = try DNSServer(listen: address, udp: true, tcp: true, reusePort: true) { [weak self] request, _, _ in
-                    self?.handleNotify(request)
+                let s = try DNSServer(listen: address, udp: true, tcp: true, reusePort: true) { [weak self] request, peer, _ in
+                    self?.handleNotify(request, source: peer.host)
                 }
                 try s.start()
                 server = s
@@ -217,200 +196,184 @@ public final class KRSNode: Sendable {
 
     var isStopping: Bool { stopping.isSet }
 
+    /// Merges `state_dir/pending` into the queue; what is older than 24 hours or beyond the
+    /// 256 newest is dropped with an audit line (contract §4).
+    func loadPending() {
+        let time = now
+        do {
+            let dropped = try intake.load(now: time)
+            guard !dropped.isEmpty else { return }
+            core.withLock { $0.counters.pendingDropped += dropped.count }
+            log(.warning, "pending: \(dropped.count) announced distribution(s) dropped (older than 24 h, or beyond \(NotifyIntake.maxQueued))")
+            for d in dropped {
+                try? receiver.state.audit([
+                    ("time", .integer(time)), ("distribution_id", .string(d.id)), ("result", .string("dropped")),
+                    ("reason", .string("pending: \(d.reason)")),
+                ])
+            }
+        } catch {
+            log(.warning, "pending: \(error.reason)")
+        }
+    }
+
     private func workLoop() {
         receiver.housekeeping()
+        var lastSync = NotifyIntake.monotonicNow()
         while !isStopping {
-            let next: String? = core.withLock { c in c.queue.isEmpty ? nil : c.queue.removeFirst() }
-            guard let id = next else {
+            guard let line = intake.next() else {
+                if NotifyIntake.monotonicNow() - lastSync > Self.pendingResync {
+                    loadPending()
+                    lastSync = NotifyIntake.monotonicNow()
+                }
                 interruptibleSleep(0.05) { isStopping }
                 continue
             }
-            _ = try? fetchAndConfirm(id)
+            settle(line.id, handle(line.id))
         }
     }
 
-    // MARK: - fetch
+    /// What the queue does after a distribution was handled: forget it, try again later, or
+    /// (stopping) keep it for the next start.
+    func settle(_ id: String, _ handled: Handled) {
+        let record = handled.record
+        let time = now
+        do {
+            switch record.outcome {
+            case .interrupted:
+                intake.release(id)
+            case _ where record.needsRetry:
+                switch try intake.retry(id, now: time) {
+                case .scheduled(let delay):
+                    log(.info, "distribution \(id): tried again in \(Int(delay)) s")
+                case .notQueued:
+                    break
+                case .dropped:
+                    let reason = "not handled within 24 h of its first NOTIFY; last: \(record.outcome.rawValue): \(record.detail)"
+                    log(.warning, "distribution \(id) dropped: \(reason)")
+                    core.withLock { $0.counters.pendingDropped += 1 }
+                    try? receiver.state.audit([
+                        ("time", .integer(time)), ("distribution_id", .string(id)), ("result", .string("dropped")),
+                        ("reason", .string(reason)),
+                    ])
+                }
+            default:
+                try intake.finish(id, confirmed: record.confirmed, now: time)
+            }
+        } catch {
+            log(.warning, "pending: \(error.reason)")
+        }
+    }
 
-    /// Fetches, processes and confirms one distribution, synchronously.
+    // MARK: - handling one distribution
+
+    /// The outcome of handling one distribution, for the queue, the status and krs_fetch.
+    struct Handled: Sendable {
+        var record: DistributionRecord
+        var result: DistributionResult?
+        var error: TDNSError?
+    }
+
+    /// Fetches, processes and confirms one distribution, synchronously (`krs_fetch`, tools).
     @discardableResult
     public func fetchAndConfirm(_ rawID: String) throws(TDNSError) -> DistributionResult {
         let id = rawID.lowercasedASCII()
-        // Installed before, but the KDC never heard of it (crash, KDC down): confirm again
-        // instead of fetching what the replay record would refuse.
-        if let unconfirmed = try? unconfirmedStore.load(id) {
-            let confirmed = confirm(id, unconfirmed)
-            if confirmed {
-                try? unconfirmedStore.remove(id)
-                try? pendingStore.remove(id)
-            }
-            // `now` locks `core` itself (through the receiver): read it before taking the lock.
-            let entry = DistributionRecord(id: id, time: now, result: "installed", detail: "confirmation resent",
-                                           keysChanged: 0, confirmed: confirmed)
-            core.withLock { c in
-                c.recent.append(entry)
-                if !confirmed { _ = c.known.remove(id) }
-            }
-            return unconfirmed
+        let handled = handle(id)
+        // Done one way or the other: the queue and the pending file follow. (Failures stay as
+        // they were: a queued one keeps its place and its retry timer.)
+        if !handled.record.needsRetry && handled.record.outcome != .interrupted && intake.ids.contains(id) {
+            try? intake.finish(id, confirmed: handled.record.confirmed, now: now)
         }
-        core.withLock { $0.counters.fetches += 1 }
-        var record = DistributionRecord(id: id, time: now, result: "refused", detail: "", keysChanged: 0, confirmed: false)
-        defer {
-            let r = record
-            if r.result == "fetch failed" || r.result == "interrupted" || (r.result == "installed" && !r.confirmed) {
-                // Kept in the pending record for the next start; a new NOTIFY may retry now.
-                core.withLock { _ = $0.known.remove(id) }
-            } else {
-                try? pendingStore.remove(id)
-            }
-            core.withLock { c in
-                c.recent.append(r)
-                if c.recent.count > Self.recentKept { c.recent.removeFirst(c.recent.count - Self.recentKept) }
-                if r.result == "installed" { c.counters.installed += r.keysInstalled } else if r.result != "not for us" { c.counters.refused += 1 }
-            }
-        }
-        let records: [[UInt8]]
-        do {
-            records = try fetchRecords(id)
-        } catch {
-            record.result = error.code == .wrongNode ? "not for us" : "fetch failed"
-            record.detail = error.reason
-            if error.code == .wrongNode {
-                log(.debug, "distribution \(id) is not for this node")
-            } else {
-                log(.warning, "distribution \(id): fetch failed: \(error.reason)")
-                receiver.auditRefusal(id, error)
-            }
-            throw error
-        }
-        let result: DistributionResult
-        do {
-            result = try receiver.process(distributionID: id, records: records)
-        } catch {
-            record.detail = "\(error.code): \(error.reason)"
-            // Stopped while the server was being told: nothing was kept or recorded, and the
-            // pending record brings the distribution back at the next start.
-            if isStopping { record.result = "interrupted" }
-            throw error
-        }
-        record.result = result.serverFailure == nil ? "installed" : "install failed"
-        record.detail = result.serverFailure ?? ""
-        record.keysChanged = result.keysChanged
-        record.keysInstalled = result.keysInstalled
-        // The report is kept until the KDC acknowledges it, so that it survives a crash.
-        try? unconfirmedStore.save(id, result)
-        record.confirmed = confirm(id, result)
-        if record.confirmed { try? unconfirmedStore.remove(id) }
+        if let error = handled.error { throw error }
+        guard let result = handled.result else { throw .internalFailure("distribution \(id): no result") }
         return result
     }
 
-    private var unconfirmedStore: UnconfirmedStore { UnconfirmedStore(directory: settings.stateDirectory) }
-
-    /// The manifest and its data chunks, with bounded retries (PROTOCOL §5.1 steps 3–5).
-    func fetchRecords(_ id: String) throws(TDNSError) -> [[UInt8]] {
-        let settings = self.settings
-        guard let nodeText = settings.nodeID, let zoneText = settings.controlZone, let kdcText = settings.kdcAddress else {
-            throw .config("kdc_address, node_id and control_zone are needed to fetch")
-        }
-        let kdc = try SocketAddress(kdcText)
-        let node = try DNSName(nodeText)
-        let zone = try DNSName(zoneText)
-        let type = RRType(rawValue: settings.chunkRRType)
-        var lastError = TDNSError(.network, "no attempt made")
-        for attempt in 1...Self.attempts {
-            if isStopping { throw .network("stopping") }
-            do throws(TDNSError) {
-                let manifestName = try TDNSMessages.chunkQueryName(sequence: 0, nodeID: node, distributionID: id, controlZone: zone)
-                let query = TDNSMessages.chunkQuery(id: UInt16.random(in: 1...UInt16.max), name: manifestName, chunkType: type)
-                let cancel = cancellation.withLock { $0 }
-                let answer = try DNSMessage(wireEncoded: try DNSClient.exchange(
-                    try query.serialize(), server: kdc, over: .tcp, timeout: Self.exchangeTimeout, cancellation: cancel))
-                guard let manifest = try TDNSMessages.chunkAnswer(answer, to: query) else {
-                    // SERVFAIL / NXDOMAIN: the KDC NOTIFYs every node; this one is not for us (§13).
-                    throw TDNSError.wrongNode("the KDC has no distribution \(id) for this node (\(answer.rcode))")
-                }
-                guard manifest.sequence == 0 else { throw TDNSError.malformed("the manifest answer has sequence \(manifest.sequence)") }
-                let count = try Manifest.peekChunkCount(manifest)
-                var records = [try manifest.rdata()]
-                if count > 0 {
-                    var queries: [DNSMessage] = []
-                    var usedIDs = Set<UInt16>()
-                    for seq in 1...count {
-                        var qid = UInt16.random(in: 1...UInt16.max)
-                        while usedIDs.contains(qid) { qid = UInt16.random(in: 1...UInt16.max) }
-                        usedIDs.insert(qid)
-                        let name = try TDNSMessages.chunkQueryName(sequence: UInt16(seq), nodeID: node, distributionID: id, controlZone: zone)
-                        queries.append(TDNSMessages.chunkQuery(id: qid, name: name, chunkType: type))
-                    }
-                    let client = try PipelinedTCPClient(server: kdc, timeout: Self.exchangeTimeout, cancellation: cancel)
-                    activeClient.withLock { $0 = client }
-                    defer {
-                        activeClient.withLock { $0 = nil }
-                        client.close()
-                    }
-                    if isStopping { throw TDNSError.network("stopping") }
-                    var wire: [[UInt8]] = []
-                    for q in queries { wire.append(try q.serialize()) }
-                    let answers = try client.exchange(wire)
-                    for (q, a) in zip(queries, answers) {
-                        guard let chunk = try TDNSMessages.chunkAnswer(try DNSMessage(wireEncoded: a), to: q) else {
-                            throw TDNSError.dns("data chunk answered with an error")
-                        }
-                        records.append(try chunk.rdata())
-                    }
-                }
-                return records
-            } catch {
-                lastError = error
-                if error.code == .wrongNode || error.code == .malformed { throw error }
-                if attempt < Self.attempts {
-                    interruptibleSleep(Double(1 << (attempt - 1))) { isStopping }
+    /// Handles one distribution: resends a confirmation the KDC never acknowledged, skips one
+    /// processed before, or fetches (manifest authenticated first), processes and confirms.
+    func handle(_ rawID: String) -> Handled {
+        let id = rawID.lowercasedASCII()
+        var handled = Handled(record: DistributionRecord(id: id, time: now, outcome: .refused, detail: "", keysChanged: 0, confirmed: false))
+        defer {
+            let r = handled.record
+            core.withLock { c in
+                c.recent.append(r)
+                if c.recent.count > Self.recentKept { c.recent.removeFirst(c.recent.count - Self.recentKept) }
+                switch r.outcome {
+                case .installed: c.counters.installed += r.keysInstalled
+                case .fetchFailed: c.counters.fetchFailures += 1; c.counters.refused += 1
+                case .refused, .installFailed: c.counters.refused += 1
+                case .notForUs, .interrupted, .alreadyProcessed: break
                 }
             }
         }
-        throw lastError
-    }
-
-    // MARK: - confirmation
-
-    /// Sends the status report to the KDC (PROTOCOL §10.6), SIG(0)-signed with the node key
-    /// (§19), from the notify address's IP, retried until acknowledged. Returns whether it was.
-    func confirm(_ id: String, _ result: DistributionResult) -> Bool {
-        let settings = self.settings
-        guard result.reportJSON != "{}", let kdcText = settings.kdcAddress, let zoneText = settings.controlZone,
-              let kdc = try? SocketAddress(kdcText), let zone = try? DNSName(zoneText) else { return false }
-        let source = settings.notifyListen.flatMap { try? SocketAddress($0) }.flatMap { try? SocketAddress(host: $0.host, port: 0) }
+        // 1. Installed before, but the KDC never heard of it (crash, KDC down): confirm again
+        //    instead of fetching what the replay record would refuse.
+        if let unconfirmed = try? unconfirmedStore.load(id) {
+            let confirmed = confirm(id, unconfirmed)
+            if confirmed { try? unconfirmedStore.remove(id) }
+            handled.record.outcome = unconfirmed.serverFailure == nil ? .installed : .installFailed
+            handled.record.detail = "confirmation resent"
+            handled.record.confirmed = confirmed
+            handled.result = unconfirmed
+            return handled
+        }
+        // 2. Processed and confirmed before: a repeated NOTIFY fetches nothing.
+        if let node = settings.nodeID, (try? receiver.state.wasProcessed(node: node, distributionID: id)) == true {
+            handled.record.outcome = .alreadyProcessed
+            handled.record.confirmed = true
+            handled.error = .replay("distribution \(id) was already processed")
+            return handled
+        }
+        core.withLock { $0.counters.fetches += 1 }
+        // 3. Fetch: the manifest is authenticated before any data chunk is asked for.
+        let distribution: ReceivedDistribution
         do {
-            let option = try ChunkOption(
-                contentType: result.reportKind == .keyStatus ? .keyStatusReport : .componentStatusReport,
-                content: Array(result.reportJSON.utf8))
-            let notify = try TDNSMessages.notify(
-                id: UInt16.random(in: 1...UInt16.max), distributionID: id, controlZone: zone,
-                chunkType: RRType(rawValue: settings.chunkRRType), chunkOption: option)
-            let wire: [UInt8]
-            if let key = settings.sig0Key, let node = settings.nodeID {
-                wire = try SIG0Signatures.sign(notify, with: key, signerName: try DNSName(node), now: now)
-            } else {
-                wire = try notify.serialize()
-            }
-            let cancel = cancellation.withLock { $0 }
-            for attempt in 1...Self.attempts where !isStopping {
-                // UDP as the Go KRS sends it; TCP for a report too large for one unfragmented
-                // datagram (many failed keys) and for the last attempt (UDP may be filtered).
-                let transport: DNSTransportKind = wire.count > Self.maxUDPConfirmation || attempt == Self.attempts ? .tcp : .udp
-                if let answer = try? DNSMessage(wireEncoded: try DNSClient.exchange(
-                    wire, server: kdc, over: transport, timeout: Self.exchangeTimeout, source: source, cancellation: cancel)),
-                   TDNSMessages.isResponse(answer, to: notify) {
-                    core.withLock { $0.counters.confirmations += 1 }
-                    log(.info, "distribution \(id) confirmed to the KDC")
-                    return true
-                }
-                if attempt < Self.attempts { interruptibleSleep(Double(1 << (attempt - 1))) { isStopping } }
+            switch try fetchDistribution(id) {
+            case .fetched(let d):
+                distribution = d
+            case .notForUs(let reason):
+                log(.debug, "distribution \(id) is not for this node: \(reason)")
+                handled.record.outcome = .notForUs
+                handled.record.detail = reason
+                handled.error = .wrongNode(reason)
+                return handled
+            case .refused(let error):
+                log(.warning, "distribution \(id) refused: \(error.reason)")
+                receiver.auditRefusal(id, error)
+                handled.record.detail = "\(error.code): \(error.reason)"
+                handled.error = error
+                return handled
             }
         } catch {
-            log(.warning, "distribution \(id): confirmation not sent: \(error.reason)")
+            handled.record.outcome = isStopping ? .interrupted : .fetchFailed
+            handled.record.detail = error.reason
+            handled.error = error
+            log(.warning, "distribution \(id): fetch failed: \(error.reason)")
+            receiver.auditRefusal(id, error)
+            return handled
         }
-        core.withLock { $0.counters.confirmationFailures += 1 }
-        return false
+        // 4. Receive: verify, decrypt, validate, install (all or nothing).
+        let result: DistributionResult
+        do {
+            result = try receiver.process(distribution)
+        } catch {
+            handled.record.detail = "\(error.code): \(error.reason)"
+            // Stopped while the server was being told: nothing was kept or recorded, and the
+            // pending record brings the distribution back at the next start.
+            if isStopping { handled.record.outcome = .interrupted }
+            handled.error = error
+            return handled
+        }
+        handled.result = result
+        handled.record.outcome = result.serverFailure == nil ? .installed : .installFailed
+        handled.record.detail = result.serverFailure ?? ""
+        handled.record.keysChanged = result.keysChanged
+        handled.record.keysInstalled = result.keysInstalled
+        // 5. Confirm. The report is kept until the KDC acknowledges it, so that it survives a crash.
+        try? unconfirmedStore.save(id, result)
+        handled.record.confirmed = confirm(id, result)
+        if handled.record.confirmed { try? unconfirmedStore.remove(id) }
+        return handled
     }
 
     // MARK: - status
@@ -437,8 +400,10 @@ public final class KRSNode: Sendable {
             ("enrolled", .bool(settings.isEnrolled)), ("kdc_address", opt(settings.kdcAddress)),
             ("notify_listen", opt(settings.notifyListen)), ("listening", .bool(listening)), ("running", .bool(started)),
             ("require_signature", .bool(settings.requireSignature)),
+            ("require_notify_signature", .bool(settings.requireNotifySignature)),
+            ("pending", .array(intake.ids.map { .string($0) })),
             ("distributions", .array(recent.reversed().map { r in
-                .object([("id", .string(r.id)), ("time", .integer(r.time)), ("result", .string(r.result)),
+                .object([("id", .string(r.id)), ("time", .integer(r.time)), ("result", .string(r.outcome.rawValue)),
                          ("detail", .string(r.detail)), ("keys_changed", .integer(r.keysChanged)), ("confirmed", .bool(r.confirmed))])
             })),
             ("keys", .array(keys)),
@@ -446,76 +411,51 @@ public final class KRSNode: Sendable {
             ("audit", .array(receiver.state.recentAudit(Self.recentKept))),
             ("counters", .object([
                 ("notifies", .integer(counters.notifies)), ("notifies_ignored", .integer(counters.notifiesIgnored)),
-                ("fetches", .integer(counters.fetches)), ("keys_installed", .integer(counters.installed)),
+                ("notifies_refused", .integer(counters.notifiesRefused)),
+                ("fetches", .integer(counters.fetches)), ("fetch_failures", .integer(counters.fetchFailures)),
+                ("keys_installed", .integer(counters.installed)),
                 ("refused", .integer(counters.refused)), ("confirmations", .integer(counters.confirmations)),
                 ("confirmation_failures", .integer(counters.confirmationFailures)),
+                ("pending_dropped", .integer(counters.pendingDropped)),
             ])),
         ])
         return status.serializedString()
     }
-}
 
-/// The distributions announced but not yet handled (`state_dir/pending`, one ID per line),
-/// rewritten atomically on every change.
-struct PendingStore {
-    let directory: String
-    var path: String { "\(directory)/pending" }
-
-    func load() throws(TDNSError) -> [String] {
-        guard POSIXFile.exists(path) else { return [] }
-        let text = try POSIXFile.read(path, limit: 1 << 20)
-        return text.split(separator: UInt8(ascii: "\n")).map { String(decoding: $0, as: UTF8.self) }
-            .filter { TDNSMessages.isValidDistributionID($0) }
-    }
-
-    func add(_ id: String) throws(TDNSError) {
-        var ids = try load()
-        guard !ids.contains(id) else { return }
-        ids.append(id)
-        try save(ids)
-    }
-
-    func remove(_ id: String) throws(TDNSError) {
-        let ids = try load()
-        guard ids.contains(id) else { return }
-        try save(ids.filter { $0 != id })
-    }
-
-    private func save(_ ids: [String]) throws(TDNSError) {
-        try POSIXFile.writeAtomically(path, bytes: Array(ids.map { $0 + "\n" }.joined().utf8), mode: 0o600)
+    /// Logs a refused NOTIFY, at most ``RateLimit/perSecond`` lines a second plus one line
+    /// counting what was left out.
+    func logRefusal(_ message: String) {
+        let second = Int64(NotifyIntake.monotonicNow())
+        let (allowed, suppressed) = refusalLog.withLock { $0.admit(second: second) }
+        if suppressed > 0 { log(.warning, "\(suppressed) refused NOTIFYs not logged in the last second") }
+        if allowed { log(.info, message) }
     }
 }
 
-/// Status reports of installed distributions the KDC has not acknowledged yet
-/// (`state_dir/unconfirmed/<id>.json`): resent after a restart or a repeated NOTIFY.
-struct UnconfirmedStore {
-    let directory: String
-    var folder: String { "\(directory)/unconfirmed" }
+/// At most `perSecond` events a second pass; the rest are counted and reported once.
+struct RateLimit: Sendable {
+    let perSecond: Int
+    var second: Int64 = 0
+    var count = 0
+    var suppressed = 0
 
-    func save(_ id: String, _ result: DistributionResult) throws(TDNSError) {
-        try POSIXFile.makeDirectory(folder, mode: 0o700)
-        let json = JSONValue.object([
-            ("kind", .integer(Int(result.reportKind.rawValue))), ("report", .string(result.reportJSON)),
-            ("signed", .bool(result.signed)), ("keys_changed", .integer(result.keysChanged)),
-        ])
-        try POSIXFile.writeAtomically("\(folder)/\(id).json", bytes: json.serialized(), mode: 0o600)
-    }
+    init(perSecond: Int) { self.perSecond = perSecond }
 
-    func load(_ id: String) throws(TDNSError) -> DistributionResult {
-        // IDs also come from krs_fetch callers: only hex ever becomes part of a path.
-        guard (1...16).contains(id.utf8.count), id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }),
-              POSIXFile.exists("\(folder)/\(id).json") else { throw .storage("no unconfirmed report for \(id)") }
-        let json = try JSONValue.parse(try POSIXFile.read("\(folder)/\(id).json", limit: 1 << 20))
-        guard let kindValue = json["kind"]?.int64Value, let kindByte = UInt8(exactly: kindValue),
-              let kind = DistributionResult.ReportKind(rawValue: kindByte), let report = json["report"]?.stringValue else {
-            throw .malformed("unconfirmed report for \(id) is damaged")
+    /// Whether this event may be logged, and how many were left out in the previous second
+    /// (reported once, when a new second begins).
+    mutating func admit(second now: Int64) -> (Bool, Int) {
+        var report = 0
+        if now != second {
+            report = suppressed
+            second = now
+            count = 0
+            suppressed = 0
         }
-        return DistributionResult(
-            reportKind: kind, reportJSON: report, signed: json["signed"]?.boolValue ?? false,
-            keysChanged: Int(json["keys_changed"]?.int64Value ?? 0))
-    }
-
-    func remove(_ id: String) throws(TDNSError) {
-        try POSIXFile.remove("\(folder)/\(id).json")
+        count += 1
+        if count > perSecond {
+            suppressed += 1
+            return (false, report)
+        }
+        return (true, report)
     }
 }

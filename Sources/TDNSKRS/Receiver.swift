@@ -18,13 +18,15 @@ public struct DistributionResult: Sendable {
     /// `{"successful_keys":[{"zone_name":…,"key_id":…}],"failed_keys":[…]}` (empty lists
     /// omitted, as Go's omitempty does), or the component report.
     public var reportJSON: String
-    /// Whether the distribution carried a KDC signature that verified.
+    /// Whether a KDC signature bound the distribution: a Format 2 (JWT) manifest verified
+    /// with `kdc_signing_pubkey` (contract §2). A JWS around the ciphertext alone does not.
     public var signed: Bool
     /// Number of keys installed, retired or removed.
     public var keysChanged: Int
     /// Of those, the keys installed.
     public var keysInstalled: Int = 0
-    /// Why the server did not take the keys (they are in `failed_keys`); nil on success.
+    /// Why the keys were not installed (they are all in `failed_keys`): the server tool's
+    /// message, or `storage: <reason>` when key_dir could not be written; nil on success.
     public var serverFailure: String? = nil
 }
 
@@ -61,9 +63,15 @@ public final class KeyReceiver: Sendable {
         self.clock = clock ?? settings.fixedNow.map(KRSClock.fixed) ?? .system
         self.log = log
         self.keyChanged = keyChanged
+        // Created 0700 when missing, tightened when group/other may enter (contract §4).
+        var notes = try PrivateDirectory.prepare(settings.stateDirectory, setting: "state_dir")
+        let keyDirectory = settings.keyDirectory ?? ""
+        if settings.keyStore != .none {
+            notes += try PrivateDirectory.prepare(keyDirectory, setting: "key_dir")
+        }
+        for (level, note) in notes { log(level, note) }
         state = try StateStore(directory: settings.stateDirectory)
         let tools = settings.server
-        let keyDirectory = settings.keyDirectory ?? ""
         let command = ServerCommand(timeout: tools.commandTimeout, stop: stop)
         switch settings.keyStore {
         case .bind:
@@ -80,62 +88,74 @@ public final class KeyReceiver: Sendable {
         }
     }
 
-    /// Processes the CHUNK RDATAs of one distribution (manifest and data chunks, any order).
+    /// Processes the CHUNK RDATAs of one distribution (manifest and data chunks, any order):
+    /// parses them once into a ``ReceivedDistribution`` and processes that.
     public func process(distributionID rawID: String, records: [[UInt8]]) throws(TDNSError) -> DistributionResult {
-        let distributionID = rawID.lowercasedASCII()
+        let distribution: ReceivedDistribution
         do {
-            return try processUnaudited(distributionID: distributionID, records: records)
+            distribution = try ReceivedDistribution(distributionID: rawID, rdata: records, maxSize: settings.maxDistributionSize)
         } catch {
-            log(.warning, "distribution \(distributionID.prefix(16)) refused: \(error.reason)")
-            // Best effort: if the state directory itself is failing, the refusal still reaches
-            // the caller through the error.
-            try? state.audit([
-                ("time", .integer(clock.now)), ("distribution_id", .string(String(distributionID.prefix(16)))),
-                ("result", .string("refused")), ("code", .string("\(error.code)")), ("reason", .string(error.reason)),
-            ])
+            refused(rawID.lowercasedASCII(), error)
+            throw error
+        }
+        return try process(distribution)
+    }
+
+    /// Processes one distribution: authenticates its manifest (unless the fetcher did, before
+    /// fetching the data chunks), checks replay and freshness, reassembles, decrypts, validates
+    /// every operation and applies them all at once (PROTOCOL §6, §9, §10, §13, §19).
+    public func process(_ distribution: ReceivedDistribution) throws(TDNSError) -> DistributionResult {
+        do {
+            return try processUnaudited(distribution)
+        } catch {
+            refused(distribution.distributionID, error)
             throw error
         }
     }
 
-    private func processUnaudited(distributionID: String, records: [[UInt8]]) throws(TDNSError) -> DistributionResult {
+    /// Logs and audits a distribution refused before ``process(_:)`` saw it — its records did
+    /// not parse at the C boundary (`krs_process_distribution`).
+    public func recordRefusal(distributionID: String, _ error: TDNSError) {
+        refused(distributionID.lowercasedASCII(), error)
+    }
+
+    /// Logs and audits a refusal. Best effort: if the state directory itself is failing, the
+    /// refusal still reaches the caller through the error.
+    private func refused(_ distributionID: String, _ error: TDNSError) {
+        log(.warning, "distribution \(distributionID.prefix(16)) refused: \(error.reason)")
+        try? state.audit([
+            ("time", .integer(clock.now)), ("distribution_id", .string(String(distributionID.prefix(16)))),
+            ("result", .string("refused")), ("code", .string("\(error.code)")), ("reason", .string(error.reason)),
+        ])
+    }
+
+    /// Authenticates a manifest record and checks that it is this node's, for this
+    /// distribution, fresh, of an accepted content, and small enough — everything that can be
+    /// known before a data chunk is fetched (contract §2):
+    ///
+    /// - with `require_signature=yes` only a Format 2 (JWT) manifest is accepted; a Format 1
+    ///   (HMAC) manifest is refused as `.unsigned` before anything else, whatever its
+    ///   ciphertext carries;
+    /// - a Format 2 manifest must verify with `kdc_signing_pubkey`, name this node
+    ///   (`receiver_id`, or `node_id`) and this `distribution_id`, be fresh (`iat` within
+    ///   `distribution_ttl` ± `max_skew`, `exp` not passed), and carry `chunk_hash` when it is
+    ///   chunked;
+    /// - chunk_count × chunk_size (65535 when absent) must fit `max_distribution_size`.
+    ///
+    /// Called by the fetcher with the manifest answer, and by ``process(_:)`` for records
+    /// that come from elsewhere. Not audited here: the caller's refusal is.
+    func authenticateManifest(_ record: CHUNKRecord, distributionID: String) throws(TDNSError) -> Manifest {
         guard let nodeID = settings.nodeID, settings.isEnrolled else {
             throw .config("this node is not enrolled: node_id, control_zone and a node key are needed (krs_enroll, or set them)")
         }
-        guard (1...16).contains(distributionID.utf8.count), distributionID.utf8.allSatisfy(Self.isHex) else {
-            throw .malformed("distribution ID must be 1–16 hex characters")
+        guard record.sequence == 0 else { throw .malformed("the manifest record has sequence \(record.sequence), not 0") }
+        if record.format == CHUNKRecord.formatJSON && settings.requireSignature {
+            throw .unsigned("distribution is not bound by a KDC signature (Format 1 HMAC manifest) and require_signature=yes")
         }
-        guard !records.isEmpty else { throw .malformed("no CHUNK records given") }
-        guard records.count <= Self.maxRecords else { throw .tooBig("more than \(Self.maxRecords) CHUNK records") }
-
-        // 1. Parse every record; separate the manifest (sequence 0) from the data chunks.
-        var manifestRecord: CHUNKRecord? = nil
-        var dataChunks: [CHUNKRecord] = []
-        var totalBytes = 0
-        for (i, rdata) in records.enumerated() {
-            totalBytes += rdata.count
-            guard totalBytes <= settings.maxDistributionSize + records.count * 64 else {
-                throw .tooBig("distribution exceeds max_distribution_size (\(settings.maxDistributionSize) bytes)")
-            }
-            let chunk: CHUNKRecord
-            do {
-                chunk = try CHUNKRecord(rdata: rdata)
-            } catch {
-                throw .malformed("CHUNK record \(i): \(error.reason)")
-            }
-            if chunk.sequence == 0 {
-                if let existing = manifestRecord, existing != chunk { throw .malformed("two different manifests (sequence 0)") }
-                manifestRecord = chunk
-            } else {
-                dataChunks.append(chunk)
-            }
-        }
-        guard let manifestRecord else { throw .malformed("no manifest (CHUNK sequence 0) among the records") }
-
-        // 2. Authenticate the manifest and check it is ours, for this distribution, and fresh.
         var hmacKeys: [[UInt8]] = []
         if let k = settings.hpkeKey { hmacKeys.append(k.publicKey.rawRepresentation) }
         if let k = settings.joseKey { hmacKeys.append(k.publicKey.xCoordinate) }
-        let manifest = try Manifest.decode(manifestRecord, hmacKeys: hmacKeys, kdcKey: settings.kdcSigningKey)
+        let manifest = try Manifest.decode(record, hmacKeys: hmacKeys, kdcKey: settings.kdcSigningKey)
         guard manifest.distributionID.lowercasedASCII() == distributionID else {
             throw .wrongNode("manifest is for distribution \(manifest.distributionID.prefix(16)), not \(distributionID)")
         }
@@ -143,48 +163,84 @@ public final class KeyReceiver: Sendable {
         guard receiver.lowercasedASCII() == nodeID else {
             throw .wrongNode("distribution is for node \(receiver.prefix(64)), this node is \(nodeID)")
         }
-        let now = clock.now
-        try manifest.checkFreshness(now: now, skew: settings.maxSkew)
-        let isNodeOperations = manifest.content == "node_operations"
-        guard isNodeOperations || Content.keyOperationTypes.contains(manifest.content) else {
+        try manifest.checkFreshness(now: clock.now, skew: settings.maxSkew)
+        guard manifest.content == "node_operations" || Content.keyOperationTypes.contains(manifest.content) else {
             throw .policy("content type \"\(manifest.content.prefix(32))\" is not accepted")
         }
+        if manifest.isBound && manifest.chunkCount > 0 && manifest.chunkHash == nil {
+            throw .authentication("chunked distribution without a chunk_hash in its JWT manifest: its data chunks would not be bound")
+        }
+        guard manifest.largestPayload <= settings.maxDistributionSize else {
+            throw .tooBig("manifest announces \(manifest.chunkCount) chunks of up to \(manifest.chunkSize ?? Manifest.maxChunkData) bytes, more than max_distribution_size (\(settings.maxDistributionSize) bytes)")
+        }
+        return manifest
+    }
+
+    private func processUnaudited(_ distribution: ReceivedDistribution) throws(TDNSError) -> DistributionResult {
+        let distributionID = distribution.distributionID
+        guard let nodeID = settings.nodeID, settings.isEnrolled else {
+            throw .config("this node is not enrolled: node_id, control_zone and a node key are needed (krs_enroll, or set them)")
+        }
+        guard (1...16).contains(distributionID.utf8.count), distributionID.utf8.allSatisfy(Self.isHex) else {
+            throw .malformed("distribution ID must be 1–16 hex characters")
+        }
+
+        // 1. The manifest: authenticated once. A fetched distribution's was, before its data
+        //    chunks were requested; time went by since, so freshness is checked again.
+        let manifest: Manifest
+        if let fetched = distribution.manifest {
+            manifest = fetched
+            try manifest.checkFreshness(now: clock.now, skew: settings.maxSkew)
+        } else {
+            manifest = try authenticateManifest(distribution.manifestRecord, distributionID: distributionID)
+        }
+        let now = clock.now
+        let isNodeOperations = manifest.content == "node_operations"
 
         return try state.locked { () throws(TDNSError) -> DistributionResult in
-            // 3. Replay: an ID this node has processed before is refused.
+            // 2. Replay: an ID this node has processed before is refused.
             if try state.wasProcessed(node: nodeID, distributionID: distributionID) {
                 throw .replay("distribution \(distributionID) was already processed")
             }
 
-            // 4. The transport blob: inline, or reassembled from the data chunks.
+            // 3. The transport blob: inline, or reassembled from the data chunks.
             let blob: [UInt8]
             if manifest.chunkCount == 0 {
                 guard let inline = manifest.inlinePayload, !inline.isEmpty else {
                     throw .malformed("chunk_count is 0 and the manifest has no payload")
                 }
-                guard dataChunks.isEmpty else { throw .malformed("inline payload, but data chunks were given too") }
+                guard distribution.dataChunks.isEmpty else { throw .malformed("inline payload, but data chunks were given too") }
                 blob = inline
             } else {
                 guard manifest.inlinePayload == nil else { throw .malformed("both an inline payload and chunk_count > 0") }
-                blob = try Reassembly.assemble(dataChunks, chunkCount: manifest.chunkCount, maxSize: settings.maxDistributionSize)
+                blob = try Reassembly.assemble(distribution.dataChunks, chunkCount: manifest.chunkCount,
+                                               maxSize: settings.maxDistributionSize, chunkSize: manifest.chunkSize)
             }
             if let hash = manifest.chunkHash, Digests.sha256(blob) != hash {
                 throw .authentication("chunk_hash of the JWT manifest does not match the payload")
             }
 
-            // 5. Decrypt, and apply the signature policy (§19).
+            // 4. Decrypt. Only a Format 2 manifest binds the distribution; a JWS around the
+            //    ciphertext is verified when present but binds nothing (contract §2).
             let decryption = Decryption(hpkeKey: settings.hpkeKey, joseKey: settings.joseKey, kdcSigningKey: settings.kdcSigningKey)
             var decrypted = try decryption.decrypt(blob: blob, crypto: manifest.crypto)
             defer { zeroize(&decrypted.plaintext) }
-            let signed = decrypted.signatureVerified || manifest.authenticity == .kdcSignature
+            let signed = manifest.isBound
             if !signed {
+                // authenticateManifest refused Format 1 already when signatures are required.
                 guard !settings.requireSignature else {
-                    throw .unsigned("distribution is not signed by the KDC (HMAC only) and require_signature=yes")
+                    throw .unsigned("distribution is not bound by a KDC signature (Format 1 HMAC manifest) and require_signature=yes")
                 }
-                log(.warning, "distribution \(distributionID) accepted without a KDC signature (legacy, require_signature=no)")
+                let inner = decrypted.signatureVerified ? "; its JWS verified but covers only the ciphertext, not the distribution ID, node or time" : ""
+                log(.warning, "distribution \(distributionID) accepted without a KDC signature binding it (Format 1 HMAC manifest\(inner)); legacy, require_signature=no")
+            }
+            if decrypted.doubledEncapsulatedKey {
+                let note = "hpke payload carried its encapsulated key twice (Go KDC); opened the rest"
+                log(.warning, "distribution \(distributionID): \(note)")
+                try auditLine(distributionID, now: now, result: "accepted", extra: [("note", .string(note))])
             }
 
-            // 6. Validate every operation, then apply them all at once.
+            // 5. Validate every operation, then apply them all at once.
             if isNodeOperations {
                 let components = try Content.components(decrypted.plaintext)
                 try state.storeComponents(components)
@@ -205,23 +261,34 @@ public final class KeyReceiver: Sendable {
                 switch op {
                 case .install(let key):
                     plan.install.append(key)
-                    keyEntries.append(.object([("zone_name", .string(key.zone)), ("key_id", .string(key.keyID))]))
-                    successful.append(keyEntries.last!)
+                    let entry = JSONValue.object([("zone_name", .string(key.zone)), ("key_id", .string(key.keyID))])
+                    keyEntries.append(entry)
+                    successful.append(entry)
                 case .delete(let zone, let keyID, let tag):
                     plan.delete.append((zone, tag))
-                    keyEntries.append(.object([("zone_name", .string(zone)), ("key_id", .string(keyID))]))
-                    successful.append(keyEntries.last!)
+                    let entry = JSONValue.object([("zone_name", .string(zone)), ("key_id", .string(keyID))])
+                    keyEntries.append(entry)
+                    successful.append(entry)
                 case .ping(let index):
-                    pings.append(.object([("zone_name", .string("ping")), ("key_id", .string("op-\(index)"))]))
-                    successful.append(pings.last!)
+                    let entry = JSONValue.object([("zone_name", .string("ping")), ("key_id", .string("op-\(index)"))])
+                    pings.append(entry)
+                    successful.append(entry)
                 }
             }
-            let outcome = try store.apply(plan, now: now, retireAfter: manifest.retireTime)
+            let outcome: KeyStoreOutcome
+            do throws(TDNSError) {
+                outcome = try store.apply(plan, now: now, retireAfter: manifest.retireTime)
+            } catch where error.code == .storage {
+                // key_dir full or unwritable: nothing was installed (the store writes temporary
+                // files first and renames only when all are written). Reported like a server
+                // refusal, so that the KDC learns which keys failed and why (contract §4).
+                outcome = KeyStoreOutcome(changes: [], serverFailure: "storage: \(error.reason)")
+            }
             for note in outcome.notes { log(.info, note) }
             try state.recordProcessed(node: nodeID, distributionID: distributionID, at: now)
             if let failure = outcome.serverFailure {
                 // Files put back, server on its previous keys: the KDC hears which keys failed.
-                log(.error, "distribution \(distributionID): the server did not take the keys, previous keys kept: \(failure)")
+                log(.error, "distribution \(distributionID): the keys were not installed, previous keys kept: \(failure)")
                 try auditLine(distributionID, now: now, result: "install-failed", extra: [("reason", .string(failure))])
                 // The tool's message, short: the report travels in one EDNS option over UDP.
                 let reason = String(failure.prefix(Self.maxReportedError))

@@ -1,5 +1,6 @@
 import TDNSCore
 import TDNSCrypto
+import TDNSWire
 
 /// The KRS settings given to `krs_init` as `key=value` strings, or in a file named by
 /// `config=PATH` (one setting per line, `#` comments and blank lines ignored). Later
@@ -29,8 +30,10 @@ import TDNSCrypto
 /// | `sig0_private_key` | path of the node's Ed25519 SIG(0) key (PKCS#8 PEM) | from enrollment |
 /// | `kdc_address` | the KDC's DNS service, `IP:port` | from enrollment |
 /// | `notify_listen` | where NOTIFYs are received, `IP:port` (also the confirmations' source); `none` when the host hands them to `krs_handle_notify` (Knot) | none |
-/// | `kdc_signing_pubkey` | the KDC's public ES256 JWK, or a path | none |
-/// | `require_signature` | `yes` or `no` | `yes` when `kdc_signing_pubkey` is set, else `no` |
+/// | `kdc_signing_pubkey` | the KDC's public ES256 JWK, or a path | from enrollment (our KDC's packages) |
+/// | `require_signature` | `yes`: only distributions whose Format 2 (JWT) manifest the KDC signed and that bind this node, the distribution ID, the time and the payload hash (PROTOCOL §9.3) are accepted; `no`: Format 1 (HMAC) manifests are accepted too, with a warning | `yes` when `kdc_signing_pubkey` is set, else `no` |
+/// | `kdc_sig0_pubkey` | the KDC's SIG(0) KEY RR (presentation text), or the path of a file holding it | from enrollment (our KDC's packages) |
+/// | `require_notify_signature` | `yes`: a NOTIFY without a valid SIG(0) by `kdc_sig0_pubkey` (signer = the control zone) is REFUSED | `yes` when `kdc_sig0_pubkey` is set, else `no` |
 /// | `now` | fixed Unix time in seconds (tests) | the system clock |
 /// | `max_skew` | tolerated clock skew, seconds or a Go duration | `60s` |
 /// | `chunk_rrtype` | `65288` (current tdns) or `65015` (KDC builds of Jan–Mar 2026) | `65288` |
@@ -44,6 +47,10 @@ public struct KRSSettings: Sendable {
     public var hpkeKey: HPKEPrivateKey?
     public var joseKey: JOSEPrivateKey?
     public var kdcSigningKey: JOSEPublicKey?
+    /// The KDC's SIG(0) key (`kdc_sig0_pubkey`): NOTIFYs are verified with it (PROTOCOL §19).
+    public var kdcSIG0Key: KEYRecord?
+    /// Whether a NOTIFY must carry a valid SIG(0) by ``kdcSIG0Key`` to be queued.
+    public var requireNotifySignature: Bool
     public var sig0Key: DNSSECPrivateKey?
     public var kdcAddress: String?
     public var notifyListen: String?
@@ -77,12 +84,13 @@ public struct KRSSettings: Sendable {
         "jose_private_key", "kdc_signing_pubkey", "require_signature", "now", "max_skew",
         "chunk_rrtype", "max_distribution_size", "config", "sig0_private_key", "kdc_address", "notify_listen",
         "rndc", "rndc_conf", "keymgr", "knotc", "knot_conf", "knot_socket", "zone_dir", "signed_dir", "signer",
-        "nsd_control", "nsd_conf", "command_timeout",
+        "nsd_control", "nsd_conf", "command_timeout", "kdc_sig0_pubkey", "require_notify_signature",
     ]
     /// Settings that describe the node's setup, not its identity: given at enrollment, they
     /// are kept in `krs.conf` with what the KDC sent.
     public static let setupSettings: [String] = [
         "key_store", "key_dir", "chunk_rrtype", "max_skew", "max_distribution_size", "require_signature",
+        "require_notify_signature",
         "rndc", "rndc_conf", "keymgr", "knotc", "knot_conf", "knot_socket", "zone_dir", "signed_dir",
         "signer", "nsd_control", "nsd_conf", "command_timeout",
     ]
@@ -148,7 +156,12 @@ public struct KRSSettings: Sendable {
             try Self.loadKey("hpke_private_key", v, inline: Self.looksLikeHex(v)) { (b) throws(TDNSError) in try HPKEPrivateKey(text: b) }
         }
         joseKey = try values["jose_private_key"].map { (v) throws(TDNSError) -> JOSEPrivateKey in
-            try Self.loadKey("jose_private_key", v, inline: v.trimmingWhitespace().hasPrefix("{")) { (b) throws(TDNSError) in try JOSEPrivateKey(jwk: b) }
+            // krs-cli writes the JWK pretty-printed below `#` comment lines (PROTOCOL §11.6).
+            try Self.loadKey("jose_private_key", v, inline: v.trimmingWhitespace().hasPrefix("{")) { (b) throws(TDNSError) in
+                var jwk = Self.withoutCommentLines(b)
+                defer { zeroize(&jwk) }
+                return try JOSEPrivateKey(jwk: jwk)
+            }
         }
         sig0Key = try values["sig0_private_key"].map { (v) throws(TDNSError) -> DNSSECPrivateKey in
             try Self.loadKey("sig0_private_key", v, inline: false) { (b) throws(TDNSError) in try DNSSECPrivateKey(pkcs8PEM: b, algorithm: .ed25519) }
@@ -158,7 +171,9 @@ public struct KRSSettings: Sendable {
             v == "none" ? nil : try Self.address(v, setting: "notify_listen")
         }
         kdcSigningKey = try values["kdc_signing_pubkey"].map { (v) throws(TDNSError) -> JOSEPublicKey in
-            try Self.loadKey("kdc_signing_pubkey", v, inline: v.trimmingWhitespace().hasPrefix("{")) { (b) throws(TDNSError) in try JOSEPublicKey(jwk: b) }
+            try Self.loadKey("kdc_signing_pubkey", v, inline: v.trimmingWhitespace().hasPrefix("{")) { (b) throws(TDNSError) in
+                try JOSEPublicKey(jwk: Self.withoutCommentLines(b))
+            }
         }
 
         switch values["require_signature"] {
@@ -169,6 +184,23 @@ public struct KRSSettings: Sendable {
         }
         if requireSignature && kdcSigningKey == nil {
             throw .config("require_signature: yes needs kdc_signing_pubkey to verify signatures with")
+        }
+
+        kdcSIG0Key = try values["kdc_sig0_pubkey"].map { (v) throws(TDNSError) -> KEYRecord in
+            // A KEY RR has blanks between its fields; a path has none.
+            let inline = v.utf8.contains { $0 == 0x20 || $0 == 0x09 }
+            return try Self.loadKey("kdc_sig0_pubkey", v, inline: inline) { (b) throws(TDNSError) -> KEYRecord in
+                try Self.sig0Key(b)
+            }
+        }
+        switch values["require_notify_signature"] {
+        case nil: requireNotifySignature = kdcSIG0Key != nil
+        case "yes"?, "true"?, "1"?: requireNotifySignature = true
+        case "no"?, "false"?, "0"?: requireNotifySignature = false
+        case let other?: throw .config("require_notify_signature: \"\(other)\" is not yes or no")
+        }
+        if requireNotifySignature && kdcSIG0Key == nil {
+            throw .config("require_notify_signature: yes needs kdc_sig0_pubkey to verify NOTIFYs with")
         }
 
         if let v = values["now"] {
@@ -290,6 +322,31 @@ public struct KRSSettings: Sendable {
             throw .config("\(setting): \"\(v)\" is not IP:port")
         }
         return v
+    }
+
+    /// The KDC's KEY RR: the first line that is not blank or a `;`/`#` comment, in
+    /// presentation form (`kdc.example. 3600 IN KEY 256 3 15 <base64>`). Only the SIG(0)
+    /// algorithms the verifier accepts (Ed25519, ECDSA P-256) are taken.
+    static func sig0Key(_ text: [UInt8]) throws(TDNSError) -> KEYRecord {
+        let line = String(decoding: text, as: UTF8.self).split(separator: "\n").map { String($0).trimmingWhitespace() }
+            .first { !$0.isEmpty && !$0.hasPrefix(";") && !$0.hasPrefix("#") } ?? ""
+        let record = try KEYRecord.parsePresentationLine(line).record
+        guard SIG0Signatures.algorithms.contains(record.algorithm) else {
+            throw .config("the KEY's algorithm \(record.algorithm) is not Ed25519 (15) or ECDSA P-256 (13)")
+        }
+        return record
+    }
+
+    /// The text without its `#` comment lines (the tdns key files' header, PROTOCOL §11.6).
+    static func withoutCommentLines(_ text: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(text.count)
+        for line in text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false) {
+            if line.first(where: { $0 != 0x20 && $0 != 0x09 }) == UInt8(ascii: "#") { continue }
+            out += line
+            out.append(UInt8(ascii: "\n"))
+        }
+        return out
     }
 
     private static func looksLikeHex(_ v: String) -> Bool {

@@ -41,9 +41,20 @@ final class HostHooks: @unchecked Sendable {
     private let lock = Mutex<Void>(())
     // Guarded by `lock`.
     nonisolated(unsafe) private var ops: krs_host_ops_t?
+    /// Lines logged before the host installed its callbacks — krs_init's own (a directory
+    /// created or tightened, contract §4) — handed to the first log callback installed.
+    nonisolated(unsafe) private var early: [(KRSLogLevel, String)] = []
+    nonisolated(unsafe) private var delivered = false
+    private static let earlyKept = 32
 
     func set(_ new: krs_host_ops_t?) {
-        lock.withLock { _ in ops = new }
+        lock.withLock { _ in
+            ops = new
+            guard !delivered, let ops = new, let log = ops.log else { return }
+            delivered = true
+            for (level, message) in early { message.withCString { log(ops.user, Int32(level.rawValue), $0) } }
+            early = []
+        }
     }
 
     /// The host's clock, or nil when it gave none.
@@ -56,7 +67,10 @@ final class HostHooks: @unchecked Sendable {
 
     func log(_ level: KRSLogLevel, _ message: String) {
         lock.withLock { _ in
-            guard let ops, let log = ops.log else { return }
+            guard let ops, let log = ops.log else {
+                if !delivered && early.count < Self.earlyKept { early.append((level, message)) }
+                return
+            }
             message.withCString { log(ops.user, Int32(level.rawValue), $0) }
         }
     }
@@ -286,8 +300,18 @@ public func krs_process_distribution(
         case .tooBig: return fail(KRS_EMALFORMED, "rdata_len[\(i)] exceeds 65535")
         }
     }
-    do {
-        let result = try context.node.receiver.process(distributionID: id, records: records)
+    do throws(TDNSError) {
+        // Parsed once here, at the C boundary; the receiver takes the parsed value, as it
+        // does from the fetcher.
+        let receiver = context.node.receiver
+        let distribution: ReceivedDistribution
+        do throws(TDNSError) {
+            distribution = try ReceivedDistribution(distributionID: id, rdata: records, maxSize: receiver.settings.maxDistributionSize)
+        } catch {
+            receiver.recordRefusal(distributionID: id, error)
+            throw error
+        }
+        let result = try receiver.process(distribution)
         var length = 0
         return deliver(text: result.reportJSON, to: outReport, length: &length)
     } catch {

@@ -126,7 +126,11 @@ public enum TDNSMessages {
 
     /// A CHUNK query (PROTOCOL §5.1 step 3): opcode QUERY, RD=0, one question
     /// `name IN <chunkType>`, OPT with UDP size 4096 and DO=1.
-    public static func chunkQuery(id: UInt16, name: DNSName, chunkType: RRType = .chunk) -> DNSMessage {
+    ///
+    /// `chunkType` has no default: the KDC's build decides it (65288, or 65015 for the Go KDC
+    /// of PROTOCOL §21), and a wrong guess is answered with an error, so every caller passes
+    /// its configured type.
+    public static func chunkQuery(id: UInt16, name: DNSName, chunkType: RRType) -> DNSMessage {
         DNSMessage(
             id: id, opcode: .query, flags: DNSHeaderFlags(),
             questions: [Question(name: name, type: chunkType, rrClass: .in)],
@@ -137,8 +141,9 @@ public enum TDNSMessages {
     /// KRS → KDC): opcode NOTIFY, AA=1, QNAME `<distid>.<controlzone>`, QTYPE = the CHUNK code,
     /// class IN. With `chunkOption` (the confirmation report) it carries an OPT with UDP size
     /// 4096, DO=1 and that option (PROTOCOL §4.1); without, no EDNS (as the KDC sends it).
+    /// `chunkType` is the configured CHUNK code (no default, see ``chunkQuery(id:name:chunkType:)``).
     public static func notify(
-        id: UInt16, distributionID: String, controlZone: DNSName, chunkType: RRType = .chunk,
+        id: UInt16, distributionID: String, controlZone: DNSName, chunkType: RRType,
         chunkOption: ChunkOption? = nil
     ) throws(TDNSError) -> DNSMessage {
         var m = DNSMessage(
@@ -170,9 +175,11 @@ public enum TDNSMessages {
     /// holding `chunk`, OPT with UDP size 1232 and DO=1. Sign it with ``SIG0/sign(message:sig:signer:)``.
     ///
     /// `chunk` should be Format 1, no HMAC, Sequence 0, Total 0, Data = the encrypted request
-    /// (PROTOCOL §11.4); ``enrollmentChunk(ciphertext:)`` builds that.
+    /// (PROTOCOL §11.4); ``enrollmentChunk(ciphertext:)`` builds that. `chunkType` is the
+    /// node's configured CHUNK code: a Go KDC built with 65015 answers FORMERR to 65288
+    /// (PROTOCOL §21), so there is no default.
     public static func enrollmentUpdate(
-        id: UInt16, controlZone: DNSName, chunk: CHUNKRecord, chunkType: RRType = .chunk
+        id: UInt16, controlZone: DNSName, chunk: CHUNKRecord, chunkType: RRType
     ) throws(TDNSError) -> DNSMessage {
         let rr = ResourceRecord(
             name: try enrollmentOwner(controlZone: controlZone), type: chunkType, rrClass: .in,

@@ -50,7 +50,7 @@ struct FuzzTests {
             sig: .sig0(algorithm: 15, keyTag: 1, signerName: try DNSName("kdc.example."), inception: 0, expiration: 1),
             to: try TDNSMessages.enrollmentUpdate(
                 id: 1, controlZone: try DNSName("kdc.example."),
-                chunk: try TDNSMessages.enrollmentChunk(ciphertext: [9, 9, 9])).serialize())
+                chunk: try TDNSMessages.enrollmentChunk(ciphertext: [9, 9, 9]), chunkType: .chunk).serialize())
         let seeds: [[UInt8]] = [try sampleMessage().serialize(), signed]
         for i in 0..<4000 {
             let input = i % 10 == 0

@@ -9,7 +9,7 @@ private let controlZone = try! DNSName("kdc.example.")
 private func enrollmentUpdate() throws -> DNSMessage {
     try TDNSMessages.enrollmentUpdate(
         id: 0x4242, controlZone: controlZone,
-        chunk: try TDNSMessages.enrollmentChunk(ciphertext: Array("ciphertext".utf8)))
+        chunk: try TDNSMessages.enrollmentChunk(ciphertext: Array("ciphertext".utf8)), chunkType: .chunk)
 }
 
 private let sig = SIGRecord.sig0(

@@ -102,7 +102,7 @@ struct TDNSMessagesTests {
 
     @Test func chunkQueryAndAnswer() throws {
         let qname = try TDNSMessages.chunkQueryName(sequence: 1, nodeID: node, distributionID: "6a2f00c2", controlZone: cz)
-        let query = TDNSMessages.chunkQuery(id: 77, name: qname)
+        let query = TDNSMessages.chunkQuery(id: 77, name: qname, chunkType: .chunk)
         let wire = try query.serialize()
         let p = try DNSMessage(wireEncoded: wire)
         #expect(p.opcode == .query && !p.flags.rd && !p.flags.qr)
@@ -129,7 +129,7 @@ struct TDNSMessagesTests {
     }
 
     @Test func notifyAndResponse() throws {
-        let plain = try TDNSMessages.notify(id: 9, distributionID: "6a2fe001", controlZone: cz)
+        let plain = try TDNSMessages.notify(id: 9, distributionID: "6a2fe001", controlZone: cz, chunkType: .chunk)
         let p = try DNSMessage(wireEncoded: try plain.serialize())
         #expect(p.opcode == .notify && p.flags.aa && !p.flags.qr && p.edns == nil)
         #expect(p.questions == [Question(name: try DNSName("6a2fe001.kdc.example."), type: .chunk, rrClass: .in)])
@@ -155,7 +155,7 @@ struct TDNSMessagesTests {
         #expect(TDNSMessages.isResponse(r, to: p))
         expectCode(.malformed, "response is not a request") { _ = try TDNSMessages.parseNotify(r, controlZone: cz) }
         expectCode(.malformed, "query is not a NOTIFY") {
-            _ = try TDNSMessages.parseNotify(TDNSMessages.chunkQuery(id: 1, name: cz), controlZone: cz)
+            _ = try TDNSMessages.parseNotify(TDNSMessages.chunkQuery(id: 1, name: cz, chunkType: .chunk), controlZone: cz)
         }
     }
 
@@ -164,7 +164,7 @@ struct TDNSMessagesTests {
         #expect(chunk.format == 1 && chunk.hmac.isEmpty && chunk.sequence == 0 && chunk.total == 0)
         expectCode(.malformed) { _ = try TDNSMessages.enrollmentChunk(ciphertext: []) }
         expectCode(.tooBig) { _ = try TDNSMessages.enrollmentChunk(ciphertext: [UInt8](repeating: 0, count: 65535)) }
-        let update = try TDNSMessages.enrollmentUpdate(id: 5, controlZone: cz, chunk: chunk)
+        let update = try TDNSMessages.enrollmentUpdate(id: 5, controlZone: cz, chunk: chunk, chunkType: .chunk)
         let u = try DNSMessage(wireEncoded: try update.serialize())
         #expect(u.opcode == .update)
         #expect(u.questions == [Question(name: cz, type: .soa, rrClass: .in)])
@@ -193,7 +193,7 @@ struct TDNSMessagesTests {
             return
         }
         let report = ChunkOption(contentType: .keyStatusReport, content: Array("{}".utf8))
-        let notify = try TDNSMessages.notify(id: 4321, distributionID: "6a2fe001", controlZone: cz, chunkOption: report)
+        let notify = try TDNSMessages.notify(id: 4321, distributionID: "6a2fe001", controlZone: cz, chunkType: .chunk, chunkOption: report)
         let n = try #require(try describe(try notify.serialize()))
         #expect(n["id"] as? Int == 4321)
         #expect(n["opcode"] as? Int == 4)
@@ -206,7 +206,7 @@ struct TDNSMessagesTests {
         #expect(opt["data"] as? String == Hex.encode(try report.optionData()))
 
         let update = try TDNSMessages.enrollmentUpdate(
-            id: 999, controlZone: cz, chunk: try TDNSMessages.enrollmentChunk(ciphertext: Array("sealed".utf8)))
+            id: 999, controlZone: cz, chunk: try TDNSMessages.enrollmentChunk(ciphertext: Array("sealed".utf8)), chunkType: .chunk)
         let u = try #require(try describe(try update.serialize()))
         #expect(u["opcode"] as? Int == 5 && u["id"] as? Int == 999)
         let zone = try #require((u["question"] as? [[String: Any]])?.first)

@@ -3,7 +3,7 @@
 faulttool.py — helpers of Tests/e2e/faults.sh. Every subcommand prints one JSON object (never
 key material: key files are checked for shape and compared by digest inside this process).
 
-  notify   --to IP:PORT --zone CZ --id ID [--count N] [--within S]
+  notify   --to IP:PORT --zone CZ --id ID [--count N] [--within S] [--sig0-key PEM]
            N NOTIFYs for <ID>.<CZ> (qtype CHUNK) over UDP, spread over S seconds; counts answers
   watch    --dir D --stop FILE --out FILE
            polls key dir D until FILE exists: a .key never without its .private, nothing
@@ -37,6 +37,7 @@ import time
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 
@@ -258,6 +259,28 @@ def cmd_events(a):
 
 # --- NOTIFY -------------------------------------------------------------------------------------
 
+def load_sig0_key(path):
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+    with open(path, "rb") as f:
+        return load_pem_private_key(f.read(), None)
+
+
+def sig0_sign(wire, key, signer):
+    """RFC 2931 SIG(0) with an Ed25519 key (algorithm 15): SIG RR owner ".", class ANY, TTL 0,
+    signed over the SIG RDATA without the signature and the message before the SIG was added."""
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+    public = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    keyrdata = struct.pack("!HBB", 256, 3, 15) + public
+    ac = sum(b if i & 1 else b << 8 for i, b in enumerate(keyrdata))
+    tag = (ac + ((ac >> 16) & 0xFFFF)) & 0xFFFF
+    now = int(time.time())
+    rdata = struct.pack("!HBBIIIH", 0, 15, 0, 0, now + 300, now - 60, tag) + dns.name.from_text(signer).to_wire()
+    signature = key.sign(rdata + wire)
+    rr = b"\0" + struct.pack("!HHIH", 24, 255, 0, len(rdata) + len(signature)) + rdata + signature
+    arcount = struct.unpack("!H", wire[10:12])[0] + 1
+    return wire[:10] + struct.pack("!H", arcount) + wire[12:] + rr
+
+
 def cmd_notify(a):
     host, _, port = a.to.rpartition(":")
     qname = f"{a.id}.{a.zone}"
@@ -290,6 +313,7 @@ def cmd_notify(a):
             if m.id in ids and m.flags & dns.flags.QR:
                 answers[m.id] = (dns.rcode.to_text(m.rcode()), bool(m.flags & dns.flags.AA))
 
+    key = load_sig0_key(a.sig0_key) if a.sig0_key else None
     for i in range(a.count):
         m = dns.message.make_query(qname, CHUNK)
         m.flags = dns.flags.AA           # no RD; then the opcode (it lives in the flags word)
@@ -297,7 +321,10 @@ def cmd_notify(a):
         while m.id in ids:
             m.id = (m.id + 1) & 0xFFFF
         ids.add(m.id)
-        s.sendto(m.to_wire(), (host, int(port)))
+        wire = m.to_wire()
+        if key is not None:              # as the KDC signs NOTIFYs for nodes that verify them
+            wire = sig0_sign(wire, key, a.zone)
+        s.sendto(wire, (host, int(port)))
         target = t0 + a.within * (i + 1) / a.count
         drain(max(0.0, target - time.monotonic()))
     sent_in = time.monotonic() - t0
@@ -366,6 +393,7 @@ def main():
     s.add_argument("--count", type=int, default=1)
     s.add_argument("--within", type=float, default=1.0)
     s.add_argument("--source", default="127.0.0.1")
+    s.add_argument("--sig0-key", default=None, help="sign with this Ed25519 PKCS#8 PEM key (the KDC's), signer = --zone")
     s = sub.add_parser("watch")
     s.add_argument("--dir", required=True)
     s.add_argument("--stop", required=True)

@@ -187,8 +187,10 @@ EOF
 }
 say "raw NOTIFYs to knotd's port: for the control zone (EDNS), with class CH, for a zone nobody serves"
 got=$(notify_probe "KDC.Test." 1 1 2>&1)
-check "$T: NOTIFY $CONTROL (EDNS) → NOERROR, QR, AA, opcode NOTIFY, same ID and question (case kept), OPT added by knotd" \
-    "got '$got' (rcode qr aa opcode id_ok q_ok arcount opt)" [ "$got" = "0 1 1 4 1 1 1 1" ]
+# The control zone itself names no distribution: REFUSED (contract §4; NOERROR is only for a
+# queued <distribution-id>.<control zone>, which the ping below goes through).
+check "$T: NOTIFY $CONTROL (EDNS) → REFUSED from the library, QR, AA, opcode NOTIFY, same ID and question (case kept), OPT added by knotd" \
+    "got '$got' (rcode qr aa opcode id_ok q_ok arcount opt)" [ "$got" = "5 1 1 4 1 1 1 1" ]
 got=$(notify_probe "kdc.test." 3 0 2>&1)
 check "$T: NOTIFY $CONTROL class CH → FORMERR from the library, passed through knotd (no OPT)" \
     "got '$got' (rcode qr aa opcode id_ok q_ok arcount opt)" [ "$got" = "1 1 1 4 1 1 0 0" ]
