@@ -148,7 +148,10 @@ int krs_enroll(krs_context_t *ctx, const char *package, size_t len);
 /*
  * Starts the NOTIFY listener (UDP and TCP on notify_listen, SO_REUSEPORT so that a new context
  * may start before the old one stops) and the worker thread that fetches, installs and
- * confirms announced distributions. The threads belong to the library. Idempotent.
+ * confirms announced distributions. The threads belong to the library, and their number is
+ * fixed whatever the traffic: one for UDP, one event loop for every TCP connection, four
+ * handlers. TCP is bounded: 64 connections, 8 per source address, 5 s for each message to
+ * arrive or be sent, 10 s idle. Idempotent.
  * With notify_listen=none only the worker is started (NOTIFYs come through krs_handle_notify).
  * Returns KRS_OK, KRS_EINVAL, KRS_ECONFIG (not enrolled), KRS_ENETWORK
  * (cannot bind).
