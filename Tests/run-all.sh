@@ -24,7 +24,7 @@ run_suite() {  # name, command...
     local p f
     p=$(grep -c '^PASS: ' "$log")
     f=$(grep -c '^FAIL: ' "$log")
-    grep -E '^(FAIL|TIMING): ' "$log" | sed 's/^/   /'
+    grep -E '^(FAIL|TIMING): |^# soak: ' "$log" | sed 's/^/   /'
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1
         echo "   FAIL: $name exited $rc without a FAIL line; last lines of $log:"

@@ -590,25 +590,33 @@ struct TCPEventLoop {
             s.requests += 1
             s.lastRequest = now
         }
-        if consumed > 0 { s.input.removeFirst(consumed) }
-        if s.input.isEmpty || s.hasCompleteMessage {
-            s.messageStart = nil  // nothing partial (a complete one waits for the pipeline)
-        } else if queuedAny || s.messageStart == nil {
-            // The partial message began in the latest read: earlier reads ended on a boundary
-            // or only brought messages that are queued now.
-            s.messageStart = s.lastRead
+        if consumed > 0 {
+            s.input.removeFirst(consumed)
+            // An idle connection does not keep the buffer of a large request.
+            if s.input.isEmpty, s.input.capacity > 4096 { s.input = [] }
         }
-
         let st = c.status()
         if st.failed { return .close }
         if !s.readOpen, st.inFlight == 0, st.pendingBytes == 0 { return .close }  // all answered after EOF
 
         let wantRead = s.readOpen && st.inFlight < options.pipelineDepth && st.pendingBytes < ServerCore.outboxLimit
             && s.input.count < 2 + 65535
-        // The reader's clock runs only while the server reads: a pause for the pipeline or for
-        // the peer to read its answers is the server's doing (the latter has its own deadline).
-        if !wantRead, s.messageStart != nil { s.messageStart = now }
+        if wantRead, !s.wantRead { s.resumedAt = now }
         s.wantRead = wantRead
+
+        // The clock of an incomplete request. It runs only while the server reads: a pause for
+        // the pipeline or for the peer to read its answers is the server's doing (the latter
+        // has its own deadline), so it starts again when reading resumes.
+        if s.input.isEmpty || s.hasCompleteMessage {
+            s.messageStart = nil  // nothing partial (a complete one waits for the pipeline)
+        } else if !wantRead {
+            s.messageStart = now
+        } else if queuedAny || s.messageStart == nil {
+            // A new partial message: its first byte came with the latest read (earlier reads
+            // ended on a boundary or brought only messages queued now), or was already
+            // buffered when reading resumed.
+            s.messageStart = max(s.lastRead, s.resumedAt)
+        }
 
         var deadline = Double.infinity
         // Idle: no traffic, and no handler working for it (or answers it does not read).
@@ -739,8 +747,11 @@ final class TCPSession {
     var wantRead = true
     /// When the last bytes arrived (monotonic seconds; the accept counts).
     var lastRead: Double
-    /// When the first byte of the incomplete request in `input` arrived; nil when none.
+    /// When the first byte of the incomplete request in `input` arrived (or reading resumed
+    /// after a pause, if later); nil when none.
     var messageStart: Double?
+    /// When reading last resumed after a pause (the accept at first).
+    var resumedAt: Double
     /// Complete messages received, and when the last one completed (the accept before one did).
     var requests = 0
     var lastRequest: Double
@@ -754,6 +765,7 @@ final class TCPSession {
         lastRead = now
         lastRequest = now
         lastAnswer = now
+        resumedAt = now
     }
 
     /// Whether `input` starts with a complete length-prefixed message.
