@@ -133,7 +133,7 @@ soak() {
     "$FLOOD" -m flood -n "$WARMUP" -c 32 -q kdc.test. -S 127.0.1.1/64 -T 120 127.0.0.1 "$port" >/dev/null
     sleep 1
     before=($(measure "$pid"))
-    out=$("$FLOOD" -m flood -n "$CONNS" -c 32 -q kdc.test. -S 127.0.1.1/64 -T 600 127.0.0.1 "$port")
+    out=$("$FLOOD" -m flood -n "$CONNS" -c 32 -w 5 -q kdc.test. -S 127.0.1.1/64 -T 600 127.0.0.1 "$port")
     sleep 1
     after=($(measure "$pid"))
     elapsed=$(field elapsed "$out")
