@@ -24,7 +24,7 @@ run_suite() {  # name, command...
     local p f
     p=$(grep -c '^PASS: ' "$log")
     f=$(grep -c '^FAIL: ' "$log")
-    grep -E '^(FAIL|TIMING): ' "$log" | sed 's/^/   /'
+    grep -E '^(FAIL|TIMING): |^# soak: ' "$log" | sed 's/^/   /'
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1
         echo "   FAIL: $name exited $rc without a FAIL line; last lines of $log:"
@@ -56,6 +56,7 @@ run_suite krs-c bash "$here/krs/run.sh"
 run_suite kdc bash "$here/kdc/run.sh"
 run_suite e2e bash "$here/e2e/run.sh"
 run_suite e2e-faults bash "$here/e2e/faults.sh"
+run_suite soak bash "$here/soak/run.sh"
 run_suite install bash "$here/install/run.sh"
 run_suite examples bash "$here/examples/run.sh"
 run_suite hosting bash "$here/hosting/run.sh"

@@ -187,7 +187,10 @@ int krs_enroll(krs_context_t *ctx, const char *package, size_t len);
 /*
  * Starts the NOTIFY listener (UDP and TCP on notify_listen, SO_REUSEPORT so that a new context
  * may start before the old one stops) and the worker thread that fetches, installs and
- * confirms announced distributions. The threads belong to the library. Idempotent.
+ * confirms announced distributions. The threads belong to the library, and their number is
+ * fixed whatever the traffic: one for UDP, one event loop for every TCP connection, four
+ * handlers. TCP is bounded: 64 connections, 8 per source address, 5 s for each message to
+ * arrive or be sent, 10 s idle. Idempotent.
  * Distributions in state_dir/pending (announced, not handled before a stop or crash) are
  * queued again; entries older than 24 hours or beyond the 256 newest are dropped (audit
  * line). A fetch that fails (network, timeout, malformed answer) or a confirmation the KDC

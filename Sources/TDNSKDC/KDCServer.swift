@@ -25,7 +25,13 @@ public final class KDCServer: Sendable {
         self.service = service
         self.server = try DNSServer(
             listen: address, udp: true, tcp: true, reusePort: false,
-            options: DNSServer.Options(workers: workers, maxConnections: 256, pipelineDepth: 64)
+            // 256 connections for many nodes fetching at once; 16 per address, so that one
+            // address (a node behind NAT, or an attacker) cannot take them all; each request
+            // and each answer within 5 s, so a trickling peer is cut off (a node's own TCP
+            // timer is 10 s per exchange, PROTOCOL §13).
+            options: DNSServer.Options(
+                workers: workers, maxConnections: 256, maxConnectionsPerSource: 16, pipelineDepth: 64,
+                tcpIdleTimeout: 10, tcpMessageTimeout: 5)
         ) { request, peer, transport in
             service.handle(request: request, peerHost: peer.host, transport: transport == .tcp ? .tcp : .udp)
         }

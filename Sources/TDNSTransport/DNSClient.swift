@@ -17,8 +17,13 @@ public enum DNSClient {
     /// - TCP: connect, one length-prefixed query (RFC 1035 §4.2.2), then length-prefixed
     ///   messages until one has the query's ID (others are skipped).
     ///
+    /// The deadline is fixed when the exchange starts: the answer must be complete within
+    /// `timeout` of the call, whatever arrives meanwhile — bytes trickling in, or messages with
+    /// other IDs, never extend it (a server sending one byte every few seconds costs the caller
+    /// `timeout`, not hours).
+    ///
     /// - Parameters:
-    ///   - timeout: seconds for the whole exchange (connect, send and wait).
+    ///   - timeout: seconds for the whole exchange (connect, send and the complete answer).
     ///   - source: the local address to send from (the KRS confirms from its registered IP,
     ///     PROTOCOL §10.6); port 0 lets the kernel pick the port.
     /// - Throws: `.malformed` for a bad query or timeout, `.tooBig` for a query over 65535

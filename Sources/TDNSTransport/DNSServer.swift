@@ -11,23 +11,55 @@ public enum DNSTransportKind: String, Sendable {
 
 /// A DNS server on plain POSIX sockets and pthreads, small enough to run inside named or knotd.
 ///
-/// ## Threads and bounds
+/// ## Threads
 ///
-/// ``start()`` creates, and ``stop()`` joins:
-/// - one **UDP loop** thread: reads datagrams and queues them (at most
-///   ``Options/udpQueueLimit`` waiting; more are dropped, as a full socket buffer would);
-/// - one **TCP accept** thread: at most ``Options/maxConnections`` connections, extra ones are
-///   closed at once;
-/// - one thread **per TCP connection**: reads RFC 1035 §4.2.2 length-prefixed messages
-///   continuously, queues each one (with ``Options/pipelineDepth`` requests in handlers or
-///   256 KiB of answers the peer has not read yet, it stops reading until that drains: memory
-///   per connection stays bounded), writes each answer the moment the handler
-///   returns it — in the order answers complete, not the order of requests (RFC 7766 §6.2.1.1);
-///   closes after ``Options/tcpIdleTimeout`` without traffic or on a framing error (length < 12);
+/// ``start()`` creates, and ``stop()`` joins, a fixed set of threads — however many
+/// connections come and go, the server never creates another:
+/// - one **UDP loop**: reads datagrams and queues them (at most ``Options/udpQueueLimit``
+///   waiting; more are dropped, as a full socket buffer would);
+/// - one **TCP event loop**: polls the listening socket, every open connection and a wake-up
+///   socket; accepts, reads RFC 1035 §4.2.2 length-prefixed requests, queues them, writes
+///   answers the workers could not write at once, and enforces every limit and deadline below;
 /// - ``Options/workers`` **handler workers**, shared by UDP and TCP: the only threads that call
 ///   the handler, so a slow handler never stalls reading, accepting or stopping.
 ///
-/// I/O threads sleep in poll(2) on their sockets and on a wake-up socket that ``stop()`` makes
+/// Why one event loop rather than a thread per connection (detached, or from a bounded pool):
+/// a connection then costs one descriptor and a few hundred bytes plus its buffers, not a
+/// thread stack (512 KiB of address space and two mappings each: a thread per connection left
+/// behind by thousands of connections is what exhausted `vm.max_map_count` inside the host,
+/// and creating one per connection is a stack mmap and a clone in named's or knotd's process
+/// for every peer). A pool of N connection threads would still need the deadlines below and
+/// would let N slow peers occupy it; the loop's cost per connection is the same whatever the
+/// peer does. Per-connection timers are plain numbers the loop checks. poll(2) is O(n) per
+/// wake-up, which is fine for n ≤ ``Options/maxConnections`` (at most 4096; a KDC or KRS
+/// control channel has a handful of connections), and it needs nothing beyond POSIX.
+///
+/// ## TCP limits and deadlines
+///
+/// - ``Options/maxConnections`` open connections at most. When full, a new connection takes
+///   the place of the longest-waiting connection that is doing nothing for anyone — no request
+///   in a handler, no answer to write, and either no complete request yet or none for a second
+///   (RFC 7766 §6.2.3 lets a server close idle connections under pressure) — or is closed at
+///   once when there is no such connection. So slow or silent peers, even from many addresses,
+///   cannot lock legitimate clients out, and connections that are being served are never cut.
+/// - ``Options/maxConnectionsPerSource`` connections per peer IP address; more from that address
+///   are closed at accept (one address cannot fill the server).
+/// - ``Options/tcpMessageTimeout`` per message: a request must be complete within it from its
+///   first byte, and each answer must be fully written within it from when it is the next one
+///   to write. Bytes trickling in or out never extend these deadlines, so one byte every few
+///   seconds no longer keeps a connection (the reader's clock pauses only while the server
+///   itself stops reading: pipeline depth or outbox full).
+/// - ``Options/tcpIdleTimeout``: a connection without any traffic for that long is closed,
+///   unless a handler is working on one of its requests and no answer is waiting to be written
+///   — the allowance between messages.
+/// - Reading stops while ``Options/pipelineDepth`` requests are in handlers or 256 KiB of
+///   answers wait for a peer that does not read, so memory per connection stays bounded.
+/// - Answers are written the moment a handler returns them — by the worker itself when the
+///   socket takes them, else by the loop — in the order answers complete, not the order of
+///   requests (RFC 7766 §6.2.1.1). A framing error (length < 12) closes the connection; so does
+///   a send error.
+///
+/// The loops sleep in poll(2) on their sockets and on a wake-up socket that ``stop()`` makes
 /// readable, so they leave within microseconds. A handler cannot be interrupted: ``stop()``
 /// waits at most ``Options/stopGrace`` for busy workers, then detaches them; such a worker
 /// finishes its handler call, sends nothing, and exits. ``stop()`` therefore returns within
@@ -36,7 +68,7 @@ public enum DNSTransportKind: String, Sendable {
 /// Messages shorter than the 12-byte header and messages with QR set are dropped without a
 /// handler call (never answer an answer). Handlers must return complete messages; the server
 /// neither truncates UDP answers nor sets TC (that is the handler's job, RFC 1035 §4.2.1).
-/// Errors sending a UDP answer are ignored; a TCP send error closes the connection.
+/// Errors sending a UDP answer are ignored.
 ///
 /// IPv6 sockets are IPv6-only: an IPv4 client must reach an IPv4 listener, and a peer address
 /// is never IPv4-mapped.
@@ -52,25 +84,35 @@ public final class DNSServer: Sendable {
     public struct Options: Sendable, Hashable {
         /// Handler threads (1–256).
         public var workers: Int
-        /// Open TCP connections at most (1–4096); further connections are closed on accept.
+        /// Open TCP connections at most (1–4096); see the type's documentation for what happens
+        /// to a connection beyond it.
         public var maxConnections: Int
+        /// Open TCP connections from one peer IP address at most (1–4096); further connections
+        /// from that address are closed at accept.
+        public var maxConnectionsPerSource: Int
         /// Unanswered requests per TCP connection before it stops reading (1–65535).
         public var pipelineDepth: Int
-        /// Seconds a TCP connection may sit without traffic and without pending answers.
+        /// Seconds a TCP connection may sit without traffic (between messages), unless a
+        /// handler is working on one of its requests.
         public var tcpIdleTimeout: Double
+        /// Seconds within which a TCP request must be complete from its first byte, and each
+        /// answer fully written from when it is the next to write; trickled bytes do not extend it.
+        public var tcpMessageTimeout: Double
         /// UDP requests waiting for a worker at most (1–65535).
         public var udpQueueLimit: Int
         /// Seconds ``DNSServer/stop()`` waits for handler calls in progress.
         public var stopGrace: Double
 
         public init(
-            workers: Int = 4, maxConnections: Int = 64, pipelineDepth: Int = 32, tcpIdleTimeout: Double = 10,
-            udpQueueLimit: Int = 256, stopGrace: Double = 0.5
+            workers: Int = 4, maxConnections: Int = 64, maxConnectionsPerSource: Int = 8, pipelineDepth: Int = 32,
+            tcpIdleTimeout: Double = 10, tcpMessageTimeout: Double = 5, udpQueueLimit: Int = 256, stopGrace: Double = 0.5
         ) {
             self.workers = workers
             self.maxConnections = maxConnections
+            self.maxConnectionsPerSource = maxConnectionsPerSource
             self.pipelineDepth = pipelineDepth
             self.tcpIdleTimeout = tcpIdleTimeout
+            self.tcpMessageTimeout = tcpMessageTimeout
             self.udpQueueLimit = udpQueueLimit
             self.stopGrace = stopGrace
         }
@@ -78,12 +120,15 @@ public final class DNSServer: Sendable {
         func validated() throws(TDNSError) -> Options {
             guard (1...256).contains(workers) else { throw .config("workers must be 1–256") }
             guard (1...4096).contains(maxConnections) else { throw .config("maxConnections must be 1–4096") }
+            guard (1...4096).contains(maxConnectionsPerSource) else { throw .config("maxConnectionsPerSource must be 1–4096") }
             guard (1...65535).contains(pipelineDepth) else { throw .config("pipelineDepth must be 1–65535") }
             guard (1...65535).contains(udpQueueLimit) else { throw .config("udpQueueLimit must be 1–65535") }
             guard tcpIdleTimeout.isFinite, tcpIdleTimeout > 0 else { throw .config("tcpIdleTimeout must be positive") }
+            guard tcpMessageTimeout.isFinite, tcpMessageTimeout > 0 else { throw .config("tcpMessageTimeout must be positive") }
             guard stopGrace.isFinite, stopGrace >= 0 else { throw .config("stopGrace must not be negative") }
             var out = self
             out.tcpIdleTimeout = min(tcpIdleTimeout, 86_400)
+            out.tcpMessageTimeout = min(tcpMessageTimeout, 86_400)
             out.stopGrace = min(stopGrace, 60)
             return out
         }
@@ -112,12 +157,23 @@ public final class DNSServer: Sendable {
     ) throws(TDNSError) {
         guard udp || tcp else { throw .config("a DNS server needs UDP, TCP or both") }
         let options = try options.validated()
+        // A backlog deeper than the connection limit: the loop drains it in batches and refuses
+        // or places each connection at once, and a legitimate SYN must not be dropped (and
+        // retried a second later) while attackers reconnect as fast as they are refused.
         let sockets = try Self.bindListeners(
-            listen, udp: udp, tcp: tcp, reusePort: reusePort, backlog: Int32(min(options.maxConnections, 1024))
+            listen, udp: udp, tcp: tcp, reusePort: reusePort, backlog: Int32(min(max(options.maxConnections, 256), 1024))
         )
         let wake: (read: Int32, write: Int32)
-        do {
+        let loopWake: WakeSignal
+        do throws(TDNSError) {
             wake = try makeWakePair()
+            do throws(TDNSError) {
+                loopWake = try WakeSignal()
+            } catch {
+                closeDescriptor(wake.read)
+                closeDescriptor(wake.write)
+                throw error
+            }
         } catch {
             closeDescriptor(sockets.udp)
             closeDescriptor(sockets.tcp)
@@ -126,7 +182,7 @@ public final class DNSServer: Sendable {
         self.boundAddress = sockets.bound
         self.options = options
         self.core = ServerCore(
-            handler: handler, options: options, wake: wake,
+            handler: handler, options: options, wake: wake, loopWake: loopWake,
             udp: sockets.udp >= 0 ? UDPEndpoint(fd: sockets.udp) : nil, tcpListener: sockets.tcp
         )
     }
@@ -135,7 +191,7 @@ public final class DNSServer: Sendable {
         core.stop()
     }
 
-    /// Starts the UDP loop, the TCP accept thread and the workers. Calling it again while
+    /// Starts the UDP loop, the TCP event loop and the workers. Calling it again while
     /// running does nothing.
     ///
     /// - Throws: `.network` after ``stop()`` (a stopped server cannot restart: create a new
@@ -203,8 +259,10 @@ final class ServerCore: Sendable {
     let queue: WorkQueue
     /// Made readable once by stop() and never drained: every poll(2) in the server watches it.
     let wake: (read: Int32, write: Int32)
+    /// Workers ring it when an answer is delivered, so the TCP loop re-examines its connections.
+    let loopWake: WakeSignal
     let udp: UDPEndpoint?
-    /// -1 without TCP. Used without the lock by the accept thread, which alone closes it once
+    /// -1 without TCP. Used without the lock by the TCP loop, which alone closes it once
     /// started; before that stop() or deinit closes it.
     let tcpListener: Int32
     let stopping = Atomic<Bool>(false)
@@ -222,20 +280,20 @@ final class ServerCore: Sendable {
         var phase = Phase.created
         var threads: [Int: ThreadRecord] = [:]
         var nextID = 0
-        var connections: [Int: TCPConnection] = [:]
         var udpLoopStarted = false
-        var acceptLoopStarted = false
+        var tcpLoopStarted = false
         var tcpListenerOpen = true
     }
 
     init(
         handler: @escaping DNSServer.Handler, options: DNSServer.Options, wake: (read: Int32, write: Int32),
-        udp: UDPEndpoint?, tcpListener: Int32
+        loopWake: WakeSignal, udp: UDPEndpoint?, tcpListener: Int32
     ) {
         self.handler = handler
         self.options = options
         self.queue = WorkQueue(udpLimit: options.udpQueueLimit)
         self.wake = wake
+        self.loopWake = loopWake
         self.udp = udp
         self.tcpListener = tcpListener
         registry.withLock { $0.tcpListenerOpen = tcpListener >= 0 }
@@ -250,13 +308,17 @@ final class ServerCore: Sendable {
 
     var isStopping: Bool { stopping.load(ordering: .acquiring) }
 
-    /// Stack of the I/O threads, which run only poll loops (buffers live on the heap); up to
-    /// `maxConnections` of them, so not 8 MiB each.
+    /// Stack of the two I/O threads, which run only poll loops (buffers live on the heap).
     static let ioStackSize = 512 * 1024
 
     /// Answer bytes a TCP connection may hold for a peer that does not read before the
     /// connection stops reading requests.
     static let outboxLimit = 256 * 1024
+
+    /// How long a connection must have been without a complete request or answer before a new
+    /// connection may take its place when the server is full (one without any complete request
+    /// yet may always be replaced): a client between two queries of a burst keeps its place.
+    static let evictionGrace = 1.0
 
     // MARK: life cycle
 
@@ -268,19 +330,19 @@ final class ServerCore: Sendable {
             case .created: r.phase = .started
             }
             for _ in 0..<options.workers {
-                guard spawn(&r, isWorker: true, { $0.runWorker() }) != nil else { return .internalFailure("cannot create a handler thread") }
+                guard spawn(&r, isWorker: true, { $0.runWorker() }) else { return .internalFailure("cannot create a handler thread") }
             }
             if let udp {
-                guard spawn(&r, stackSize: Self.ioStackSize, { $0.runUDPLoop(udp) }) != nil else {
+                guard spawn(&r, stackSize: Self.ioStackSize, { $0.runUDPLoop(udp) }) else {
                     return .internalFailure("cannot create the UDP thread")
                 }
                 r.udpLoopStarted = true
             }
             if tcpListener >= 0 {
-                guard spawn(&r, stackSize: Self.ioStackSize, { $0.runAcceptLoop() }) != nil else {
-                    return .internalFailure("cannot create the TCP accept thread")
+                guard spawn(&r, stackSize: Self.ioStackSize, { $0.runTCPLoop() }) else {
+                    return .internalFailure("cannot create the TCP thread")
                 }
-                r.acceptLoopStarted = true
+                r.tcpLoopStarted = true
             }
             return nil
         }
@@ -294,18 +356,15 @@ final class ServerCore: Sendable {
     /// thread's own bookkeeping at exit waits until it is registered.
     private func spawn(
         _ r: inout Registry, isWorker: Bool = false, stackSize: Int? = nil, _ body: @escaping @Sendable (ServerCore) -> Void
-    ) -> Int? {
+    ) -> Bool {
         let id = r.nextID
         r.nextID += 1
         guard let thread = spawnThread(stackSize: stackSize, { [self] in
             body(self)
-            self.registry.withLock { r in
-                r.threads[id]?.finished = true
-                r.connections[id] = nil
-            }
-        }) else { return nil }
+            self.registry.withLock { r in r.threads[id]?.finished = true }
+        }) else { return false }
         r.threads[id] = ThreadRecord(thread: thread, isWorker: isWorker)
-        return id
+        return true
     }
 
     func stop() {
@@ -319,11 +378,9 @@ final class ServerCore: Sendable {
         signalWake(wake.write)
         queue.close()
 
-        let (connections, udpOwned, tcpOwned) = registry.withLock { r in
-            (Array(r.connections.values), r.udpLoopStarted, r.acceptLoopStarted)
-        }
-        // Peers see the end at once, even while their requests sit in a handler.
-        for connection in connections { connection.shutdownForStop() }
+        // The loops close their sockets (the TCP loop every connection too, so peers see the
+        // end at once, even while their requests sit in a handler) when they see the wake-up.
+        let (udpOwned, tcpOwned) = registry.withLock { r in (r.udpLoopStarted, r.tcpLoopStarted) }
         if !udpOwned { udp?.close() }
         if !tcpOwned { closeTCPListener() }
 
@@ -426,123 +483,326 @@ final class ServerCore: Sendable {
 
     // MARK: TCP
 
-    private func runAcceptLoop() {
-        defer { closeTCPListener() }
-        var fds = [pollfd(fd: tcpListener, events: pollIn, revents: 0), pollfd(fd: wake.read, events: pollIn, revents: 0)]
-        while !isStopping {
-            fds[0].revents = 0
-            fds[1].revents = 0
-            guard pollDescriptors(&fds, timeout: 1000) > 0 else { continue }
-            if fds[1].revents != 0 { return }
-            for _ in 0..<64 {
-                guard let (fd, peer) = acceptConnection(tcpListener) else {
-                    let e = errno
-                    if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
-                        // Out of descriptors or memory: the connection stays in the backlog and
-                        // poll would report it again at once; back off instead of spinning.
-                        var wakeOnly = [pollfd(fd: wake.read, events: pollIn, revents: 0)]
-                        _ = pollDescriptors(&wakeOnly, timeout: 100)
-                    }
-                    break
+    private func runTCPLoop() {
+        var loop = TCPEventLoop(core: self)
+        loop.run()
+        closeTCPListener()
+    }
+}
+
+// MARK: - the TCP event loop
+
+/// The TCP side of a server: one thread, one poll(2) over the wake-up sockets, the listener and
+/// every connection (see ``DNSServer`` for the limits it enforces). Lives on the loop thread
+/// only; what workers touch is in ``TCPConnection``.
+struct TCPEventLoop {
+    let core: ServerCore
+    let options: DNSServer.Options
+    private var sessions: [TCPSession] = []
+    private var live = 0
+    private var perSource: [[UInt8]: Int] = [:]
+    private var fds: [pollfd] = []
+    private var chunk = [UInt8](repeating: 0, count: 65536)
+    /// Out of descriptors or memory: the listener is not polled until then.
+    private var acceptPausedUntil = 0.0
+
+    init(core: ServerCore) {
+        self.core = core
+        self.options = core.options
+    }
+
+    mutating func run() {
+        defer {
+            for session in sessions where !session.closed { drop(session) }
+            sessions = []
+        }
+        let listenerSlot = 2
+        while !core.isStopping {
+            var now = monotonicNow()
+            var wakeAt = now + 1
+            let listening = now >= acceptPausedUntil
+            if !listening { wakeAt = min(wakeAt, acceptPausedUntil) }
+            fds.removeAll(keepingCapacity: true)
+            fds.append(pollfd(fd: core.wake.read, events: pollIn, revents: 0))
+            fds.append(pollfd(fd: core.loopWake.read, events: pollIn, revents: 0))
+            // poll(2) ignores negative descriptors.
+            fds.append(pollfd(fd: listening ? core.tcpListener : -1, events: pollIn, revents: 0))
+
+            // Every connection: queue what it has, enforce its deadlines, decide what to wait for.
+            var kept = 0
+            for i in sessions.indices {
+                let session = sessions[i]
+                guard !session.closed else { continue }
+                switch service(session, now: now) {
+                case .wait(let events, let deadline):
+                    sessions[kept] = session
+                    kept += 1
+                    fds.append(pollfd(fd: session.connection.fd, events: events, revents: 0))
+                    wakeAt = min(wakeAt, deadline)
+                case .close:
+                    drop(session)
+                case .abort:
+                    drop(session, abort: true)
                 }
-                admit(fd, peer)
             }
+            sessions.removeLast(sessions.count - kept)
+
+            let timeout = Int32(max(0, min(1000, ((wakeAt - now) * 1000).rounded(.up))))
+            guard pollDescriptors(&fds, timeout: timeout) > 0 else { continue }
+            if fds[0].revents != 0 { return }
+            if fds[1].revents != 0 { core.loopWake.drain() }
+            now = monotonicNow()
+            for i in 0..<kept {
+                let revents = fds[listenerSlot + 1 + i].revents
+                if revents != 0 { handleIO(sessions[i], revents, now: now) }
+            }
+            if listening, fds[listenerSlot].revents != 0 { acceptBatch(now: now) }
         }
     }
 
-    private func admit(_ fd: Int32, _ peer: SocketAddress?) {
-        guard let peer, let pair = try? makeWakePair() else {
+    enum Verdict {
+        /// Keep it: poll for these events; the next deadline is then.
+        case wait(Int16, Double)
+        case close
+        /// Close with a reset: answers the peer did not read are dropped at once, not kept in
+        /// the kernel for a peer that does not read them.
+        case abort
+    }
+
+    /// Queues the complete requests a connection holds and checks its state and deadlines.
+    private func service(_ s: TCPSession, now: Double) -> Verdict {
+        let c = s.connection
+        var consumed = 0
+        var queuedAny = false
+        while s.input.count - consumed >= 2 {
+            let length = Int(s.input[consumed]) << 8 | Int(s.input[consumed + 1])
+            // Shorter than a header: a broken or hostile client (RFC 7766 §8 allows closing).
+            guard length >= 12 else { return .close }
+            guard s.input.count - consumed >= 2 + length else { break }
+            let start = consumed + 2
+            if s.input[start + 2] & 0x80 == 0 {
+                guard c.admitRequest(depth: options.pipelineDepth) else { break }
+                let request = Array(s.input[start..<(start + length)])
+                guard core.queue.push(ServerJob(request: request, peer: c.peer, reply: .tcp(c))) else { return .close }
+            }  // else an answer sent to a server: ignored, but it is a complete message
+            consumed = start + length
+            queuedAny = true
+            s.requests += 1
+            s.lastRequest = now
+        }
+        if consumed > 0 {
+            s.input.removeFirst(consumed)
+            // An idle connection does not keep the buffer of a large request.
+            if s.input.isEmpty, s.input.capacity > 4096 { s.input = [] }
+        }
+        let st = c.status()
+        if st.failed { return .close }
+        if !s.readOpen, st.inFlight == 0, st.pendingBytes == 0 { return .close }  // all answered after EOF
+
+        let wantRead = s.readOpen && st.inFlight < options.pipelineDepth && st.pendingBytes < ServerCore.outboxLimit
+            && s.input.count < 2 + 65535
+        if wantRead, !s.wantRead { s.resumedAt = now }
+        s.wantRead = wantRead
+
+        // The clock of an incomplete request. It runs only while the server reads: a pause for
+        // the pipeline or for the peer to read its answers is the server's doing (the latter
+        // has its own deadline), so it starts again when reading resumes.
+        if s.input.isEmpty || s.hasCompleteMessage {
+            s.messageStart = nil  // nothing partial (a complete one waits for the pipeline)
+        } else if !wantRead {
+            s.messageStart = now
+        } else if queuedAny || s.messageStart == nil {
+            // A new partial message: its first byte came with the latest read (earlier reads
+            // ended on a boundary or brought only messages queued now), or was already
+            // buffered when reading resumed.
+            s.messageStart = max(s.lastRead, s.resumedAt)
+        }
+
+        var deadline = Double.infinity
+        // Idle: no traffic, and no handler working for it (or answers it does not read).
+        if st.inFlight == 0 || st.pendingBytes > 0 {
+            let idleEnd = max(s.lastRead, st.lastWrite) + options.tcpIdleTimeout
+            if now >= idleEnd { return st.pendingBytes > 0 ? .abort : .close }
+            deadline = idleEnd
+        }
+        if let start = s.messageStart {
+            let end = start + options.tcpMessageTimeout
+            if now >= end { return st.pendingBytes > 0 ? .abort : .close }
+            deadline = min(deadline, end)
+        }
+        if st.pendingBytes > 0 {
+            let end = st.headSince + options.tcpMessageTimeout
+            if now >= end { return .abort }
+            deadline = min(deadline, end)
+        }
+        s.evictable = st.inFlight == 0 && st.pendingBytes == 0
+        s.lastAnswer = st.lastAnswer
+        return .wait((wantRead ? pollIn : 0) | (st.pendingBytes > 0 ? pollOut : 0), deadline)
+    }
+
+    private mutating func handleIO(_ s: TCPSession, _ revents: Int16, now: Double) {
+        if revents & Int16(POLLERR | POLLNVAL) != 0 { return drop(s) }
+        if revents & pollOut != 0, s.connection.flush() == .failed { return drop(s) }
+        if s.wantRead, revents & (pollIn | Int16(POLLHUP)) != 0 {
+            let n = chunk.withUnsafeMutableBytes { recv(s.connection.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n > 0 {
+                s.input.append(contentsOf: chunk[0..<n])
+                s.lastRead = now
+                if s.messageStart == nil { s.messageStart = now }
+            } else if n == 0 {
+                s.readOpen = false  // the client may half-close and still wait for answers
+            } else {
+                let e = errno
+                if e != EAGAIN, e != EWOULDBLOCK, e != EINTR { drop(s) }
+            }
+        } else if revents & Int16(POLLHUP) != 0 {
+            drop(s)
+        }
+    }
+
+    /// Accepts a bounded batch per wake-up, so that stop() and the open connections are served
+    /// even under a connection flood.
+    private mutating func acceptBatch(now: Double) {
+        for _ in 0..<64 {
+            guard let (fd, peer) = acceptConnection(core.tcpListener) else {
+                let e = errno
+                if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
+                    // The connection stays in the backlog and poll would report it again at
+                    // once: leave the listener alone for a while instead of spinning.
+                    acceptPausedUntil = now + 0.1
+                }
+                return
+            }
+            admit(fd, peer, now: now)
+        }
+    }
+
+    private mutating func admit(_ fd: Int32, _ peer: SocketAddress?, now: Double) {
+        guard let peer, perSource[peer.addressBytes, default: 0] < options.maxConnectionsPerSource else {
             closeDescriptor(fd)
             return
         }
-        let connection = TCPConnection(fd: fd, wake: pair, peer: peer)
-        let admitted = registry.withLock { r in
-            guard r.phase == .started, r.connections.count < options.maxConnections else { return false }
-            guard let id = spawn(&r, stackSize: Self.ioStackSize, { $0.serveConnection(connection) }) else { return false }
-            r.connections[id] = connection
-            return true
-        }
-        if !admitted { connection.close() }
-    }
-
-    private func serveConnection(_ c: TCPConnection) {
-        defer { c.close() }
-        let depth = options.pipelineDepth
-        let idle = options.tcpIdleTimeout
-        var input: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        var readOpen = true
-        var lastActivity = monotonicNow()
-        var fds = [
-            pollfd(fd: c.fd, events: 0, revents: 0),
-            pollfd(fd: c.wakeRead, events: pollIn, revents: 0),
-            pollfd(fd: wake.read, events: pollIn, revents: 0),
-        ]
-        while !isStopping {
-            // Queue every complete request while below the pipeline depth.
-            var consumed = 0
-            while input.count - consumed >= 2 {
-                let length = Int(input[consumed]) << 8 | Int(input[consumed + 1])
-                // Shorter than a header: a broken or hostile client (RFC 7766 §8 allows closing).
-                guard length >= 12 else { return }
-                guard input.count - consumed >= 2 + length else { break }
-                let start = consumed + 2
-                if input[start + 2] & 0x80 != 0 {
-                    consumed = start + length  // an answer sent to a server: ignore it
-                    continue
-                }
-                guard c.admitRequest(depth: depth) else { break }
-                let request = Array(input[start..<(start + length)])
-                consumed = start + length
-                guard queue.push(ServerJob(request: request, peer: c.peer, reply: .tcp(c))) else { return }
-            }
-            if consumed > 0 { input.removeFirst(consumed) }
-
-            let status = c.status()
-            if status.failed { return }
-            if !readOpen, status.inFlight == 0, !status.pendingOutput { return }  // all answered after EOF
-            let now = monotonicNow()
-            // Idle: nothing in a handler and no traffic; or answers pending that the peer does
-            // not read.
-            if now - lastActivity >= idle, status.inFlight == 0 || status.pendingOutput { return }
-            let wantRead = readOpen && status.inFlight < depth && status.pendingBytes < Self.outboxLimit
-                && input.count < 2 + 65535
-            fds[0].events = (wantRead ? pollIn : 0) | (status.pendingOutput ? pollOut : 0)
-            fds[0].revents = 0
-            fds[1].revents = 0
-            fds[2].revents = 0
-            let timeout = Int32(max(1, min(1000, ((lastActivity + idle - now) * 1000).rounded(.up))))
-            guard pollDescriptors(&fds, timeout: timeout) > 0 else { continue }
-            if fds[2].revents != 0 { return }
-            if fds[1].revents != 0 { drainWake(c.wakeRead) }
-            let revents = fds[0].revents
-            if revents & Int16(POLLERR | POLLNVAL) != 0 { return }
-            if revents & pollOut != 0 {
-                switch c.flush() {
-                case .failed: return
-                case .progress: lastActivity = monotonicNow()
-                case .none: break
-                }
-            }
-            if wantRead, revents & (pollIn | Int16(POLLHUP)) != 0 {
-                let n = chunk.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-                if n > 0 {
-                    input.append(contentsOf: chunk[0..<n])
-                    lastActivity = monotonicNow()
-                } else if n == 0 {
-                    readOpen = false  // the client may half-close and still wait for answers
-                } else {
-                    let e = errno
-                    if e != EAGAIN, e != EWOULDBLOCK, e != EINTR { return }
-                }
-            } else if revents & Int16(POLLHUP) != 0 {
+        if live >= options.maxConnections {
+            guard let victim = evictionCandidate(now: now) else {
+                closeDescriptor(fd)
                 return
             }
+            drop(victim)
         }
+        let session = TCPSession(connection: TCPConnection(fd: fd, peer: peer, wake: core.loopWake), now: now)
+        sessions.append(session)
+        live += 1
+        perSource[peer.addressBytes, default: 0] += 1
+    }
+
+    /// The connection a new one may replace when the server is full, among those with nothing
+    /// in a handler and nothing to write: first what a slow or silent peer looks like — no
+    /// complete request yet, or a request incomplete for ``ServerCore/evictionGrace`` seconds —
+    /// the one waiting longest; else the one idle longest after being served, once idle for
+    /// ``ServerCore/evictionGrace`` seconds. A client between the queries of a burst, or one
+    /// whose query is in a handler, is never chosen.
+    private func evictionCandidate(now: Double) -> TCPSession? {
+        var best: TCPSession? = nil
+        var bestRank = 2
+        var bestSince = Double.infinity
+        for s in sessions where !s.closed && s.evictable {
+            let rank: Int
+            let since: Double
+            if s.requests == 0 {
+                (rank, since) = (0, s.lastRequest)  // the accept
+            } else if let start = s.messageStart, now - start >= ServerCore.evictionGrace {
+                (rank, since) = (0, start)
+            } else {
+                since = max(s.lastRequest, s.lastAnswer)
+                guard now - since >= ServerCore.evictionGrace else { continue }
+                rank = 1
+            }
+            if rank < bestRank || (rank == bestRank && since < bestSince) {
+                best = s
+                bestRank = rank
+                bestSince = since
+            }
+        }
+        return best
+    }
+
+    private mutating func drop(_ s: TCPSession, abort: Bool = false) {
+        guard !s.closed else { return }
+        s.closed = true
+        s.input = []
+        s.connection.close(abort: abort)
+        live -= 1
+        let key = s.connection.peer.addressBytes
+        if let n = perSource[key], n > 1 { perSource[key] = n - 1 } else { perSource[key] = nil }
+    }
+}
+
+/// What the TCP loop knows about one connection; touched by the loop thread only.
+final class TCPSession {
+    let connection: TCPConnection
+    /// Received bytes not yet queued as requests.
+    var input: [UInt8] = []
+    var readOpen = true
+    /// Whether the loop asked poll(2) for input in this round.
+    var wantRead = true
+    /// When the last bytes arrived (monotonic seconds; the accept counts).
+    var lastRead: Double
+    /// When the first byte of the incomplete request in `input` arrived (or reading resumed
+    /// after a pause, if later); nil when none.
+    var messageStart: Double?
+    /// When reading last resumed after a pause (the accept at first).
+    var resumedAt: Double
+    /// Complete messages received, and when the last one completed (the accept before one did).
+    var requests = 0
+    var lastRequest: Double
+    /// From the latest service pass: nothing in a handler, nothing to write.
+    var evictable = false
+    var lastAnswer: Double
+    var closed = false
+
+    init(connection: TCPConnection, now: Double) {
+        self.connection = connection
+        lastRead = now
+        lastRequest = now
+        lastAnswer = now
+        resumedAt = now
+    }
+
+    /// Whether `input` starts with a complete length-prefixed message.
+    var hasCompleteMessage: Bool {
+        input.count >= 2 && input.count >= 2 + (Int(input[0]) << 8 | Int(input[1]))
     }
 }
 
 // MARK: - sockets shared with the workers
+
+/// A wake-up socket pair that many threads may ring and one thread drains; one byte at most is
+/// in flight, however many rings.
+final class WakeSignal: Sendable {
+    let read: Int32
+    let write: Int32
+    private let pending = Atomic<Bool>(false)
+
+    init() throws(TDNSError) {
+        (read, write) = try makeWakePair()
+    }
+
+    deinit {
+        closeDescriptor(read)
+        closeDescriptor(write)
+    }
+
+    func ring() {
+        if !pending.exchange(true, ordering: .acquiringAndReleasing) { signalWake(write) }
+    }
+
+    /// Called by the waiting thread when `read` is readable, before it looks at what changed:
+    /// a ring after this sends a new byte.
+    func drain() {
+        drainWake(read)
+        pending.store(false, ordering: .releasing)
+    }
+}
 
 /// The UDP socket. The UDP loop reads it without the lock (and alone closes it once started);
 /// workers send under the lock, so a send never reaches a closed — possibly reused — descriptor.
@@ -577,32 +837,51 @@ final class UDPEndpoint: Sendable {
     }
 }
 
-/// One accepted TCP connection. Its thread reads and polls; workers append answers to the
-/// outbox (and try to send them at once) under the lock, then wake the thread. The descriptors
-/// are closed under the same lock, so no worker ever touches a closed descriptor.
+/// One accepted TCP connection, as far as workers see it. The TCP loop reads and polls it;
+/// workers append answers to the outbox (and send what the socket takes at once) under the
+/// lock, then ring the loop. The descriptor is closed under the same lock, so no worker ever
+/// touches a closed descriptor.
 final class TCPConnection: Sendable {
     let fd: Int32
-    let wakeRead: Int32
-    let wakeWrite: Int32
     let peer: SocketAddress
+    private let wake: WakeSignal
 
     private struct State {
         var outbox: [UInt8] = []
         var sent = 0
+        /// Offsets in `outbox` where each queued answer ends, from `frameHead` on.
+        var frameEnds: [Int] = []
+        var frameHead = 0
+        /// When the answer now being written became the next to write.
+        var headSince = 0.0
         var inFlight = 0
         var failed = false
         var open = true
+        /// When a byte was last written or an answer delivered.
+        var lastWrite: Double
+        /// When an answer was last fully written (or a handler returned no answer).
+        var lastAnswer: Double
     }
 
-    private let state = Mutex(State())
+    struct Status {
+        var inFlight: Int
+        var pendingBytes: Int
+        var failed: Bool
+        var headSince: Double
+        var lastWrite: Double
+        var lastAnswer: Double
+    }
+
+    private let state: Mutex<State>
 
     enum FlushResult { case none, progress, failed }
 
-    init(fd: Int32, wake: (read: Int32, write: Int32), peer: SocketAddress) {
+    init(fd: Int32, peer: SocketAddress, wake: WakeSignal) {
         self.fd = fd
-        self.wakeRead = wake.read
-        self.wakeWrite = wake.write
         self.peer = peer
+        self.wake = wake
+        let now = monotonicNow()
+        state = Mutex(State(lastWrite: now, lastAnswer: now))
     }
 
     deinit {
@@ -618,34 +897,45 @@ final class TCPConnection: Sendable {
         }
     }
 
-    func status() -> (inFlight: Int, pendingOutput: Bool, pendingBytes: Int, failed: Bool) {
-        state.withLock { s in (s.inFlight, s.sent < s.outbox.count, s.outbox.count - s.sent, s.failed) }
+    func status() -> Status {
+        state.withLock { s in
+            Status(
+                inFlight: s.inFlight, pendingBytes: s.outbox.count - s.sent, failed: s.failed,
+                headSince: s.headSince, lastWrite: s.lastWrite, lastAnswer: s.lastAnswer)
+        }
     }
 
     /// The handler's answer to one request of this connection (nil: none).
     func deliver(_ answer: [UInt8]?) {
+        let now = monotonicNow()
         state.withLock { s in
             s.inFlight = max(0, s.inFlight - 1)
             guard s.open else { return }
+            s.lastWrite = now
             if let answer, !answer.isEmpty, let length = UInt16(exactly: answer.count) {
+                if s.sent == s.outbox.count { s.headSince = now }
                 s.outbox.append(UInt8(length >> 8))
                 s.outbox.append(UInt8(length & 0xFF))
                 s.outbox.append(contentsOf: answer)
-                _ = Self.write(fd, &s)
+                s.frameEnds.append(s.outbox.count)
+                _ = Self.write(fd, &s, now: now)
+            } else {
+                s.lastAnswer = now
             }
-            signalWake(wakeWrite)
         }
+        wake.ring()
     }
 
     func flush() -> FlushResult {
-        state.withLock { s in
+        let now = monotonicNow()
+        return state.withLock { s in
             guard s.open else { return .failed }
-            return Self.write(fd, &s)
+            return Self.write(fd, &s, now: now)
         }
     }
 
     /// Sends as much of the outbox as the socket takes now, never blocking.
-    private static func write(_ fd: Int32, _ s: inout State) -> FlushResult {
+    private static func write(_ fd: Int32, _ s: inout State, now: Double) -> FlushResult {
         var result = FlushResult.none
         while s.sent < s.outbox.count {
             let sent = s.sent
@@ -654,6 +944,7 @@ final class TCPConnection: Sendable {
             }
             if n > 0 {
                 s.sent += n
+                s.lastWrite = now
                 result = .progress
                 continue
             }
@@ -662,27 +953,43 @@ final class TCPConnection: Sendable {
             s.failed = true
             return .failed
         }
+        // Answers written completely: the next one's deadline starts now.
+        while s.frameHead < s.frameEnds.count, s.frameEnds[s.frameHead] <= s.sent {
+            s.frameHead += 1
+            s.headSince = now
+            s.lastAnswer = now
+        }
         if s.sent == s.outbox.count {
             s.outbox.removeAll(keepingCapacity: s.outbox.count <= 65536)
+            s.sent = 0
+            s.frameEnds.removeAll(keepingCapacity: s.frameEnds.count <= 256)
+            s.frameHead = 0
+        } else if s.sent >= 65536, s.sent * 2 >= s.outbox.count {
+            // A peer that reads steadily but never catches up: drop what it has read.
+            let sent = s.sent
+            s.outbox.removeFirst(sent)
+            s.frameEnds = s.frameEnds[s.frameHead...].map { $0 - sent }
+            s.frameHead = 0
             s.sent = 0
         }
         return result
     }
 
-    /// Makes the peer see the end now; the connection thread closes the descriptors.
-    func shutdownForStop() {
-        state.withLock { s in
-            if s.open { _ = shutdown(fd, Int32(SHUT_RDWR)) }
-        }
-    }
-
-    func close() {
+    /// Closes the descriptor; `abort` resets the connection (SO_LINGER 0) instead of leaving
+    /// unsent answers to the kernel.
+    func close(abort: Bool = false) {
         state.withLock { s in
             guard s.open else { return }
+            if abort {
+                var noLinger = linger(l_onoff: 1, l_linger: 0)
+                _ = setsockopt(fd, SOL_SOCKET, SO_LINGER, &noLinger, socklen_t(MemoryLayout<linger>.size))
+            }
             s.open = false
+            s.outbox = []
+            s.sent = 0
+            s.frameEnds = []
+            s.frameHead = 0
             closeDescriptor(fd)
-            closeDescriptor(wakeRead)
-            closeDescriptor(wakeWrite)
         }
     }
 }

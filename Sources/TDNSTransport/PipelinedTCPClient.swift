@@ -13,10 +13,19 @@ import TDNSCore
 /// state is unknown afterwards: late answers could be mistaken for the next exchange's), and
 /// later calls throw `.network`. Exchanges from several threads are serialized; ``close()``
 /// from another thread interrupts an exchange in progress, which then fails with `.network`.
+///
+/// ## Deadlines
+///
+/// Every answer message must be complete within ``timeout`` from the moment it is awaited: the
+/// first from the start of the exchange, each further one from the completion of the one
+/// before. Only a complete message restarts the clock — bytes trickling in (or queries the
+/// server is slow to read) never do, so a server cannot hold the caller longer than
+/// ``timeout`` per answer by sending one byte at a time. An exchange of n queries therefore
+/// takes at most n × ``timeout``, and at most `totalTimeout` when that is given.
 public final class PipelinedTCPClient: Sendable {
     public let server: SocketAddress
-    /// Seconds allowed to connect, and during an exchange the longest time without progress
-    /// (no byte sent or received) before it fails with `.timeout`.
+    /// Seconds allowed to connect, and during an exchange for each answer message to be
+    /// complete from when it is awaited (see the type's documentation).
     public let timeout: Double
 
     // Descriptor discipline: `fd` is closed only while holding both locks; `exchangeLock` is
@@ -53,14 +62,18 @@ public final class PipelinedTCPClient: Sendable {
     /// Sends every query, keeping at most `window` unanswered at a time, and returns the
     /// answers in the order of `queries`.
     ///
-    /// - Throws: `.malformed` for a query shorter than a header, IDs repeated among `queries`
-    ///   or `window` < 1; `.tooBig` for a query over 65535 bytes (argument errors leave the
-    ///   connection open); `.dns` for an answer that is too short, lacks QR, or has an unknown
-    ///   or already answered ID; `.timeout` when no progress is made for ``timeout`` seconds
-    ///   (e.g. an answer never comes); `.network` when the connection is closed, reset, was
+    /// - Parameter totalTimeout: seconds for the whole exchange, on top of the per-answer
+    ///   ``timeout``; nil: n × ``timeout`` at most.
+    /// - Throws: `.malformed` for a query shorter than a header, IDs repeated among `queries`,
+    ///   `window` < 1 or a bad `totalTimeout`; `.tooBig` for a query over 65535 bytes (argument
+    ///   errors leave the connection open); `.dns` for an answer that is too short, lacks QR, or
+    ///   has an unknown or already answered ID; `.timeout` when an answer is not complete
+    ///   within ``timeout`` of being awaited (e.g. it never comes, or trickles in) or the
+    ///   exchange outlasts `totalTimeout`; `.network` when the connection is closed, reset, was
     ///   closed before or is closed by ``close()`` meanwhile.
-    public func exchange(_ queries: [[UInt8]], window: Int = 32) throws(TDNSError) -> [[UInt8]] {
+    public func exchange(_ queries: [[UInt8]], window: Int = 32, totalTimeout: Double? = nil) throws(TDNSError) -> [[UInt8]] {
         guard window >= 1 else { throw .malformed("pipelining window must be at least 1") }
+        let total = try totalTimeout.map { (t: Double) throws(TDNSError) in try validatedTimeout(t, "totalTimeout") }
         var index: [UInt16: Int] = [:]
         index.reserveCapacity(queries.count)
         for (i, query) in queries.enumerated() {
@@ -73,7 +86,7 @@ public final class PipelinedTCPClient: Sendable {
             guard isOpen else { throw .network("the pipelined connection to \(server) is closed") }
             if queries.isEmpty { return [] }
             do throws(TDNSError) {
-                return try run(queries, index, window: min(window, 65536))
+                return try run(queries, index, window: min(window, 65536), totalTimeout: total)
             } catch {
                 closeLocked()
                 throw error
@@ -98,7 +111,9 @@ public final class PipelinedTCPClient: Sendable {
         }
     }
 
-    private func run(_ queries: [[UInt8]], _ index: [UInt16: Int], window: Int) throws(TDNSError) -> [[UInt8]] {
+    private func run(
+        _ queries: [[UInt8]], _ index: [UInt16: Int], window: Int, totalTimeout: Double?
+    ) throws(TDNSError) -> [[UInt8]] {
         var answers = [[UInt8]?](repeating: nil, count: queries.count)
         var nextToQueue = 0
         var unanswered = 0
@@ -107,7 +122,10 @@ public final class PipelinedTCPClient: Sendable {
         var sent = 0
         var input: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
-        var lastProgress = monotonicNow()
+        let start = monotonicNow()
+        let end = totalTimeout.map { start + $0 } ?? .infinity
+        // When the answer awaited now must be complete: reset only by a complete answer.
+        var answerDue = start + timeout
         var fds = [pollfd(fd: fd, events: 0, revents: 0)]
 
         while received < queries.count {
@@ -120,9 +138,13 @@ public final class PipelinedTCPClient: Sendable {
             let pendingOutput = sent < output.count
             fds[0].events = pollIn | (pendingOutput ? pollOut : 0)
             fds[0].revents = 0
-            let left = lastProgress + timeout - monotonicNow()
+            let now = monotonicNow()
+            if now >= end {
+                throw .timeout("\(queries.count - received) of \(queries.count) answers from \(server) not complete within \(totalTimeout ?? 0) s")
+            }
+            let left = min(answerDue, end) - now
             if left <= 0 {
-                throw .timeout("\(queries.count - received) of \(queries.count) answers from \(server) did not arrive in time")
+                throw .timeout("\(queries.count - received) of \(queries.count) answers from \(server) did not arrive in time (each must be complete within \(timeout) s)")
             }
             let ms = Int32(max(1, min(1000, (left * 1000).rounded(.up))))
             guard pollDescriptors(&fds, timeout: ms) > 0 else { continue }
@@ -135,7 +157,6 @@ public final class PipelinedTCPClient: Sendable {
                 }
                 if n > 0 {
                     sent += n
-                    lastProgress = monotonicNow()
                     if sent == output.count {
                         output.removeAll(keepingCapacity: true)
                         sent = 0
@@ -161,7 +182,6 @@ public final class PipelinedTCPClient: Sendable {
                     continue
                 }
                 input.append(contentsOf: chunk[0..<n])
-                lastProgress = monotonicNow()
 
                 var consumed = 0
                 while input.count - consumed >= 2 {
@@ -181,6 +201,7 @@ public final class PipelinedTCPClient: Sendable {
                     answers[i] = message
                     unanswered -= 1
                     received += 1
+                    answerDue = monotonicNow() + timeout
                 }
                 if consumed > 0 { input.removeFirst(consumed) }
             }

@@ -18,7 +18,7 @@ struct ServerJob: Sendable {
 ///
 /// UDP jobs are bounded (`udpLimit`; beyond it a datagram is dropped, as a full socket buffer
 /// would drop it). TCP jobs are bounded by the connection count times the per-connection
-/// pipeline depth, which the connection threads enforce before they push.
+/// pipeline depth, which the TCP event loop enforces before it pushes.
 ///
 /// A pthread mutex and condition variable rather than `Synchronization.Mutex`, because idle
 /// workers must sleep until work or shutdown arrives. Both live on the heap so they never move.

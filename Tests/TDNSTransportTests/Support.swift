@@ -77,8 +77,8 @@ final class RawTCP: Sendable {
     let fd: Int32
     let peer: SocketAddress
 
-    init(_ server: SocketAddress) throws {
-        fd = try connectTCP(to: server, from: nil, deadline: Deadline(after: 2))
+    init(_ server: SocketAddress, source: SocketAddress? = nil) throws {
+        fd = try connectTCP(to: server, from: source, deadline: Deadline(after: 2))
         peer = server
     }
 
@@ -114,6 +114,95 @@ final class RawTCP: Sendable {
     }
 
     func shutdownWrite() { _ = shutdown(fd, Int32(SHUT_WR)) }
+
+    /// Sends one byte now, without waiting; false when the connection is gone.
+    func sendByte(_ byte: UInt8) -> Bool {
+        var b = byte
+        return Glibc.send(fd, &b, 1, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) == 1
+    }
+
+    /// Whether the server has closed this connection, checked now without reading any data:
+    /// an end of stream (the server's FIN, POLLRDHUP) or a reset (POLLERR/POLLHUP).
+    var isClosedByPeer: Bool {
+        var fds = [pollfd(fd: fd, events: pollReadHangUp, revents: 0)]
+        guard pollDescriptors(&fds, timeout: 0) > 0 else { return false }
+        return fds[0].revents & (pollReadHangUp | Int16(POLLHUP | POLLERR)) != 0
+    }
+
+    /// Sets a small receive buffer (before data flows), so that the server's writes stall soon.
+    func shrinkReceiveBuffer() {
+        setIntOption(fd, SOL_SOCKET, SO_RCVBUF, 4096)
+    }
+}
+
+/// A TCP server for client tests that answers each query (echo, QR set) by sending the framed
+/// answer one byte every `byteInterval` seconds, or whole answers `answerInterval` apart.
+final class TrickleServer: Sendable {
+    let address: SocketAddress
+    private let listener: Int32
+    private let stopFlag = CancellationFlag()
+    private let join: @Sendable () -> Void?
+
+    init(byteInterval: Double? = nil, answerInterval: Double = 0) throws {
+        let fd = try makeSocket(.ipv4, .stream)
+        try bindSocket(fd, to: loopback)
+        guard listen(fd, 16) == 0, let bound = localAddress(of: fd) else { throw TDNSError(.network, "listen") }
+        listener = fd
+        address = bound
+        let stop = stopFlag
+        join = inBackground {
+            var connections: [Int32] = []
+            defer { connections.forEach(closeDescriptor) }
+            while !stop.isCancelled {
+                var fds = [pollfd(fd: fd, events: pollIn, revents: 0)] + connections.map { pollfd(fd: $0, events: pollIn, revents: 0) }
+                guard pollDescriptors(&fds, timeout: 20) > 0 else { continue }
+                for (i, c) in connections.enumerated() where fds[i + 1].revents != 0 {
+                    // Read every complete query waiting (small; one recv is enough on loopback).
+                    var buf = [UInt8](repeating: 0, count: 65536)
+                    let n = buf.withUnsafeMutableBytes { recv(c, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                    guard n > 0 else { continue }
+                    var offset = 0
+                    while n - offset >= 2 {
+                        let length = Int(buf[offset]) << 8 | Int(buf[offset + 1])
+                        guard n - offset >= 2 + length else { break }
+                        let answer = DNSClient.frame(echo(Array(buf[(offset + 2)..<(offset + 2 + length)])))
+                        offset += 2 + length
+                        if answerInterval > 0 { sleepMilliseconds(Int32(answerInterval * 1000)) }
+                        if let byteInterval {
+                            for byte in answer {
+                                if stop.isCancelled { return }
+                                var b = byte
+                                guard Glibc.send(c, &b, 1, Int32(MSG_NOSIGNAL)) == 1 else { break }
+                                sleepMilliseconds(Int32(byteInterval * 1000))
+                            }
+                        } else {
+                            _ = try? sendAll(c, answer, deadline: Deadline(after: 2), peer: bound)
+                        }
+                    }
+                }
+                if fds[0].revents != 0, let (c, _) = acceptConnection(fd) { connections.append(c) }
+            }
+        }
+    }
+
+    func stop() {
+        stopFlag.cancel()
+        _ = join()
+        closeDescriptor(listener)
+    }
+}
+
+/// Lines of /proc/self/maps: the process's memory mappings (thread stacks show up here).
+func mappingCount() -> Int {
+    guard let f = fopen("/proc/self/maps", "r") else { return -1 }
+    defer { fclose(f) }
+    var count = 0
+    while true {
+        let c = getc(f)
+        if c == EOF { break }
+        if c == 10 { count += 1 }
+    }
+    return count
 }
 
 /// A raw UDP socket bound on 127.0.0.1.
@@ -169,3 +258,7 @@ func threadCount() -> Int {
 
 /// The first payload byte after the header (0 without a payload): tells handlers what to do.
 func tag(_ request: [UInt8]) -> UInt8 { request.count > 12 ? request[12] : 0 }
+
+/// POLLRDHUP (Linux, <poll.h> with _GNU_SOURCE, which Swift's Glibc module does not define):
+/// the peer closed its end.
+let pollReadHangUp = Int16(0x2000)
