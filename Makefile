@@ -176,7 +176,8 @@ demo: all
 # `make test` does not fuzz: it only replays the corpus (TDNSFuzzTests).
 FUZZ_SCRATCH    := .build-fuzz
 FUZZ_RUNS       ?= 1000000
-FUZZ_TARGETS    ?= dns-message chunk-rdata edns-options json-manifest jws jwe key-file
+FUZZ_TARGETS    ?= dns-message chunk-rdata edns-options json-manifest jws jwe key-file \
+                   kdc-chunk-query kdc-enroll-update kdc-confirmation
 FUZZ_SANITIZERS ?= fuzzer,address
 FUZZ_MERGE      ?= 0
 FUZZ_ARGS       ?=

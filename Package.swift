@@ -100,7 +100,7 @@ let package = Package(
         // libFuzzer harnesses (issue 3, item 11): the harness bodies, the `tdns-fuzz` executable
         // (corpus replayer, or with -DLIBFUZZER -sanitize=fuzzer a libFuzzer binary: `make fuzz`)
         // and the unit test that replays Tests/Fuzz/corpus and Tests/Fuzz/crashes.
-        .target(name: "TDNSFuzzTargets", dependencies: ["TDNSCore", "TDNSWire", "TDNSCrypto", "TDNSKRS"]),
+        .target(name: "TDNSFuzzTargets", dependencies: ["TDNSCore", "TDNSWire", "TDNSCrypto", "TDNSKRS", "TDNSKDC"]),
         .executableTarget(name: "tdns-fuzz", dependencies: ["TDNSFuzzTargets"]),
         .testTarget(name: "TDNSFuzzTests", dependencies: ["TDNSFuzzTargets"]),
     ]

@@ -35,6 +35,15 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     /// What the key-file writer consumes: PKCS#8 PEM or DER → `DNSSECPrivateKey` →
     /// `bindPrivateKeyFile`, and DNSKEY/KEY presentation lines.
     case keyFile = "key-file"
+    /// A DNS message to the KDC, normally a CHUNK query: `TDNSMessages.parseChunkQueryName`
+    /// and `KDCService.handle` over UDP and TCP (KDCHarnesses.swift).
+    case kdcChunkQuery = "kdc-chunk-query"
+    /// A DNS message to the KDC, normally an enrollment UPDATE: `parseEnrollmentUpdate` and
+    /// `KDCService.handle`.
+    case kdcEnrollUpdate = "kdc-enroll-update"
+    /// A confirmation NOTIFY to the KDC through `KDCService.handle`, and the same bytes as the
+    /// status-report JSON of a SIG(0)-signed confirmation.
+    case kdcConfirmation = "kdc-confirmation"
 
     /// Runs the harness on one input; on a broken invariant prints it and calls `abort()`, so
     /// that libFuzzer records the input as a crash.
@@ -57,6 +66,9 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
             case .jws: try JWSHarness.run(data)
             case .jwe: try JWEHarness.run(data)
             case .keyFile: try KeyFileHarness.run(data)
+            case .kdcChunkQuery: try KDCChunkQueryHarness.run(data)
+            case .kdcEnrollUpdate: try KDCEnrollHarness.run(data)
+            case .kdcConfirmation: try KDCConfirmationHarness.run(data)
             }
             return nil
         } catch {

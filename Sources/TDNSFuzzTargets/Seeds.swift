@@ -98,6 +98,8 @@ public enum FuzzSeeds {
         for (name, opt) in try optRecords() {
             add(.ednsOptions, name, opt)
         }
+        // The KDC's requests, made against the harnesses' KDC (KDCHarnesses.swift).
+        out += try KDCSeeds.make()
         return out
     }
 
