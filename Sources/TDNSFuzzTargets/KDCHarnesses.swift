@@ -26,7 +26,7 @@ import TDNSWire
 ///
 /// - `krs1.example.` (HPKE), enrolled at setup through a real enrollment UPDATE (so it has a
 ///   SIG(0) key and announced `["jws-es256", "sig0"]`), notify address 127.0.0.1:5300, with
-///   three distributions: a ping and a chunked roll_key in state `notified`, a ping `confirmed`;
+///   three distributions: a ping `pending`, a chunked roll_key `notified`, a ping `confirmed`;
 /// - `krs2.example.`, with an activated, unused token: the node the enrollment seeds enroll.
 ///
 /// Everything is deterministic (fixed clock → fixed distribution IDs), so committed seeds keep
@@ -56,7 +56,7 @@ enum KDCFuzzState {
         /// `kdc.json` as setup left it, and the state it holds.
         let pristine: [UInt8]
         let pristineState: KDCState
-        /// krs1's distributions: ping (notified), roll_key in chunks (notified), ping (confirmed).
+        /// krs1's distributions: ping (pending), roll_key in chunks (notified), ping (confirmed).
         let pingID: String
         let rollID: String
         let confirmedID: String
@@ -238,9 +238,12 @@ enum KDCFuzzState {
         let confirmedID = try distribute(.ping, key: nil, chunkSize: nil)
         try kdc.store.update { (state) throws(TDNSError) in
             for i in state.distributions.indices {
-                state.distributions[i].notifiedAt = now
                 state.distributions[i].notifyAttempts = 1
                 state.distributions[i].lastNotifyAt = now
+                // The ping stays pending: a CHUNK query must never move it (issue 10: a query
+                // before the first NOTIFY suppressed the NOTIFY for good).
+                if state.distributions[i].id == pingID { continue }
+                state.distributions[i].notifiedAt = now
                 state.distributions[i].state = state.distributions[i].id == confirmedID ? .confirmed : .notified
                 if state.distributions[i].id == confirmedID {
                     state.distributions[i].confirmedAt = now
