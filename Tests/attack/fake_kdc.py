@@ -29,6 +29,7 @@ attacker would keep it. What the attacker does instead of forwarding is chosen i
       announcing `chunks` data chunks of `chunk_size` bytes; every data chunk query answered
       with chunk_size bytes.
   {"attack": "trickle", "after_id": HEX, "on": "data1"|"all", "interval": 1.0, "until": UNIX}
+      ("only_id": HEX instead of after_id: that one distribution is the carrier, no other)
       For a carrier, over TCP: the real KDC's answer sent one byte per `interval` seconds
       (to data chunk 1 only, or to every CHUNK query of it), until the node closes the
       connection or, when `until` is set, until that time (then the rest at once, and
@@ -244,6 +245,8 @@ class FakeKDC:
         if c.get("attack", "none") == "none" or did is None:
             return False
         try:
+            if c.get("only_id"):
+                return did == c["only_id"]
             return int(did, 16) > int(c.get("after_id", "0"), 16)
         except ValueError:
             return False
