@@ -197,11 +197,12 @@ final class NotifyIntake: Sendable {
     }
 
     /// Handled (installed and confirmed, refused, or not for this node): forgotten, in memory
-    /// and in the pending file. `confirmed` ones are answered without a fetch if NOTIFYed again.
-    func finish(_ id: String, confirmed: Bool, now: Int64) throws(TDNSError) {
+    /// and in the pending file. `remember`ed ones (confirmed, or another node's: a Go KDC
+    /// NOTIFYs every node) are answered without a fetch if NOTIFYed again.
+    func finish(_ id: String, remember: Bool, now: Int64) throws(TDNSError) {
         try state.withLock { (s) throws(TDNSError) in
             s.entries.removeAll { $0.line.id == id }
-            if confirmed {
+            if remember {
                 s.recentlyDone.removeAll { $0 == id }
                 s.recentlyDone.append(id)
                 if s.recentlyDone.count > Self.recentlyDoneKept { s.recentlyDone.removeFirst() }

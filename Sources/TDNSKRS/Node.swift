@@ -257,7 +257,7 @@ public final class KRSNode: Sendable {
                     ])
                 }
             default:
-                try intake.finish(id, confirmed: record.confirmed, now: time)
+                try intake.finish(id, remember: record.confirmed || record.outcome == .notForUs, now: time)
             }
         } catch {
             log(.warning, "pending: \(error.reason)")
@@ -281,7 +281,7 @@ public final class KRSNode: Sendable {
         // Done one way or the other: the queue and the pending file follow. (Failures stay as
         // they were: a queued one keeps its place and its retry timer.)
         if !handled.record.needsRetry && handled.record.outcome != .interrupted && intake.ids.contains(id) {
-            try? intake.finish(id, confirmed: handled.record.confirmed, now: now)
+            try? intake.finish(id, remember: handled.record.confirmed || handled.record.outcome == .notForUs, now: now)
         }
         if let error = handled.error { throw error }
         guard let result = handled.result else { throw .internalFailure("distribution \(id): no result") }

@@ -224,7 +224,7 @@ struct IntakeTests {
         let finished = Array(all.sorted().prefix(120))
         DispatchQueue.concurrentPerform(iterations: 8) { t in
             for (i, id) in finished.enumerated() where i % 8 == t {
-                try? (a.intake.ids.contains(id) ? a : b).intake.finish(id, confirmed: true, now: kdc.now)
+                try? (a.intake.ids.contains(id) ? a : b).intake.finish(id, remember: true, now: kdc.now)
             }
             _ = b.handleNotify((try? Self.notify(String(format: "6a38%04x", t)).serialize()) ?? [], source: "10.9.9.\(t)")
         }
@@ -267,11 +267,11 @@ struct IntakeTests {
         #expect(try PendingStore(directory: dir).read(now: t0).isEmpty)
         // Confirmed ones are answered without a fetch when NOTIFYed again.
         #expect(intake.offer("6a390002", source: "192.0.2.1", now: t0) == .queued)
-        try intake.finish("6a390002", confirmed: true, now: t0)
+        try intake.finish("6a390002", remember: true, now: t0)
         #expect(intake.offer("6a390002", source: "192.0.2.1", now: t0) == .alreadyDone)
         // Refused ones are not remembered: a new NOTIFY queues them again.
         #expect(intake.offer("6a390003", source: "192.0.2.1", now: t0) == .queued)
-        try intake.finish("6a390003", confirmed: false, now: t0)
+        try intake.finish("6a390003", remember: false, now: t0)
         #expect(intake.offer("6a390003", source: "192.0.2.1", now: t0) == .queued)
     }
 }
