@@ -168,7 +168,7 @@ check "$T: Depends: libtdnskrs-dev on libtdnskrs0 (= version); the programs not 
 
 # Directories of the packages that exist before (shared with other packages: /usr/bin, /etc…)
 # are not expected to go at purge.
-for p in "${PACKAGES[@]}"; do files_of "$p"; done | sed 's|/$||' | grep -v '^$' | sort -u >"$TMP/paths"
+for p in "${PACKAGES[@]}"; do files_of "$p"; done | sed 's|/$||' | grep -vE '^(|/\.)$' | sort -u >"$TMP/paths"
 while read -r path; do [ -e "$path" ] || [ -L "$path" ] && echo "$path"; done <"$TMP/paths" >"$TMP/paths.before"
 
 INSTALLED=1
@@ -260,7 +260,7 @@ check "$T: the flows used the installed plugins and programs" "$(grep -hE 'dlope
 
 # --- purge ------------------------------------------------------------------------------------
 
-for p in "${PACKAGES[@]}"; do dpkg -L "$p" 2>/dev/null; done | sort -u >"$TMP/installed.paths"
+for p in "${PACKAGES[@]}"; do dpkg -L "$p" 2>/dev/null; done | grep -vE '^(|/\.)$' | sort -u >"$TMP/installed.paths"
 rm -rf /etc/systemd/system/tdns-krs.service.d
 check_command "$T: dpkg --purge the packages while their state is there" dpkg --purge "${PACKAGES[@]}"
 echo "$OUT" >"$TMP/purge1.log"

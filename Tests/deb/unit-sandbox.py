@@ -124,7 +124,8 @@ def stage_outer(args):
         bwrap += ["--dev-bind", "/dev", "/dev"]
     bwrap += ["--proc", "/proc"]
     if yes(single.get("PrivateTmp", "no")):
-        bwrap += ["--tmpfs", "/tmp", "--tmpfs", "/var/tmp"]
+        # 1777 as systemd makes them (bwrap's default tmpfs is root's 0755).
+        bwrap += ["--perms", "1777", "--tmpfs", "/tmp", "--perms", "1777", "--tmpfs", "/var/tmp"]
     if single.get("ProtectHome", "no") in ("yes", "true", "tmpfs", "read-only"):
         for d in ("/home", "/root", "/run/user"):
             if os.path.isdir(d):

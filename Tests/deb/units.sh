@@ -83,9 +83,9 @@ mkdir -p "$N/ctl" "$N/db" "$N/unsigned"
 chown nsd:nsd "$N/db"
 example_zone >"$N/unsigned/example.test.zone"
 nsd-control-setup -d "$N/ctl" >"$TMP/nsd-control-setup.log" 2>&1
-# The one-time step of the unit's header: nsd-control's key readable by group nsd.
-chgrp nsd "$N/ctl/nsd_control.key" "$N/ctl/nsd_control.pem"
-chmod 0640 "$N/ctl/nsd_control.key" "$N/ctl/nsd_control.pem"
+# The one-time step of the unit's header: what nsd-control reads, readable by group nsd.
+chgrp nsd "$N/ctl/nsd_control.key" "$N/ctl/nsd_control.pem" "$N/ctl/nsd_server.pem"
+chmod 0640 "$N/ctl/nsd_control.key" "$N/ctl/nsd_control.pem" "$N/ctl/nsd_server.pem"
 cat >"$N/nsd.conf" <<EOF
 server:
     ip-address: 127.0.0.1
