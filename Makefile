@@ -4,7 +4,8 @@
 #   make test       every test; ends with one line "N passed, N failed"
 #   make demo       the main job on 127.0.0.1: tdns-kdc, and a KRS inside named receiving keys it signs with;
 #                   SERVER=bind9 (default), knot (the module in knotd) or nsd (the tdnskrs-nsd sidecar)
-#   make install    PREFIX=/usr/local DESTDIR= : library, headers, tdnskrs.pc, plugins
+#   make install    PREFIX=/usr/local DESTDIR= : library, headers, tdnskrs.pc, plugins, programs, man pages
+#   make deb        build/deb/*.deb: Debian packages of what `make` built (Sources/Packaging/debian), lintian-checked
 #   make deps       the Debian packages the project needs (run as root)
 #   make fuzz       FUZZ_RUNS=1000000 : the libFuzzer harnesses over Tests/Fuzz/corpus (not part of `make test`)
 #   make examples   build/examples/: the programs of Examples/, built with pkg-config against build/
@@ -32,11 +33,12 @@ KNOT_PLUGIN := $(BUILD)/lib/mod-tdnskrs.so
 
 DEBIAN_PACKAGES := pkg-config libssl-dev libcjose-dev libjansson-dev libjson-c-dev bind9-dev \
 	bind9 bind9-utils bind9-dnsutils knot knot-dnsutils libknot-dev nsd ldnsutils jose \
-	valgrind python3-venv g++
+	valgrind python3-venv g++ \
+	debhelper dpkg-dev fakeroot lintian systemd bubblewrap python3-seccomp
 
 SWIFT_SOURCES := $(shell find Sources Include -path Sources/Plugins -prune -o \( -name '*.swift' -o -name '*.h' -o -name '*.modulemap' \) -print) Package.swift
 
-.PHONY: all lib plugins bin deps test test-swift demo install clean venv examples
+.PHONY: all lib plugins bin deps test test-swift demo install install-files deb clean venv examples
 
 all: deps-auto lib plugins bin
 
@@ -192,7 +194,16 @@ fuzz:
 
 # --- install ----------------------------------------------------------------------------------
 
+MANDIR      ?= $(PREFIX)/share/man
+# Manual pages, when Sources/Packaging/man/ has them: NAME.SECTION for sections 3, 5 and 8.
+MAN_PAGES   := $(wildcard Sources/Packaging/man/*.3 Sources/Packaging/man/*.5 Sources/Packaging/man/*.8)
+
 install: all
+	@$(MAKE) --no-print-directory install-files
+
+# What `make all` built, installed without building anything (debian/rules runs this in the
+# tree `make deb` assembles, which has build/ but no Swift sources).
+install-files:
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR)/tdnskrs $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 $(BINARIES) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0755 $(LIB_REAL) $(DESTDIR)$(LIBDIR)/
@@ -207,6 +218,36 @@ install: all
 	knotmods=$$(pkg-config --variable=module_instdir knotd); install -d $(DESTDIR)$$knotmods; \
 	  install -m 0755 $(KNOT_PLUGIN) $(DESTDIR)$$knotmods/; \
 	  install -m 0755 $(LIB_REAL) $(DESTDIR)$$knotmods/; ln -sf libtdnskrs.so.$(VERSION) $(DESTDIR)$$knotmods/$(LIB_SONAME)
+	@for page in $(MAN_PAGES); do \
+	  section=$${page##*.}; install -d $(DESTDIR)$(MANDIR)/man$$section; \
+	  echo "install -m 0644 $$page $(DESTDIR)$(MANDIR)/man$$section/"; \
+	  install -m 0644 $$page $(DESTDIR)$(MANDIR)/man$$section/ || exit 1; \
+	done
+
+# --- Debian packages --------------------------------------------------------------------------
+
+# Binary-only packages of the release build: build/deb/tdnskrs-VERSION/ gets what
+# `make install-files` reads (build/bin, build/lib, Include/, the Makefile, tdnskrs.pc.in,
+# Examples/, Sources/Packaging/) and debian/ from Sources/Packaging/debian with the units of
+# Sources/Packaging/systemd; dpkg-buildpackage -b splits `make install-files` into packages there
+# (nothing is compiled: debian/rules checks that build/ is complete), then lintian checks them.
+DEB_DIR     := $(BUILD)/deb
+DEB_TREE    := $(DEB_DIR)/tdnskrs-$(VERSION)
+
+deb: all
+	@deb_version=$$(dpkg-parsechangelog -l Sources/Packaging/debian/changelog -S Version); \
+	if [ "$$deb_version" != "$(VERSION)" ]; then \
+	  echo "Sources/Packaging/debian/changelog is at $$deb_version, the Makefile at $(VERSION): add a changelog entry" >&2; exit 1; fi
+	rm -rf $(DEB_DIR)
+	mkdir -p $(DEB_TREE)/$(BUILD) $(DEB_TREE)/Sources/TDNSKRSCABI
+	cp -a Makefile Include Examples $(DEB_TREE)/
+	cp -a $(BUILD)/bin $(BUILD)/lib $(DEB_TREE)/$(BUILD)/
+	cp -a Sources/TDNSKRSCABI/tdnskrs.pc.in $(DEB_TREE)/Sources/TDNSKRSCABI/
+	cp -a Sources/Packaging $(DEB_TREE)/Sources/
+	cp -a Sources/Packaging/debian $(DEB_TREE)/debian
+	for unit in Sources/Packaging/systemd/*.service; do cp $$unit $(DEB_TREE)/debian/$$(basename $$unit); done
+	cd $(DEB_TREE) && dpkg-buildpackage -b --no-sign
+	lintian --fail-on error,warning --info $(DEB_DIR)/*.changes
 
 clean:
 	rm -rf $(BUILD) $(SHIP_SCRATCH) $(BIN_SCRATCH)

@@ -277,7 +277,7 @@ check "$T: nsd.conf serves the zone from tdnskrs-nsd.conf's signed_dir" \
 # The unit starts the sidecar with this settings file and may write every directory it names.
 unit_fits_settings() {
     local unit=$EX_SRC/tdnskrs-nsd.service rw d
-    grep -q '^ExecStart=/usr/local/bin/tdnskrs-nsd run --config /etc/tdnskrs/nsd.conf$' "$unit" || return 1
+    grep -q '^ExecStart=/usr/bin/tdnskrs-nsd run --config /etc/tdnskrs/nsd.conf$' "$unit" || return 1
     rw=$(sed -n 's/^ReadWritePaths=//p' "$unit")
     for d in "$(setting state_dir)" "$(setting key_dir)" "$(setting signed_dir)"; do
         case "$d/" in "$rw"/*) ;; *) return 1 ;; esac
@@ -302,11 +302,15 @@ fi
 if command -v systemd-analyze >/dev/null 2>&1; then
     # verify wants ExecStart= to exist: the sidecar binary is not installed here, /bin/true is.
     mkdir -p "$TMP/unit"
-    sed 's|^ExecStart=/usr/local/bin/tdnskrs-nsd |ExecStart=/bin/true |' "$EX_SRC/tdnskrs-nsd.service" >"$TMP/unit/tdnskrs-nsd.service"
+    # (Examples/tdnskrs-nsd.service is a link to the packaged unit, Sources/Packaging/systemd/.)
+    sed 's|^ExecStart=/usr/bin/tdnskrs-nsd |ExecStart=/bin/true |' "$EX_SRC/tdnskrs-nsd.service" >"$TMP/unit/tdnskrs-nsd.service"
+    # Documentation=man:tdnskrs-nsd(8) is only checked once that page is installed.
+    vflags=()
+    man -w tdnskrs-nsd >/dev/null 2>&1 || vflags=(--man=no)
     # verify exits 0 even for unknown or unparsable settings: any output is a finding.
-    check "$T: systemd-analyze verify tdnskrs-nsd.service: no findings" \
-        "$(systemd-analyze verify "$TMP/unit/tdnskrs-nsd.service" 2>&1 | head -3 | tr '\n' ' ')" \
-        eval '[ -z "$(systemd-analyze verify "$TMP/unit/tdnskrs-nsd.service" 2>&1)" ]'
+    check "$T: systemd-analyze verify ${vflags[*]} tdnskrs-nsd.service: no findings" \
+        "$(systemd-analyze verify "${vflags[@]}" "$TMP/unit/tdnskrs-nsd.service" 2>&1 | head -3 | tr '\n' ' ')" \
+        eval '[ -z "$(systemd-analyze verify "${vflags[@]}" "$TMP/unit/tdnskrs-nsd.service" 2>&1)" ]'
 else
     echo "# systemd-analyze not installed: tdnskrs-nsd.service not verified" >&2
 fi

@@ -9,6 +9,19 @@ HOSTING_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_ROOT=$(cd "$HOSTING_DIR/../.." && pwd)
 BUILD_DIR=${TDNSKRS_BUILD:-$REPO_ROOT/build}
 LIB_DIR=$BUILD_DIR/lib
+BIN_DIR=$BUILD_DIR/bin
+DLZ_PLUGIN=$LIB_DIR/dlz_tdnskrs.so
+KNOT_PLUGIN=$LIB_DIR/mod-tdnskrs.so
+# TDNSKRS_INSTALLED=1 (Tests/deb): the programs, the library and the plugins where the Debian
+# packages installed them, as dpkg lists them, instead of $BUILD_DIR. A path dpkg does not know
+# stays empty, and the suites' require_built says so.
+if [ "${TDNSKRS_INSTALLED:-0}" = 1 ]; then
+    installed_path() { dpkg -L "$1" 2>/dev/null | grep -m1 -E "$2"; }
+    BIN_DIR=$(dirname "$(installed_path tdns-kdc '/bin/tdns-kdc$')")
+    LIB_DIR=$(dirname "$(installed_path libtdnskrs0 '/libtdnskrs\.so\.0$')")
+    DLZ_PLUGIN=$(installed_path bind9-dlz-tdnskrs '/dlz_tdnskrs\.so$')
+    KNOT_PLUGIN=$(installed_path knot-module-tdnskrs '/mod-tdnskrs\.so$')
+fi
 
 FAILURES=0
 USED_PORTS=" "
@@ -283,6 +296,13 @@ options {
 };
 EOF
 }
+# knot_module_section: `module:` for mod-tdnskrs from $PLUGIN, after an empty line; nothing when
+# installed (TDNSKRS_INSTALLED=1): the module is then in Knot's module directory, which knotd
+# loads by itself, and a `module:` section for it again is refused ("already exists").
+knot_module_section() {
+    [ "${TDNSKRS_INSTALLED:-0}" = 1 ] && return 0
+    printf '%s\n' "" "module:" "  - id: mod-tdnskrs" "    file: \"$PLUGIN\""
+}
 # knot_conf_head: the start of a knot.conf (block-style YAML: Knot's parser is not a full YAML
 # parser): knotd on 127.0.0.1@$DNS_PORT, control socket and database in $TMP, log to stderr,
 # and the module mod-tdnskrs from $PLUGIN (its settings, templates and zones follow).
@@ -301,11 +321,8 @@ log:
 
 database:
     storage: "$TMP/db"
-
-module:
-  - id: mod-tdnskrs
-    file: "$PLUGIN"
 EOF
+    knot_module_section
 }
 
 # --- queries to the server under test (callers set DNS_PORT and ZONE) --------------------------
