@@ -24,7 +24,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SANDBOX=$HERE/unit-sandbox.py
 DEB_DIR=$REPO_ROOT/build/deb
 PACKAGES=(libtdnskrs0 libtdnskrs-dev bind9-dlz-tdnskrs knot-module-tdnskrs tdnskrs-nsd tdns-krs tdns-kdc)
-STATE_DIRS=(/var/lib/tdns-kdc /var/lib/tdns-krs /var/lib/tdnskrs)
+STATE_DIRS=(/var/lib/tdns-kdc /var/lib/tdns-krs /var/lib/tdnskrs /var/lib/tdnskrs-nsd)
 UNITS=(tdns-kdc tdns-krs tdnskrs-nsd)
 TMP=""
 SB=""
@@ -193,9 +193,9 @@ expect_dir() { # expect_dir PATH OWNER:GROUP MODE
 expect_dir /var/lib/tdns-kdc tdnskrs:tdnskrs 700
 expect_dir /var/lib/tdns-krs tdnskrs:tdnskrs 700
 expect_dir /var/lib/tdns-krs/keys tdnskrs:tdnskrs 700
-expect_dir /var/lib/tdnskrs tdnskrs:nsd 750
+expect_dir /var/lib/tdnskrs tdnskrs:nsd 700
 expect_dir /var/lib/tdnskrs/keys tdnskrs:nsd 700
-expect_dir /var/lib/tdnskrs/nsd tdnskrs:nsd 2750
+expect_dir /var/lib/tdnskrs-nsd tdnskrs:nsd 2750
 expect_dir /var/lib/bind/tdnskrs bind:bind 700
 expect_dir /var/lib/bind/tdnskrs/keys bind:bind 700
 expect_dir /var/lib/knot/tdnskrs knot:knot 700
