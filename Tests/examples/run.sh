@@ -279,8 +279,13 @@ unit_fits_settings() {
     local unit=$EX_SRC/tdnskrs-nsd.service rw d
     grep -q '^ExecStart=/usr/bin/tdnskrs-nsd run --config /etc/tdnskrs/nsd.conf$' "$unit" || return 1
     rw=$(sed -n 's/^ReadWritePaths=//p' "$unit")
+    local covered p
     for d in "$(setting state_dir)" "$(setting key_dir)" "$(setting signed_dir)"; do
-        case "$d/" in "$rw"/*) ;; *) return 1 ;; esac
+        covered=no
+        for p in $rw; do
+            case "$d/" in "$p"/*) covered=yes ;; esac
+        done
+        [ "$covered" = yes ] || return 1
     done
 }
 check "$T: tdnskrs-nsd.service: run --config /etc/tdnskrs/nsd.conf; ReadWritePaths covers state_dir, key_dir, signed_dir" \
@@ -289,7 +294,7 @@ check "$T: tdnskrs-nsd.service: run --config /etc/tdnskrs/nsd.conf; ReadWritePat
 # The sidecar itself reads the settings file (it refuses unknown settings), once it is built.
 SIDECAR=$BUILD_DIR/bin/tdnskrs-nsd
 if [ -x "$SIDECAR" ]; then
-    mkdir -p "$R/var/lib/tdnskrs/keys" "$R/etc/nsd/unsigned"
+    mkdir -p "$R/var/lib/tdnskrs/keys" "$R/var/lib/tdnskrs-nsd" "$R/etc/nsd/unsigned"
     relocate "$EX_SRC/tdnskrs-nsd.conf" >"$TMP/tdnskrs-nsd.conf"
     check "$T: tdnskrs-nsd status --config tdnskrs-nsd.conf accepts every setting" \
         "$("$SIDECAR" status --json --config "$TMP/tdnskrs-nsd.conf" 2>&1 | head -2 | tr '\n' ' ')" \
