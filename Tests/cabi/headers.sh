@@ -84,6 +84,48 @@ for f in "${funcs[@]}"; do
     fi
 done
 
+# The design document's C, written as a new user would (Tests/cabi/design_example.c): compiles
+# with -Wall -Wextra -Werror as C11 and as C++17 against our headers, runs under valgrind, and
+# a write into the backend table crypto_get_backend returns dies of SIGSEGV (read-only memory).
+vg=()
+if command -v valgrind >/dev/null 2>&1 && [ "${VALGRIND:-1}" != 0 ]; then
+    vg=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite
+        --suppressions="$here/cjose.supp")
+fi
+for lang in c11 c++17; do
+    if [ "$lang" = c11 ]; then compile=("$cc" -std=c11 -x c); else compile=("$cxx" -std=c++17 -x c++); fi
+    bin=$work/design_example_${lang//+/x}
+    what="headers: the design's example code (design_example.c) compiles as ${lang^^} with -Wall -Wextra -Werror"
+    if "${compile[@]}" -Wall -Wextra -Werror -I "$inc" $(pkg-config --cflags json-c) -o "$bin" "$here/design_example.c" \
+            -x none -L "$build/lib" -ltdnskrs -Wl,-rpath,"$build/lib" $(pkg-config --libs json-c) 2>"$work/log"; then
+        pass_line "$what"
+    else
+        fail_line "$what" "$(oneline "$work/log")"
+        continue
+    fi
+    mkdir -p "$work/state_$lang"
+    "${vg[@]}" "$bin" "$work/state_$lang" >"$work/out" 2>"$work/err"
+    rc=$?
+    sed "s/^\(PASS\|FAIL\): /\1: $lang: /" "$work/out" | grep -E '^(PASS|FAIL): '
+    grep -q '^FAIL: ' "$work/out" && fail=1
+    if ! grep -q '^# design_example finished' "$work/out"; then
+        fail_line "headers: $lang design example ran to completion" "exit status $rc: $(oneline "$work/err")"
+    elif [ ${#vg[@]} -gt 0 ]; then
+        if [ "$rc" = 99 ]; then
+            fail_line "headers: $lang design example is valgrind clean" "$(oneline "$work/err")"
+        else
+            pass_line "headers: $lang design example is valgrind clean (no errors, no definite leaks)"
+        fi
+    fi
+    # (In a subshell whose stderr is discarded: bash reports the crash there.)
+    rc=$( ("$bin" readonly >/dev/null 2>&1; echo $?) 2>/dev/null )
+    if [ "$rc" = $((128 + 11)) ]; then
+        pass_line "headers: $lang: writing into the table crypto_get_backend returned dies of SIGSEGV (read-only memory)"
+    else
+        fail_line "headers: $lang: writing into the table crypto_get_backend returned dies of SIGSEGV (read-only memory)" "exit status $rc"
+    fi
+done
+
 # C linkage: a C++ program referring to every declared function links against the library.
 {
     for h in "${headers[@]}"; do printf '#include <tdnskrs/%s>\n' "$h"; done
