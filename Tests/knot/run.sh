@@ -241,6 +241,8 @@ show_keys_proof
 show_status_proof
 check "$T: status.tdnskrs. TXT shows the confirmed last distribution" "$(status_line)" \
     eval 'status_txt | grep -qE "last_distribution=($D1|$D2) result=installed confirmed=yes"'
+check "$T: status.tdnskrs. TXT is the operators' format, whole — the same five strings as in named (listening=no, key_changes installed=2)" \
+    "$(status_line)" eval 'status_format_ok && status_txt | grep -q "listening=no running=yes" && status_txt | grep -q "key_changes installed=2 "'
 
 # TDNSKRS_SHORT=1 (Tests/deb, on the installed packages): the flow up to here — enroll,
 # distribute, knotd signing with the distributed keys' tags — without reloads, rolls or timings.

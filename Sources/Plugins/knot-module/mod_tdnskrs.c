@@ -237,15 +237,17 @@ static void start_krs(struct tdnskrs_mod *ctx)
     };
     const char *argv[MAX_ARGS] = { "key_store?=knot", "notify_listen?=none" };
     char *owned[3] = { NULL, NULL, NULL };
-    int argc = 2;
+    int argc = 2, nomem = 0;
     for (int i = 0; i < 3; i++) {
         knotd_conf_t item = knotd_conf_mod(ctx->mod, items[i][0]);
         if (item.count > 0) {
             size_t len = strlen(items[i][1]) + strlen(item.single.string) + 1;
-            if ((owned[i] = malloc(len)) != NULL) {
-                snprintf(owned[i], len, "%s%s", items[i][1], item.single.string);
-                argv[argc++] = owned[i];
+            if ((owned[i] = malloc(len)) == NULL) {
+                nomem = 1; /* never start a KRS without a setting the operator gave */
+                continue;
             }
+            snprintf(owned[i], len, "%s%s", items[i][1], item.single.string);
+            argv[argc++] = owned[i];
         }
     }
     knotd_conf_t settings = knotd_conf_mod(ctx->mod, MOD_SETTING);
@@ -253,7 +255,9 @@ static void start_krs(struct tdnskrs_mod *ctx)
         argv[argc++] = settings.multi[i].string;
     }
     int rc = KRS_OK;
-    if (argc == 2) {
+    if (nomem) {
+        krs_failed(ctx, "module settings refused", KRS_ENOMEM, "out of memory");
+    } else if (argc == 2) {
         /* No KRS settings: hosting only. */
     } else if (settings.count > MAX_ARGS - 5) {
         krs_failed(ctx, "module settings refused", KRS_ECONFIG, "too many settings");
