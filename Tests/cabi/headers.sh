@@ -5,9 +5,10 @@
 #   TDNSKRS_BUILD=/abs/build CC=cc CXX=g++ bash Tests/cabi/headers.sh
 #
 # For each Include/tdnskrs/*.h: a translation unit containing only `#include <tdnskrs/X.h>`
-# compiles with -Wall -Wextra -Werror -pedantic as C11 and as C++17. Then: every function the
-# headers declare (collected with gcc -aux-info) is exported by build/lib/libtdnskrs.so, and a
-# C++ program taking the address of each one links (so the declarations have C linkage).
+# compiles with -Wall -Wextra -Werror -pedantic as C11, as C99 (the design's minimum) and as
+# C++17. Then: every function the headers declare (collected with gcc -aux-info) is exported
+# by build/lib/libtdnskrs.so, and a C++ program taking the address of each one links (so the
+# declarations have C linkage).
 # One "PASS: <name>" / "FAIL: <name> — <reason>" line per check; exit 1 if any failed.
 set -u
 
@@ -41,6 +42,12 @@ for h in "${headers[@]}"; do
         pass_line "headers: tdnskrs/$h compiles alone as C11 ($cc -std=c11 -Wall -Wextra -Werror -pedantic)"
     else
         fail_line "headers: tdnskrs/$h compiles alone as C11 ($cc -std=c11 -Wall -Wextra -Werror -pedantic)" "$(oneline "$work/log")"
+    fi
+    # The design: "C99 or C11", "Ensure C99 compliance".
+    if "$cc" -std=c99 -Wall -Wextra -Werror -pedantic -I "$inc" -c "$work/tu.c" -o "$work/tu_c99.o" 2>"$work/log"; then
+        pass_line "headers: tdnskrs/$h compiles alone as C99 ($cc -std=c99 -Wall -Wextra -Werror -pedantic)"
+    else
+        fail_line "headers: tdnskrs/$h compiles alone as C99 ($cc -std=c99 -Wall -Wextra -Werror -pedantic)" "$(oneline "$work/log")"
     fi
     if "$cxx" -std=c++17 -Wall -Wextra -Werror -pedantic -I "$inc" -c "$work/tu.cpp" -o "$work/tu_cxx.o" 2>"$work/log"; then
         pass_line "headers: tdnskrs/$h compiles alone as C++17 ($cxx -std=c++17 -Wall -Wextra -Werror -pedantic)"
