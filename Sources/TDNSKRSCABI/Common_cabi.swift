@@ -70,15 +70,22 @@ final class OutputBuffers: Sendable {
     static let shared = OutputBuffers()
     private let sizes = Mutex<[UInt: Int]>([:])
 
+    /// A new malloc'ed block of `byteCount` bytes, registered for krs_free; nil when memory is
+    /// exhausted.
+    func allocate(byteCount: Int) -> UnsafeMutableRawPointer? {
+        guard byteCount > 0, let raw = malloc(byteCount) else { return nil }
+        sizes.withLock { $0[UInt(bitPattern: raw)] = byteCount }
+        return raw
+    }
+
     /// Copies bytes into a new malloc'ed buffer with a trailing NUL (not counted), or nil
     /// when memory is exhausted.
     func make(_ bytes: some Collection<UInt8>) -> UnsafeMutablePointer<UInt8>? {
         let count = bytes.count
-        guard count < Int.max, let raw = malloc(count + 1) else { return nil }
+        guard count < Int.max, let raw = allocate(byteCount: count + 1) else { return nil }
         let p = raw.bindMemory(to: UInt8.self, capacity: count + 1)
         _ = UnsafeMutableBufferPointer(start: p, count: count).initialize(from: bytes)
         p[count] = 0
-        sizes.withLock { $0[UInt(bitPattern: raw)] = count + 1 }
         return p
     }
 

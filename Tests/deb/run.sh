@@ -121,9 +121,10 @@ conffiles_of() { dpkg-deb -I "$(deb_of "$1")" conffiles 2>/dev/null | xargs; }
 has_file() { files_of "$1" | grep -qE "$2"; }
 
 MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+VERSION=$(sed -nE 's/^VERSION[[:space:]]*:=[[:space:]]*//p' "$REPO_ROOT/Makefile")
 KNOTMODS=$(pkg-config --variable=module_instdir knotd)
 check "$T: libtdnskrs0 holds the library and its soname link, nothing else" "$(files_of libtdnskrs0 | grep -v '/$' | grep -v /usr/share/doc | xargs)" \
-    eval '[ "$(files_of libtdnskrs0 | grep -v "/$" | grep -v /usr/share/doc | xargs)" = "/usr/lib/$MA/libtdnskrs.so.0.1.0 /usr/lib/$MA/libtdnskrs.so.0" ]'
+    eval '[ "$(files_of libtdnskrs0 | grep -v "/$" | grep -v /usr/share/doc | xargs)" = "/usr/lib/$MA/libtdnskrs.so.$VERSION /usr/lib/$MA/libtdnskrs.so.0" ]'
 check "$T: libtdnskrs-dev: headers, libtdnskrs.so link, tdnskrs.pc, example programs" "$(files_of libtdnskrs-dev | grep -v '/$' | xargs)" \
     eval 'has_file libtdnskrs-dev "^/usr/include/tdnskrs/tdnskrs.h$" && has_file libtdnskrs-dev "^/usr/include/tdnskrs/krs.h$" &&
           has_file libtdnskrs-dev "^/usr/lib/$MA/libtdnskrs.so$" && has_file libtdnskrs-dev "^/usr/lib/$MA/pkgconfig/tdnskrs.pc$" &&
