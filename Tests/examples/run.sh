@@ -461,7 +461,7 @@ if command -v systemd-analyze >/dev/null 2>&1; then
     export MANPATH="$MANTREE:$(manpath -q 2>/dev/null)"
     man -w tdnskrs-nsd nsd nsd-control >/dev/null 2>&1 || vflags=(--man=no)
     # verify exits 0 even for unknown or unparsable settings: any output is a finding.
-    check "$T: systemd-analyze verify ${vflags[*]} tdnskrs-nsd.service: no findings" \
+    check "$T: systemd-analyze verify ${vflags[*]:+${vflags[*]} }tdnskrs-nsd.service: no findings (Documentation= man pages found)" \
         "$(systemd-analyze verify "${vflags[@]}" "$TMP/unit/tdnskrs-nsd.service" 2>&1 | head -3 | tr '\n' ' ')" \
         eval '[ -z "$(systemd-analyze verify "${vflags[@]}" "$TMP/unit/tdnskrs-nsd.service" 2>&1)" ]'
 else
