@@ -335,14 +335,13 @@ check "$T: man: Sources/Packaging/man/ has $MAN_PAGES" \
 
 # mandoc -Tlint at its strictest level, -W style. Its one message that depends on the machine —
 # "referenced manual not found" for a page of another package (named(8), nsd(8), …), looked up
-# in MANTREE only — is dropped; a reference to one of these pages that does not resolve is not.
+# in MANTREE only — is dropped; a reference to a page of this project (tdns*, libtdnskrs) that
+# does not resolve is not.
 mandoc_findings() {
-    local line ours p
+    local line
     MANPATH=$MANTREE mandoc -Tlint -W style "$MAN_SRC/$1" 2>&1 | while IFS= read -r line; do
-        if [[ $line =~ referenced\ manual\ not\ found:\ Xr\ ([^ ]+)\ ([0-9a-z]+) ]]; then
-            ours=no
-            for p in $MAN_PAGES; do [ "${BASH_REMATCH[1]}.${BASH_REMATCH[2]}" = "$p" ] && ours=yes; done
-            [ "$ours" = no ] && continue
+        if [[ $line =~ referenced\ manual\ not\ found:\ Xr\ ([^ ]+)\  ]] && [[ ! ${BASH_REMATCH[1]} =~ ^(tdns|libtdnskrs) ]]; then
+            continue
         fi
         echo "$line"
     done
@@ -386,7 +385,7 @@ page_commands() {
 # `-name` after an `Fl` macro on a line (`.Fl -node Ar node | Fl -all`, `.Op Fl -legacy | -signed`).
 # Other programs' options in the examples (systemctl --now) are plain text and not counted.
 page_options() {
-    awk '{ f = 0; for (i = 1; i <= NF; i++) { if ($i == "Fl") f = 1; else if (f && $i ~ /^-[a-z][a-z0-9-]*$/) print "-" $i } }' \
+    awk '{ f = 0; for (i = 1; i <= NF; i++) { if ($i == "Fl" || $i == ".Fl") f = 1; else if (f && $i ~ /^-[a-z][a-z0-9-]*$/) print "-" $i } }' \
         "$MAN_SRC/$1" | sort -u
 }
 set_diff() { # LIST_A LIST_B: "missing: … extra: …" (in A not B, in B not A)
@@ -394,6 +393,35 @@ set_diff() { # LIST_A LIST_B: "missing: … extra: …" (in A not B, in B not A)
     missing=$(comm -23 <(sort -u <<<"$1") <(sort -u <<<"$2") | grep . | one_line)
     extra=$(comm -13 <(sort -u <<<"$1") <(sort -u <<<"$2") | grep . | one_line)
     [ -z "$missing$extra" ] || echo "missing: ${missing:-none}; not in the code: ${extra:-none}"
+}
+# synopsis_options PAGE COMMAND: the --options of COMMAND's lines in the page's SYNOPSIS (from
+# its `.Nm` to the next), with those of the `where settings is …` paragraph when the lines use
+# `Ar settings`.
+synopsis_options() {
+    sed -n '/^\.Sh SYNOPSIS/,/^\.Sh DESCRIPTION/p' "$MAN_SRC/$1" | awk -v want="$2" '
+        /^\.Nm/ { cmd = ""; common = 0; next }
+        /^\.Pp/ { common = 1; next }
+        /^\.Cm / && !common { cmd = $2; for (i = 3; i <= NF && $i ~ /^[a-z][a-z-]*$/; i++) cmd = cmd " " $i }
+        / Ar settings/ && cmd == want { uses = 1 }
+        {
+            f = 0
+            for (i = 1; i <= NF; i++) {
+                if ($i == "Fl" || $i == ".Fl") f = 1
+                else if (f && $i ~ /^-[a-z][a-z0-9-]*$/) { if (common) shared["-" $i] = 1; else if (cmd == want) own["-" $i] = 1 }
+            }
+        }
+        END { for (o in own) print o; if (uses) for (o in shared) print o }' | sort -u
+}
+# usage_options PROGRAM COMMAND: the --options of the USAGE line of `PROGRAM COMMAND --help`.
+usage_options() { "$1" $2 --help 2>/dev/null | sed -n 's/^USAGE: //p' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
+# synopsis_mismatches PAGE PROGRAM: "COMMAND (missing: …; not in the code: …)" for each command
+# whose SYNOPSIS lines do not have exactly the options of its USAGE line.
+synopsis_mismatches() {
+    local cmd d
+    while read -r cmd; do
+        d=$(set_diff "$(usage_options "$2" "$cmd")" "$(synopsis_options "$1" "$cmd")")
+        [ -z "$d" ] || echo "$cmd ($d);"
+    done <<<"$(help_commands "$2")"
 }
 for prog in tdns-kdc tdns-krs tdnskrs-nsd; do
     page=$prog.8 bin=$BIN_DIR/$prog
@@ -410,6 +438,9 @@ for prog in tdns-kdc tdns-krs tdnskrs-nsd; do
     check "$T: man: $page shows every option of $prog and its commands ($(wc -l <<<"$opts") options), and no other" \
         "$(set_diff "$opts" "$(page_options "$page")")" \
         eval '[ -n "$opts" ] && [ -z "$(set_diff "$opts" "$(page_options "$page")")" ]'
+    check "$T: man: $page SYNOPSIS: each command with exactly the options of its USAGE line" \
+        "$(synopsis_mismatches "$page" "$bin" | one_line)" \
+        eval '[ -n "$(usage_options "$bin" "$(head -1 <<<"$cmds")")" ] && [ -z "$(synopsis_mismatches "$page" "$bin")" ]'
 done
 
 # Every setting krs_init accepts (KRSSettings.known) has its entry in tdnskrs.conf(5), and the
