@@ -34,7 +34,7 @@ KNOT_PLUGIN := $(BUILD)/lib/mod-tdnskrs.so
 DEBIAN_PACKAGES := pkg-config libssl-dev libcjose-dev libjansson-dev libjson-c-dev bind9-dev \
 	bind9 bind9-utils bind9-dnsutils knot knot-dnsutils libknot-dev nsd ldnsutils jose \
 	valgrind python3-venv g++ \
-	debhelper dpkg-dev fakeroot lintian systemd bubblewrap python3-seccomp
+	debhelper dpkg-dev fakeroot lintian systemd bubblewrap python3-seccomp mandoc
 
 SWIFT_SOURCES := $(shell find Sources Include -path Sources/Plugins -prune -o \( -name '*.swift' -o -name '*.h' -o -name '*.modulemap' \) -print) Package.swift
 

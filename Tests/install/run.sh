@@ -19,6 +19,11 @@ check test -n "$version" -a -f "$stage/usr/local/lib/libtdnskrs.so.$version" -a 
     -a -f "$stage/usr/local/lib/pkgconfig/tdnskrs.pc" -a -f "$stage/usr/lib/bind/dlz_tdnskrs.so" \
     -a -f "$stage$(pkg-config --variable=module_instdir knotd)/mod-tdnskrs.so"
 
+name="installed: man pages tdns-kdc(8), tdns-krs(8), tdnskrs-nsd(8), tdnskrs.conf(5), libtdnskrs(3)"
+man_dir="$stage/usr/local/share/man"
+check test -f "$man_dir/man8/tdns-kdc.8" -a -f "$man_dir/man8/tdns-krs.8" -a -f "$man_dir/man8/tdnskrs-nsd.8" \
+    -a -f "$man_dir/man5/tdnskrs.conf.5" -a -f "$man_dir/man3/libtdnskrs.3"
+
 export PKG_CONFIG_PATH="$stage/usr/local/lib/pkgconfig" PKG_CONFIG_SYSROOT_DIR="$stage"
 name="pkg-config --cflags --libs tdnskrs"
 check pkg-config --exists tdnskrs
