@@ -36,7 +36,7 @@ enum ManifestHarness {
         let keys = try FuzzState.keys()
         let dir = try FuzzState.directory()
         let settings = try KRSSettings(arguments: FuzzState.arguments(stateDirectory: dir, keys: keys))
-        let receiver = try KeyReceiver(settings: settings, clock: KRSClock { clockValue.withLock { $0 } })
+        let receiver = try KeyReceiver(settings: settings, clock: WallClock { clockValue.withLock { $0 } })
         return Environment(
             receiver: receiver, stateDirectory: dir, hmacKey: keys.hpkeRecipient.publicKey.rawRepresentation, kdcSigner: keys.kdcSigner)
     }
