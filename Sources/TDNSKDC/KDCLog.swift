@@ -30,7 +30,7 @@ public struct KDCLog: Sendable {
     ///     `clock` only stamps lines and may be fixed).
     public init(
         clock: WallClock = .system, refusedPerSecond: Int = KDCLog.refusedLinesPerSecond,
-        monotonic: @escaping @Sendable () -> Double = KDCLog.monotonicSeconds,
+        monotonic: @escaping @Sendable () -> Double = { MonotonicClock.now() },
         sink: @escaping @Sendable (Level, String) -> Void
     ) {
         self.clock = clock
@@ -56,12 +56,6 @@ public struct KDCLog: Sendable {
     /// Discards everything.
     public static let silent = KDCLog(clock: .fixed(0)) { _, _ in }
 
-    /// CLOCK_MONOTONIC in seconds.
-    public static let monotonicSeconds: @Sendable () -> Double = {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
 
     public func info(_ message: String) { emit(.info, message) }
     public func warning(_ message: String) { emit(.warning, message) }
