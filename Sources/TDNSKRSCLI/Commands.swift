@@ -127,6 +127,9 @@ public struct Run: ParsableCommand {
 
     public func run() throws {
         let node = try global.node()
+        // Made here, before the handlers exist: a global is created lazily on first use, and
+        // creating it (an allocation) inside a signal handler would not be async-signal-safe.
+        stopRequested.reset()
         signal(SIGTERM) { _ in stopRequested.stop() }
         signal(SIGINT) { _ in stopRequested.stop() }
         signal(SIGPIPE, SIG_IGN)
