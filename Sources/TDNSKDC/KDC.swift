@@ -28,10 +28,10 @@ public struct KDCReport: Sendable {
 /// (KDCStore), so commands and a running `serve` never lose each other's changes.
 public struct KDC: Sendable {
     public let store: KDCStore
-    public let clock: KDCClock
+    public let clock: WallClock
     public let log: KDCLog
 
-    public init(stateDirectory: String, clock: KDCClock = .system, log: KDCLog = .standardError()) {
+    public init(stateDirectory: String, clock: WallClock = .system, log: KDCLog = .standardError()) {
         self.store = KDCStore(directory: POSIXFile.absolute(stateDirectory))
         self.clock = clock
         self.log = log
@@ -215,7 +215,7 @@ public struct KDC: Sendable {
             ]
         }
         members += [
-            ("valid_until", .string(KDCTime.rfc3339(validUntil))),
+            ("valid_until", .string(RFC3339.format(validUntil))),
             ("version", .string("2.0")),
             ("capabilities", .array(backends.map { .string($0.rawValue) })),
         ]
@@ -239,7 +239,7 @@ public struct KDC: Sendable {
         return KDCReport(
             json: .object([
                 ("node_id", .string(nodeID)), ("package", .string(path)), ("state", .string("generated")),
-                ("valid_until", .string(KDCTime.rfc3339(validUntil))),
+                ("valid_until", .string(RFC3339.format(validUntil))),
                 ("capabilities", .array(backends.map { .string($0.rawValue) })),
                 ("legacy", .bool(legacy)),
             ]),
@@ -265,13 +265,13 @@ public struct KDC: Sendable {
             return e
         }
         let expires = enrollment.expiresAt ?? now
-        log.info("enrollment of \(enrollment.nodeID) active until \(KDCTime.rfc3339(expires))")
+        log.info("enrollment of \(enrollment.nodeID) active until \(RFC3339.format(expires))")
         return KDCReport(
             json: .object([
                 ("node_id", .string(nodeID)), ("state", .string("activated")),
-                ("activated_at", .string(KDCTime.rfc3339(now))), ("expires_at", .string(KDCTime.rfc3339(expires))),
+                ("activated_at", .string(RFC3339.format(now))), ("expires_at", .string(RFC3339.format(expires))),
             ]),
-            lines: ["enrollment of \(nodeID) active until \(KDCTime.rfc3339(expires))"])
+            lines: ["enrollment of \(nodeID) active until \(RFC3339.format(expires))"])
     }
 
     // MARK: - zones and DNSSEC keys
@@ -480,7 +480,7 @@ public struct KDC: Sendable {
             return made
         }
         for d in created {
-            log.info("distribution \(d.id) for \(d.nodeID): \(d.operation)\(d.keyTag.map { " key \($0)" } ?? "") (\(d.crypto.rawValue)\(d.hpkeLayout.map { " \($0.rawValue)" } ?? ""), \(d.signed ? "signed JWT manifest" : "Go format, HMAC-only"), \(d.chunkCount == 0 ? "inline" : "\(d.chunkCount) chunks"), deadline \(KDCTime.rfc3339(d.deadline)))")
+            log.info("distribution \(d.id) for \(d.nodeID): \(d.operation)\(d.keyTag.map { " key \($0)" } ?? "") (\(d.crypto.rawValue)\(d.hpkeLayout.map { " \($0.rawValue)" } ?? ""), \(d.signed ? "signed JWT manifest" : "Go format, HMAC-only"), \(d.chunkCount == 0 ? "inline" : "\(d.chunkCount) chunks"), deadline \(RFC3339.format(d.deadline)))")
         }
         return KDCReport(
             json: .object([("distributions", .array(created.map(Self.distributionJSON)))]),
@@ -514,11 +514,11 @@ public struct KDC: Sendable {
         }
         lines.append("enrollments: \(enrollments.count)")
         for e in enrollments {
-            lines.append("  \(e.nodeID) \(e.state(now: now))\(e.expiresAt.map { " until \(KDCTime.rfc3339($0))" } ?? "")")
+            lines.append("  \(e.nodeID) \(e.state(now: now))\(e.expiresAt.map { " until \(RFC3339.format($0))" } ?? "")")
         }
         lines.append("distributions: \(dists.count)")
         for d in dists {
-            let due = d.isLive ? " until \(KDCTime.rfc3339(d.deadline))" : ""
+            let due = d.isLive ? " until \(RFC3339.format(d.deadline))" : ""
             lines.append("  \(d.id) \(d.nodeID) \(d.operation)\(d.keyTag.map { " \($0)" } ?? "") \(d.state.rawValue)\(due)\(d.reason.map { " (\($0))" } ?? "")")
         }
         return KDCReport(
@@ -535,10 +535,10 @@ public struct KDC: Sendable {
                 })),
                 ("enrollments", .array(enrollments.map { e in
                     var m: [(String, JSONValue)] = [("node_id", .string(e.nodeID)), ("state", .string(e.state(now: now))),
-                                                     ("created_at", .string(KDCTime.rfc3339(e.createdAt)))]
-                    if let a = e.activatedAt { m.append(("activated_at", .string(KDCTime.rfc3339(a)))) }
-                    if let x = e.expiresAt { m.append(("expires_at", .string(KDCTime.rfc3339(x)))) }
-                    if let u = e.usedAt { m.append(("used_at", .string(KDCTime.rfc3339(u)))) }
+                                                     ("created_at", .string(RFC3339.format(e.createdAt)))]
+                    if let a = e.activatedAt { m.append(("activated_at", .string(RFC3339.format(a)))) }
+                    if let x = e.expiresAt { m.append(("expires_at", .string(RFC3339.format(x)))) }
+                    if let u = e.usedAt { m.append(("used_at", .string(RFC3339.format(u)))) }
                     return .object(m)
                 })),
                 ("zones", .array(state.zones.map { .string($0.name) })),
@@ -554,7 +554,7 @@ public struct KDC: Sendable {
         var m: [(String, JSONValue)] = [
             ("node_id", .string(n.id)), ("crypto", .string(n.crypto.rawValue)), ("legacy", .bool(n.legacy)),
             ("hpke_layout", .string(n.hpkeLayout.rawValue)), ("capabilities", .array(n.capabilities.map { .string($0) })),
-            ("source", .string(n.source)), ("registered_at", .string(KDCTime.rfc3339(n.registeredAt))),
+            ("source", .string(n.source)), ("registered_at", .string(RFC3339.format(n.registeredAt))),
         ]
         if let a = n.notifyAddress { m.append(("notify_address", .string(a))) }
         if let h = n.hpkePublicKey { m.append(("hpke_pubkey", .string(h))) }
@@ -583,14 +583,14 @@ public struct KDC: Sendable {
         if let l = d.hpkeLayout { m.append(("hpke_layout", .string(l.rawValue))) }
         m += [
             ("content", .string(d.content)), ("chunk_count", .integer(d.chunkCount)), ("state", .string(d.state.rawValue)),
-            ("created_at", .string(KDCTime.rfc3339(d.createdAt))), ("deadline", .string(KDCTime.rfc3339(d.deadline))),
+            ("created_at", .string(RFC3339.format(d.createdAt))), ("deadline", .string(RFC3339.format(d.deadline))),
             ("notify_attempts", .integer(d.notifyAttempts)),
         ]
-        if let t = d.lastNotifyAt { m.append(("last_notify_at", .string(KDCTime.rfc3339(t)))) }
+        if let t = d.lastNotifyAt { m.append(("last_notify_at", .string(RFC3339.format(t)))) }
         if let r = d.lastNotifyResult { m.append(("last_notify_result", .string(r))) }
         if let r = d.reason { m.append(("reason", .string(r))) }
-        if let t = d.notifiedAt { m.append(("notified_at", .string(KDCTime.rfc3339(t)))) }
-        if let t = d.confirmedAt { m.append(("confirmed_at", .string(KDCTime.rfc3339(t)))) }
+        if let t = d.notifiedAt { m.append(("notified_at", .string(RFC3339.format(t)))) }
+        if let t = d.confirmedAt { m.append(("confirmed_at", .string(RFC3339.format(t)))) }
         if let by = d.confirmedBy { m.append(("confirmed_by", .string(by))) }
         if let f = d.failedKeys {
             m.append(("failed_keys", .array(f.map { .object([("zone_name", .string($0.zoneName)), ("key_id", .string($0.keyID)), ("error", .string($0.error))]) })))

@@ -97,7 +97,7 @@ public final class KDCService: Sendable {
         let nodeID = name.nodeID.canonical.description
         let index = Int(name.index ?? 0)
         let lookup = withSnapshot { (s) -> (KDCNode?, KDCDistribution?) in
-            (s.state.node(nodeID), s.state.distribution(name.distributionID))
+            (s.state.node(nodeID), s.state.distribution(name.distributionID.text))
         }
         guard lookup.0 != nil else {
             log.refused("CHUNK query \(q.name) from \(peer ?? "?"): unknown node \(nodeID)")
@@ -113,7 +113,7 @@ public final class KDCService: Sendable {
         let t = now
         guard dist.isServable(now: t) else {
             forget(dist.id)
-            let why = dist.isLive ? "past its deadline \(KDCTime.rfc3339(dist.deadline))" : dist.state.rawValue
+            let why = dist.isLive ? "past its deadline \(RFC3339.format(dist.deadline))" : dist.state.rawValue
             log.refused("CHUNK query \(q.name) from \(peer ?? "?"): distribution \(dist.id) is \(why)")
             return reply(to: m, rcode: .nxDomain)
         }
@@ -175,7 +175,7 @@ public final class KDCService: Sendable {
             log.info("NOTIFY \(notify.question) from \(peer ?? "?") ignored: not the CHUNK type")
             return TDNSMessages.notifyResponse(to: m)
         }
-        guard let id = notify.distributionID else {
+        guard let id = notify.distributionID?.text else {
             log.refused("NOTIFY \(notify.question.name) from \(peer ?? "?"): no distribution ID")
             return TDNSMessages.notifyResponse(to: m, rcode: .formErr)
         }
@@ -379,11 +379,11 @@ public final class KDCService: Sendable {
         nodeForError = enrollment.nodeID
 
         let window = withSnapshot { $0.state.config.enrollmentWindow }
-        guard let stamp = field("timestamp"), let ts = KDCTime.parseRFC3339(stamp) else {
+        guard let stamp = field("timestamp"), let ts = RFC3339.parse(stamp) else {
             return fail(.formErr, "invalid timestamp format")
         }
         guard abs(t - ts) <= window else {
-            return fail(.refused, "enrollment request timestamp out of range (must be within \(KDCTime.goDuration(window)))")
+            return fail(.refused, "enrollment request timestamp out of range (must be within \(GoDuration.format(seconds: window)))")
         }
 
         let hpkeText = field("hpke_pubkey") ?? ""
@@ -472,7 +472,7 @@ public final class KDCService: Sendable {
         var members: [(String, JSONValue)] = [
             ("node_id", .string(nodeID)), ("status", .string(status)),
             ("kdc_hpke_pubkey", .string(status == "success" ? keys.hpke.publicKey.hex : "")),
-            ("timestamp", .string(KDCTime.rfc3339(now))),
+            ("timestamp", .string(RFC3339.format(now))),
         ]
         if let error, !error.isEmpty { members.append(("error_message", .string(error))) }
         return JSONValue.object(members).serialized(escapeHTML: true)

@@ -182,14 +182,15 @@ public func krs_init(
         arguments.append(text)
     }
     do {
+        // Parsed once, here: keys read, names and addresses parsed (issue 12 §3).
         let settings = try KRSSettings(arguments: arguments)
         let host = HostHooks()
         let keyChanges = KeyChangeCounts()
         // Time: the host's clock when it installs one, else now= or the system clock.
-        let fallback = settings.fixedNow.map(KRSClock.fixed) ?? .system
+        let fallback = settings.clock
         let node = try KRSNode(
-            arguments: arguments,
-            clock: KRSClock { host.now() ?? fallback.now },
+            settings: settings,
+            clock: WallClock { host.now() ?? fallback.now },
             log: { level, message in host.log(level, message) },
             keyChanged: { change in
                 keyChanges.count(change.kind)
@@ -284,14 +285,14 @@ public func krs_process_distribution(
         // Parsed once here, at the C boundary; the receiver takes the parsed value, as it
         // does from the fetcher.
         let receiver = context.node.receiver
-        let distribution: ReceivedDistribution
+        let parsed: DistributionRecords
         do throws(TDNSError) {
-            distribution = try ReceivedDistribution(distributionID: id, rdata: records, maxSize: receiver.settings.maxDistributionSize)
+            parsed = try DistributionRecords(distributionID: id, rdata: records, maxSize: receiver.settings.maxDistributionSize)
         } catch {
             receiver.recordRefusal(distributionID: id, error)
             throw error
         }
-        let result = try receiver.process(distribution)
+        let result = try receiver.process(parsed)
         var length = 0
         return deliver(text: result.reportJSON, to: outReport, length: &length)
     } catch {
