@@ -23,7 +23,7 @@ func notifyVerdict(node: KRSNode, request: [UInt8]) -> NotifyVerdict? {
     guard let message = try? DNSMessage(wireEncoded: request) else { return nil }
     guard !message.flags.qr, message.opcode == .notify, message.questions.count == 1,
           let question = message.questions.first, question.rrClass == .in,
-          let zoneText = node.settings.controlZone, let zone = try? DNSName(zoneText),
+          let zone = node.settings.controlZone,
           question.name.isSubdomain(of: zone) else {
         return .notForKRS
     }
