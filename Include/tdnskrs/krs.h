@@ -168,7 +168,9 @@ void krs_cleanup(krs_context_t *ctx);
  * nothing is recorded.
  *
  * @param ctx              the context
- * @param distribution_id  the distribution ID (hex, as in the NOTIFY's first label)
+ * @param distribution_id  the distribution ID as in the NOTIFY's first label: 4 to 16 hex
+ *                         digits, an even number of them (the Go KDC's rule, PROTOCOL §1);
+ *                         upper case is taken as lower case; anything else is KRS_EMALFORMED
  * @param rdata            count pointers to RDATA
  * @param rdata_len        count lengths (each at most 65535)
  * @param count            number of records
@@ -323,7 +325,7 @@ int krs_notify_decide(krs_context_t *ctx, const uint8_t *msg, size_t len,
  * three quick attempts (no retry timer: the caller decides). A distribution installed whose
  * confirmation the KDC never acknowledged is confirmed again instead.
  * @param ctx              the context
- * @param distribution_id  the distribution ID
+ * @param distribution_id  the distribution ID (4 to 16 hex digits, even; else KRS_EMALFORMED)
  * @return KRS_OK or the codes of krs_process_distribution, plus KRS_ENETWORK, KRS_ETIMEOUT,
  * KRS_EDNS (also: the KDC answered FORMERR/REFUSED — is chunk_rrtype the KDC's?),
  * KRS_EWRONGNODE when the KDC has no such distribution for this node (NXDOMAIN, SERVFAIL),
