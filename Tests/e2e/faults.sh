@@ -331,7 +331,7 @@ sigkill_install() {  # node, trigger, label → sets DKILL, KBASE
     local n=$1 on=$2 label=$3 tag dir=${NODE_STATE[$1]}/keys
     tag=$(keygen example.test. 13 zsk); KBASE=$(keybase example.test. 13 "$tag")
     rm -f "$work/armed6$label"
-    tool killer --dir "$dir" --pid "${NODE_PID[$n]}" --on "$on" --out "$work/kill6$label.json" \
+    tool killer --dir "$dir" --pid "${NODE_PID[$n]}" --on "$on" --key "$KBASE" --out "$work/kill6$label.json" \
         --armed "$work/armed6$label" --timeout 30 >/dev/null &
     local kp=$!; live[$kp]=killer$label
     wait_for 10 '[ -f "$work/armed6$label" ]'

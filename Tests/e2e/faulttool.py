@@ -8,7 +8,7 @@ key material: key files are checked for shape and compared by digest inside this
   watch    --dir D --stop FILE --out FILE
            polls key dir D until FILE exists: a .key never without its .private, nothing
            incomplete under a final name; writes the summary to --out
-  killer   --dir D --pid P --on temp|commit --out FILE --armed FILE
+  killer   --dir D --pid P --on temp|commit [--key KBASE] --out FILE --armed FILE
            (inotify) on the first temporary key file created in D (temp) or the first .private
            renamed into place (commit): SIGSTOP P, record D, SIGKILL P
   keys     --dir D                      the key directory's state (complete pairs, halves, temps)
@@ -165,13 +165,17 @@ def cmd_killer(a):
             _wd, _mask, _cookie, length = struct.unpack_from("iIII", buf, off)
             name = buf[off + 16:off + 16 + length].rstrip(b"\0").decode("ascii", "replace")
             off += 16 + length
+            # Only the files of the key under test: a retry of an earlier distribution may
+            # install another key meanwhile, and killing during that one proves nothing.
+            if a.key and a.key not in name:
+                continue
             if a.on == "temp" and TEMPFILE.match(name):
                 trigger = name
                 break
             if a.on == "commit" and KEYFILE.match(name) and name.endswith(".private"):
                 trigger = name
                 break
-    result = {"trigger": a.on, "fired": trigger is not None}
+    result = {"trigger": a.on, "fired": trigger is not None, "file": trigger}
     if trigger is not None:
         try:
             os.kill(a.pid, signal.SIGSTOP)
@@ -403,6 +407,7 @@ def main():
     s.add_argument("--dir", required=True)
     s.add_argument("--pid", type=int, required=True)
     s.add_argument("--on", choices=("temp", "commit"), required=True)
+    s.add_argument("--key", default="", help="only files whose name contains this (a K-file base)")
     s.add_argument("--out", required=True)
     s.add_argument("--armed", required=True)
     s.add_argument("--timeout", type=float, default=30)
