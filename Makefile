@@ -34,11 +34,11 @@ KNOT_PLUGIN := $(BUILD)/lib/mod-tdnskrs.so
 DEBIAN_PACKAGES := pkg-config libssl-dev libcjose-dev libjansson-dev libjson-c-dev bind9-dev \
 	bind9 bind9-utils bind9-dnsutils knot knot-dnsutils libknot-dev nsd ldnsutils jose \
 	valgrind python3-venv g++ \
-	debhelper dpkg-dev fakeroot lintian systemd bubblewrap python3-seccomp mandoc
+	debhelper dpkg-dev fakeroot lintian systemd bubblewrap python3-seccomp mandoc doxygen
 
 SWIFT_SOURCES := $(shell find Sources Include -path Sources/Plugins -prune -o \( -name '*.swift' -o -name '*.h' -o -name '*.modulemap' \) -print) Package.swift
 
-.PHONY: all lib plugins bin deps test test-swift demo install install-files deb clean venv examples
+.PHONY: all lib plugins bin deps test test-swift demo install install-files deb clean venv examples docs
 
 all: deps-auto lib plugins bin
 
@@ -197,6 +197,16 @@ fuzz:
 MANDIR      ?= $(PREFIX)/share/man
 # Manual pages, when Sources/Packaging/man/ has them: NAME.SECTION for sections 3, 5 and 8.
 MAN_PAGES   := $(wildcard Sources/Packaging/man/*.3 Sources/Packaging/man/*.5 Sources/Packaging/man/*.8)
+
+# --- the API reference ------------------------------------------------------------------------
+
+# HTML from the headers' Doxygen comments (Doxyfile): build/docs/html/index.html. Doxygen's
+# warnings are errors there (WARN_AS_ERROR), so an undocumented parameter fails this target.
+docs: Doxyfile $(wildcard Include/tdnskrs/*.h)
+	@command -v doxygen >/dev/null || { echo "doxygen not found (apt-get install doxygen, or make deps)" >&2; exit 1; }
+	@rm -rf $(BUILD)/docs && mkdir -p $(BUILD)/docs
+	( cat Doxyfile; echo "OUTPUT_DIRECTORY = $(BUILD)/docs"; echo "PROJECT_NUMBER = $(VERSION)" ) | doxygen -
+	@echo "API reference: $(BUILD)/docs/html/index.html"
 
 install: all
 	@$(MAKE) --no-print-directory install-files

@@ -35,10 +35,10 @@ typedef struct krs_context krs_context_t;
 
 /** @name Log levels passed to krs_host_ops_t.log
  *  @{ */
-#define KRS_LOG_ERROR   0
-#define KRS_LOG_WARNING 1
-#define KRS_LOG_INFO    2
-#define KRS_LOG_DEBUG   3
+#define KRS_LOG_ERROR   0 /**< the KRS cannot do its job (a key not installed, a setting refused) */
+#define KRS_LOG_WARNING 1 /**< a distribution refused or dropped, a retry, a legacy format accepted */
+#define KRS_LOG_INFO    2 /**< keys installed, retired or removed; what the server tools ran */
+#define KRS_LOG_DEBUG   3 /**< detail for developers */
 /** @} */
 
 /** The host-operations ABI version this header describes. */
@@ -46,9 +46,9 @@ typedef struct krs_context krs_context_t;
 
 /** @name krs_host_ops_t.key_changed: what happened to the key
  *  @{ */
-#define KRS_KEY_REMOVED   0
-#define KRS_KEY_INSTALLED 1
-#define KRS_KEY_RETIRED   2
+#define KRS_KEY_REMOVED   0 /**< deleted (`delete_key`): gone from the key store */
+#define KRS_KEY_INSTALLED 1 /**< installed: published and signing */
+#define KRS_KEY_RETIRED   2 /**< retired by a newer key of its role: published, no longer signing */
 /** @} */
 
 /**
@@ -88,7 +88,9 @@ typedef struct krs_host_ops {
  *                                     when group or other bits are set)
  *   key_store=bind|knot|nsd|none      where keys go and how the server is told (default bind):
  *                                     bind: K-files in key_dir, then `rndc loadkeys ZONE`;
- *                                     knot: `keymgr ZONE import-bind`, `knotc zone-keys-load`;
+ *                                     knot: `keymgr ZONE import-bind`, `knotc zone-keys-load`
+ *                                     (a zone served unsigned until it has an active KSK and
+ *                                     ZSK: `knotc conf-set zone[ZONE].dnssec-signing on`);
  *                                     nsd: K-files, dnssec-signzone, `nsd-control reload ZONE`.
  *                                     A server that refuses puts everything back; the keys
  *                                     are then reported to the KDC as failed.
@@ -98,8 +100,11 @@ typedef struct krs_host_ops {
  *   rndc_conf=/etc/bind/rndc.conf     bind: rndc -c FILE (default: rndc's own)
  *   keymgr=, knotc=                   knot: tool paths (default /usr/sbin/keymgr, /usr/sbin/knotc)
  *   knot_conf=, knot_socket=          knot: -c knot.conf for both, -s socket for knotc
- *   zone_dir=DIR                      nsd: unsigned zone files DIR/<zone>zone (required)
- *   signed_dir=DIR                    nsd: signed output DIR/<zone>zone.signed (default zone_dir)
+ *                                     (knot_conf= is needed unless knotd runs from
+ *                                     /etc/knot/knot.conf: the tools act on that file's
+ *                                     KASP database and socket)
+ *   zone_dir=DIR                      nsd: unsigned zone files DIR/\<zone>zone (required)
+ *   signed_dir=DIR                    nsd: signed output DIR/\<zone>zone.signed (default zone_dir)
  *   signer=/usr/bin/dnssec-signzone   nsd: the signer
  *   nsd_control=PATH|none, nsd_conf=  nsd: nsd-control [-c nsd.conf] (default /usr/sbin/nsd-control)
  *   command_timeout=30                seconds any of these tools may run (1-300)
@@ -264,7 +269,7 @@ int krs_stop(krs_context_t *ctx);
  *   krs_notify_decide() instead, which also tells them which NOTIFYs are not the KRS's.
  *
  * The answer's RCODE:
- *   NOERROR   a NOTIFY for <distribution-id>.<control_zone>: queued, and recorded in
+ *   NOERROR   a NOTIFY for <distribution-id>.\<control_zone>: queued, and recorded in
  *             state_dir/pending before this answer; or already queued, being fetched, or
  *             handled and confirmed (nothing is fetched again)
  *   REFUSED   not a NOTIFY; this context is not enrolled; the QNAME is not below the control
@@ -296,7 +301,7 @@ int krs_handle_notify(krs_context_t *ctx, const uint8_t *msg, size_t len, uint8_
  * For the KRS (*out_for_krs = 1) is a request (QR clear) with opcode NOTIFY and exactly one
  * question, of class IN, whose name is the control zone or below it. The RCODE is then the
  * one krs_handle_notify() documents: NOERROR (queued, or known already), REFUSED (the apex
- * or another name that is not <distribution-id>.<control_zone>, SIG(0) required and
+ * or another name that is not <distribution-id>.\<control_zone>, SIG(0) required and
  * missing, queue full, pending record not written), FORMERR (a malformed CHUNK option);
  * AA is set. Everything else — another opcode, another class, a name outside the control
  * zone (a NOTIFY for a zone the host is secondary for), a node that is not enrolled — is

@@ -276,6 +276,7 @@ public final class KeyReceiver: Sendable {
     ) throws(TDNSError) -> DistributionResult {
         var plan = KeyPlan()
         var successful: [JSONValue] = []  // payload order
+        var installedZone: [String?] = []  // for each of `successful`: the zone of an install
         var keyEntries: [JSONValue] = []
         var pings: [JSONValue] = []
         for op in operations {
@@ -285,15 +286,18 @@ public final class KeyReceiver: Sendable {
                 let entry = JSONValue.object([("zone_name", .string(key.zone)), ("key_id", .string(key.keyID))])
                 keyEntries.append(entry)
                 successful.append(entry)
+                installedZone.append(key.zone)
             case .delete(let zone, let keyID, let tag):
                 plan.delete.append((zone, tag))
                 let entry = JSONValue.object([("zone_name", .string(zone)), ("key_id", .string(keyID))])
                 keyEntries.append(entry)
                 successful.append(entry)
+                installedZone.append(nil)
             case .ping(let index):
                 let entry = JSONValue.object([("zone_name", .string("ping")), ("key_id", .string("op-\(index)"))])
                 pings.append(entry)
                 successful.append(entry)
+                installedZone.append(nil)
             }
         }
         let outcome: KeyStoreOutcome
@@ -335,7 +339,29 @@ public final class KeyReceiver: Sendable {
         if changes.isEmpty {
             try auditLine(id, now: now, result: "accepted", extra: [("operations", .integer(operations.count))])
         }
-        let report: JSONValue = successful.isEmpty ? .object([]) : .object([("successful_keys", .array(successful))])
+        // Keys installed into a zone the server cannot sign yet (Knot without an active KSK
+        // and ZSK) stay installed, but go to `failed_keys` with the reason: §10.6 has no
+        // "installed, not signing", and a KDC that took them as confirmed would consider
+        // the key in use (a KSK ready for its DS) while nothing is signed with it.
+        var confirmedKeys: [JSONValue] = []
+        var notSigning: [JSONValue] = []
+        for (entry, zone) in zip(successful, installedZone) {
+            guard let zone, let why = outcome.cannotSign.first(where: { $0.zone == zone }),
+                  case .object(var members) = entry else {
+                confirmedKeys.append(entry)
+                continue
+            }
+            members.append(("error", .string(String(why.reason.prefix(Self.maxReportedError)))))
+            notSigning.append(.object(members))
+        }
+        for why in outcome.cannotSign {
+            log(.warning, "distribution \(id): \(why.reason); reported to the KDC in failed_keys")
+            try auditLine(id, now: now, result: "not-signing", extra: [("zone", .string(why.zone)), ("reason", .string(why.reason))])
+        }
+        var members: [(String, JSONValue)] = []
+        if !confirmedKeys.isEmpty { members.append(("successful_keys", .array(confirmedKeys))) }
+        if !notSigning.isEmpty { members.append(("failed_keys", .array(notSigning))) }
+        let report = JSONValue.object(members)
         return DistributionResult(reportKind: .keyStatus, report: report, outcome: .applied, signed: signed,
                                   keysChanged: changes.count, keysInstalled: changes.count { $0.kind == .installed })
     }
@@ -360,10 +386,12 @@ public final class KeyReceiver: Sendable {
     }
 
     /// The key store's housekeeping at start (under the state lock): what an install killed
-    /// half-way left behind, files of keys deleted long ago, NSD's served files.
+    /// half-way left behind, files of keys deleted long ago, NSD's served files, Knot zones
+    /// whose signing a `knotc reload` turned off again; what was done goes to the log.
     public func housekeeping() {
         let now = clock.now
-        try? state.locked { () throws(TDNSError) in store.housekeeping(now: now) }
+        let notes = (try? state.locked { () throws(TDNSError) -> [String] in store.housekeeping(now: now) }) ?? []
+        for note in notes { log(.info, note) }
     }
 
     private func auditLine(_ id: DistributionID, now: Int64, result: String, extra: [(String, JSONValue)]) throws(TDNSError) {

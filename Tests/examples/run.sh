@@ -306,9 +306,61 @@ if [ -x "$SIDECAR" ]; then
     check "$T: tdnskrs-nsd status --config tdnskrs-nsd.conf accepts every setting" \
         "$("$SIDECAR" status --json --config "$TMP/tdnskrs-nsd.conf" 2>&1 | head -2 | tr '\n' ' ')" \
         eval '"$SIDECAR" status --json --config "$TMP/tdnskrs-nsd.conf" 2>/dev/null |
-              json_get "d[\"notify_listen\"]" | grep -qx "127.0.0.1:5399"'
+              json_get "d[\"notify_listen\"]" | grep -qx "127.0.0.1:5398"'
 else
     echo "# $SIDECAR not built: tdnskrs-nsd.conf not read by the sidecar" >&2
+fi
+
+# --- one port plan ---------------------------------------------------------------------------
+
+# README, Examples/ and the packaged files and pages follow one port plan, so that a KDC and a
+# node on one machine do not collide: the KDC's port (`tdns-kdc init … --listen`,
+# `kdc_address=`) is never a node's NOTIFY port (`--notify`, `notify_listen=`, the example's -n).
+PLAN_FILES=("$REPO_ROOT/README.md" "$EX_SRC" "$REPO_ROOT/Sources/Packaging/etc" "$REPO_ROOT/Sources/Packaging/systemd"
+            "$REPO_ROOT/Sources/Packaging/man")
+plan_ports() { # plan_ports REGEX: the ports of IP:PORT after REGEX in the plan's files, sorted, unique
+    grep -rhoE "($1) ?[^ \"]*:[0-9]+" "${PLAN_FILES[@]}" | sed -E 's/.*:([0-9]+)$/\1/' | sort -u | xargs
+}
+KDC_PORTS=$(plan_ports 'init .*--listen|kdc_address=')
+NODE_PORTS=$(plan_ports '--notify|notify_listen=|example -n')
+check "$T: port plan: README/Examples/packaging name the KDC's port ($KDC_PORTS) and the nodes' ($NODE_PORTS)" \
+    "KDC '$KDC_PORTS', nodes '$NODE_PORTS'" eval '[ -n "$KDC_PORTS" ] && [ -n "$NODE_PORTS" ]'
+collisions=$(comm -12 <(tr ' ' '\n' <<<"$KDC_PORTS" | sort) <(tr ' ' '\n' <<<"$NODE_PORTS" | sort) | xargs)
+check "$T: port plan: no node listens on the KDC's port (KDC $KDC_PORTS, nodes $NODE_PORTS)" \
+    "both: $collisions ($(grep -rnoE "(--notify|notify_listen=) ?[^ \"]*:(${collisions// /|})\b" "${PLAN_FILES[@]}" | head -3 | one_line))" \
+    eval '[ -z "$collisions" ]'
+check "$T: port plan: the KDC on 5399, a node on 5398 (or knotd's own 53)" "KDC '$KDC_PORTS', nodes '$NODE_PORTS'" \
+    eval '[ "$KDC_PORTS" = 5399 ] && [ "$NODE_PORTS" = "53 5398" ]'
+
+# --- the API reference (make docs) -------------------------------------------------------------
+
+# `make docs` builds the HTML reference from the headers' Doxygen comments with every warning an
+# error; here into a scratch BUILD, so that build/ is left alone.
+if command -v doxygen >/dev/null 2>&1; then
+    DOCS=$TMP/docs-build
+    make --no-print-directory -C "$REPO_ROOT" docs BUILD="$DOCS" >"$TMP/docs.out" 2>"$TMP/docs.err"
+    rc=$?
+    check "$T: make docs succeeds with no Doxygen warning" "rc=$rc: $(head -3 "$TMP/docs.err" | one_line)" \
+        eval '[ $rc -eq 0 ] && [ ! -s "$TMP/docs.err" ]'
+    check "$T: make docs wrote build/docs/html/index.html and the pages of krs.h and crypto.h" \
+        "$(ls "$DOCS/docs/html" 2>&1 | grep -E 'index|_8h\.html' | xargs)" \
+        eval '[ -s "$DOCS/docs/html/index.html" ] && [ -s "$DOCS/docs/html/krs_8h.html" ] && [ -s "$DOCS/docs/html/crypto_8h.html" ]'
+    check "$T: the krs.h page documents krs_init and krs_process_distribution, the crypto.h page crypto_get_backend" \
+        "krs.h page: $(grep -c 'krs_init\|krs_process_distribution' "$DOCS/docs/html/krs_8h.html" 2>&1) mentions" \
+        eval 'grep -q "krs_init" "$DOCS/docs/html/krs_8h.html" && grep -q "krs_process_distribution" "$DOCS/docs/html/krs_8h.html" &&
+              grep -q "crypto_get_backend" "$DOCS/docs/html/crypto_8h.html"'
+    # The same Doxyfile over a copy of the headers with one @param dropped must fail: warnings
+    # really are errors (an undocumented parameter cannot slip through).
+    # (The copy keeps the directory name: the headers' @file names are tdnskrs/NAME.h.)
+    mkdir -p "$TMP/badheaders/tdnskrs"
+    cp "$REPO_ROOT"/Include/tdnskrs/*.h "$TMP/badheaders/tdnskrs/"
+    sed -i '0,/@param/{/@param/d}' "$TMP/badheaders/tdnskrs/krs.h"
+    bad=$( (cd "$REPO_ROOT" && { cat Doxyfile; echo "INPUT = $TMP/badheaders/tdnskrs"; echo "OUTPUT_DIRECTORY = $TMP/docs-bad"; } | doxygen - 2>&1) )
+    rc=$?
+    check "$T: Doxyfile: a header with an undocumented parameter fails the docs build (WARN_AS_ERROR)" \
+        "rc=$rc: $(head -2 <<<"$bad" | one_line)" eval '[ $rc -ne 0 ] && grep -q "is not documented" <<<"$bad" && ! grep -q "not an input file" <<<"$bad"'
+else
+    fail "$T: make docs" "doxygen not found (apt-get install doxygen; it is in the Makefile's DEBIAN_PACKAGES)"
 fi
 
 # --- manual pages ----------------------------------------------------------------------------

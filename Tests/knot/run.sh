@@ -107,7 +107,8 @@ template:
 zone:
   - domain: $ZONE
     file: example.test.zone
-    dnssec-signing: on
+    # Served unsigned until its first KSK and ZSK: the KRS turns signing on then.
+    dnssec-signing: off
     dnssec-policy: manual
 EOF
 } >"$TMP/knot.conf"
@@ -127,7 +128,7 @@ sed -e "s|/run/knot|$TMP/example-run|g; s|\"/var/lib/knot\"|\"$TMP/db\"|; s|192.
 check "$T: Examples/knot.conf passes knotc conf-check" "$(knotc -c "$TMP/example.conf" conf-check 2>&1 | grep -v warning | tail -1)" \
     eval 'knotc -c "$TMP/example.conf" conf-check >/dev/null 2>&1'
 
-say "knotd on 127.0.0.1@$DNS_PORT: zone $ZONE (dnssec-signing: on, policy manual), global module mod-tdnskrs/default"
+say "knotd on 127.0.0.1@$DNS_PORT: zone $ZONE (dnssec-signing: off until its first keys, policy manual), global module mod-tdnskrs/default"
 say "  mod-tdnskrs: state-dir: $S, key-dir: $KEYS, config: krs-extra.conf ($(grep -v '^#' "$TMP/krs-extra.conf" | xargs)), $SETTINGS"
 # VALGRIND=1: knotd itself runs under valgrind memcheck, the whole flow with it, and a check
 # after `knotc stop` reads the reports. One report that is not ours is suppressed by its exact
@@ -165,6 +166,21 @@ check_within 5 "$T: knotd logged '$LOADED'" '"$(grep -F tdnskrs "$LOG" | tail -2
     grep -qF "$LOADED" "$LOG"
 check "$T: the library opened no NOTIFY listener of its own (status listening=no)" "$(status_line)" \
     eval 'status_txt | grep -q "listening=no"'
+
+# --- the zone before its first keys ------------------------------------------------------------
+
+# knotd refuses to load a zone with dnssec-signing: on and no keys; with it off the zone is
+# served unsigned until the KRS has an active KSK and ZSK for it and turns signing on.
+unsigned_ok() { # the zone answers SOA and www A, with no DNSKEY and no RRSIG
+    [ -n "$(qdig "$ZONE" SOA +short)" ] && [ "$(qdig "www.$ZONE" A +short)" = 192.0.2.1 ] &&
+        [ -z "$(dnskey_tags)" ] && [ -z "$(rrsig_tags SOA)" ] && [ -z "$(rrsig_tags NS)" ]
+}
+unsigned_state() { echo "SOA '$(qdig "$ZONE" SOA +short)', www A '$(qdig "www.$ZONE" A +short)', $(signing_state)"; }
+zone_errors() { grep -F "[$ZONE]" "$LOG" | grep -iE 'error|failed'; }
+check "$T: before any key, knotd serves $ZONE unsigned (SOA and www A answered, no DNSKEY, no RRSIG)" \
+    "$(unsigned_state)" unsigned_ok
+check "$T: no knotd error about $ZONE at load (no 'no keys' refusal)" "$(zone_errors | head -1)" \
+    eval '[ -z "$(zone_errors)" ]'
 
 # --- the NOTIFY on the wire ------------------------------------------------------------------
 
@@ -228,21 +244,52 @@ reload_check() { # reload_check N: knotc reload, new instance up and old one gon
     check_within 10 "$T: still answering after knotc reload #$n (status enrolled, zone signed)" \
         "\"status '\$(status_line)', DNSKEY '\$(dnskey_tags)'\"" \
         eval 'status_txt | grep -q "enrolled=yes" && [ -n "$(rrsig_tags SOA)" ]'
+    # The reload read knot.conf again (dnssec-signing: off); the new KRS turns it back on.
+    check_within 20 "$T: after knotc reload #$n the new KRS turned dnssec-signing on again (knot.conf says off)" \
+        '"conf-read: $("${KNOTC[@]}" conf-read "zone[$ZONE].dnssec-signing" 2>&1)"' \
+        eval '"${KNOTC[@]}" conf-read "zone[$ZONE].dnssec-signing" 2>/dev/null | grep -q "= on"'
 }
 
-new_ksk_zsk
-check_within 40 "$T: KDC status shows both distributions confirmed" '"states: $(dist_state "$D1") / $(dist_state "$D2")"' \
-    eval 'confirmed "$D1" && confirmed "$D2"'
+# The KSK alone first: Knot cannot sign with it, and the KDC must hear that, not "confirmed".
+say "tdns-kdc key generate KSK + ZSK for $ZONE (algorithm 13); the KSK distributed alone first"
+KSK=$(new_key "$ZONE" ksk)
+ZSK=$(new_key "$ZONE" zsk)
+check "$T: KDC generated KSK $KSK and ZSK $ZSK" "key generate failed" eval '[[ $KSK =~ ^[0-9]+$ && $ZSK =~ ^[0-9]+$ ]]'
+D1=$(distribute --zone "$ZONE" --key "$KSK")
+dist_reason() { kdc status --json 2>/dev/null | json_get "next((x.get('reason') or '' for x in d['distributions'] if x['distribution_id']=='$1'), '')"; }
+NOT_SIGNING="installed, but Knot cannot sign $ZONE until it has an active KSK and ZSK"
+check_within 40 "$T: KSK-only distribution reported to the KDC as failed_keys '$NOT_SIGNING', not confirmed" \
+    '"state $(dist_state "$D1"), reason: $(dist_reason "$D1")"' \
+    eval '[ "$(dist_state "$D1")" = failed ] && dist_reason "$D1" | grep -qF "$NOT_SIGNING"'
+check "$T: after the KSK alone, $ZONE is still served unsigned" "$(unsigned_state)" unsigned_ok
+check "$T: audit log has a not-signing line for the KSK-only distribution" "$(tail -3 "$S/audit.log" 2>/dev/null | one_line)" \
+    eval 'grep -F "\"distribution_id\":\"$D1\"" "$S/audit.log" | grep -qF "\"result\":\"not-signing\""'
+check "$T: the KSK $KSK stays in Knot's KASP database for the ZSK to come" "$(keymgr -c "$TMP/knot.conf" "$ZONE" list 2>&1 | one_line)" \
+    eval 'keymgr -c "$TMP/knot.conf" "$ZONE" list 2>/dev/null | grep -qw "$KSK"'
+D2=$(distribute --zone "$ZONE" --key "$ZSK")
+check_within 40 "$T: the ZSK distribution is confirmed" '"state $(dist_state "$D2")"' confirmed "$D2"
 check_within 30 "$T: knotd signs $ZONE with the distributed keys (DNSKEY $KSK+$ZSK, RRSIG DNSKEY by $KSK, RRSIG SOA by $ZSK)" \
     '"$(signing_state)"' signed_with "$KSK" "$ZSK"
 check "$T: knotd holds only the distributed keys (no key of its own)" "DNSKEY tags: $(dnskey_tags)" \
     eval '[ "$(dnskey_tags)" = "$(printf "%s\n" "$KSK" "$ZSK" | sort -n | xargs)" ]'
+check "$T: the KRS turned dnssec-signing on in knotd's running configuration" "$("${KNOTC[@]}" conf-read "zone[$ZONE].dnssec-signing" 2>&1)" \
+    eval '"${KNOTC[@]}" conf-read "zone[$ZONE].dnssec-signing" 2>/dev/null | grep -q "= on"'
+PERMANENT="dnssec-signing turned on in knotd's running configuration; write \`dnssec-signing: on\` for this zone into knot.conf"
+check "$T: knotd's log tells the operator to write dnssec-signing: on into knot.conf" "$(grep -F "dnssec-signing" "$LOG" | tail -1)" \
+    grep -qF "$PERMANENT" "$LOG"
+check "$T: no knotd error about $ZONE through the first install (no 're-sign' failed, no 'no keys')" "$(zone_errors | head -2 | one_line)" \
+    eval '[ -z "$(zone_errors)" ]'
+# The KDC records the KSK as confirmed when it sends it again, now that the zone signs.
+D1B=$(distribute --zone "$ZONE" --key "$KSK")
+check_within 40 "$T: the KSK distributed again after the ZSK is confirmed (Knot signs with it now)" \
+    '"state $(dist_state "$D1B"), reason: $(dist_reason "$D1B")"' confirmed "$D1B"
+check_within 20 "$T: still signed with $KSK and $ZSK after the KSK's second install" '"$(signing_state)"' signed_with "$KSK" "$ZSK"
 show_keys_proof
 show_status_proof
 check "$T: status.tdnskrs. TXT shows the confirmed last distribution" "$(status_line)" \
-    eval 'status_txt | grep -qE "last_distribution=($D1|$D2) result=installed confirmed=yes"'
-check "$T: status.tdnskrs. TXT is the operators' format, whole — the same five strings as in named (listening=no, key_changes installed=2)" \
-    "$(status_line)" eval 'status_format_ok && status_txt | grep -q "listening=no running=yes" && status_txt | grep -q "key_changes installed=2 "'
+    eval 'status_txt | grep -qE "last_distribution=$D1B result=installed confirmed=yes"'
+check "$T: status.tdnskrs. TXT is the operators' format, whole — the same five strings as in named (listening=no, key_changes installed=3: KSK twice, ZSK)" \
+    "$(status_line)" eval 'status_format_ok && status_txt | grep -q "listening=no running=yes" && status_txt | grep -q "key_changes installed=3 "'
 
 # TDNSKRS_SHORT=1 (Tests/deb, on the installed packages): the flow up to here — enroll,
 # distribute, knotd signing with the distributed keys' tags — without reloads, rolls or timings.
@@ -312,8 +359,13 @@ check "$T: knotd is still the same process (pid $KNOTD_PID)" "pid gone or pid-fi
 check "$T: no crash/assertion/fatal lines in knotd's log" \
     "$(grep -iE 'crash|assert|fatal|segfault|critical' "$LOG" | head -1)" \
     eval '! grep -qiE "crash|assert|fatal|segfault|critical" "$LOG"'
-check "$T: no module errors in knotd's log" "$(grep -F "mod-tdnskrs" "$LOG" | grep -iE 'error|failed' | head -1)" \
-    eval '! grep -F "mod-tdnskrs" "$LOG" | grep -qiE "error|failed"'
+# (The KSK-only distribution's warning, which names failed_keys, is expected and checked above.)
+module_errors() { grep -F "mod-tdnskrs" "$LOG" | grep -vF "$NOT_SIGNING; reported to the KDC in failed_keys" | grep -iE 'error|failed'; }
+check "$T: no module errors in knotd's log (but the KSK-only distribution's expected warning)" "$(module_errors | head -1)" \
+    eval '[ -z "$(module_errors)" ]'
+check "$T: knotd's log has the KSK-only distribution's warning once" "$(grep -cF "$NOT_SIGNING" "$LOG") lines" \
+    eval '[ "$(grep -cF "distribution $D1: $NOT_SIGNING; reported to the KDC in failed_keys" "$LOG")" = 1 ]'
+
 
 # --- knotc reload while the KRS is inside knotc ------------------------------------------------
 

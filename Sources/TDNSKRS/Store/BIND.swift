@@ -42,8 +42,9 @@ struct BINDKeyStore: KeyStore {
         return KeyStoreOutcome(changes: applied.changes, notes: notes)
     }
 
-    func housekeeping(now: Int64) {
+    func housekeeping(now: Int64) -> [String] {
         files.removeStaleTemporaries()
         files.purgeDeleted(now: now, grace: Self.deletedKeyGrace)
+        return []
     }
 }

@@ -35,6 +35,11 @@ struct KeyStoreOutcome {
     var serverFailure: String? = nil
     /// What was run and how it went, one line each, for the host's log.
     var notes: [String] = []
+    /// Zones whose new keys were installed but that the server cannot sign yet (Knot: no
+    /// active KSK and ZSK), with why. The keys stay installed; the report lists them in
+    /// `failed_keys` with this reason, because the KDC must not take them as in use (§10.6
+    /// has no "installed but not signing"). Empty for BIND and NSD, which sign anyway.
+    var cannotSign: [(zone: String, reason: String)] = []
 }
 
 /// Where distributed keys go, and how the server learns about them: BIND (K-files + `rndc
@@ -52,8 +57,9 @@ protocol KeyStore: Sendable {
     /// either way nothing changed. Called with the state directory's lock held.
     func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?) throws(TDNSError) -> KeyStoreOutcome
     /// Housekeeping at start: temporaries of an install killed half-way, files of keys
-    /// deleted long ago, NSD's served files. Called with the lock held.
-    func housekeeping(now: Int64)
+    /// deleted long ago, NSD's served files, Knot's signing switch. Called with the lock held.
+    /// Returns what was run, one line each, for the host's log.
+    func housekeeping(now: Int64) -> [String]
 }
 
 /// Stores nothing (`key_store=none`): for hosts that only want the report.
@@ -63,7 +69,7 @@ struct NoKeyStore: KeyStore {
             plan.install.map { KeyStoreChange(kind: .installed, zone: $0.zone, keyTag: $0.keyTag, algorithm: $0.algorithm) }
             + plan.delete.map { KeyStoreChange(kind: .deleted, zone: $0.zone, keyTag: $0.keyTag, algorithm: nil) })
     }
-    func housekeeping(now: Int64) {}
+    func housekeeping(now: Int64) -> [String] { [] }
 }
 
 /// A control tool of the server, run through ``Subprocess`` with a bounded wait — cut short

@@ -196,7 +196,7 @@ struct NSDKeyStore: KeyStore {
 
     /// At start: temporaries, and a served file for every unsigned zone that has none yet
     /// (signed if it has keys, else a copy), so that NSD can load every zone it is given.
-    func housekeeping(now: Int64) {
+    func housekeeping(now: Int64) -> [String] {
         files.removeStaleTemporaries()
         for name in (try? POSIXFile.list(zoneDirectory)) ?? [] where name.hasSuffix(".zone") {
             let zone = String(name.dropLast(4))
@@ -204,5 +204,6 @@ struct NSDKeyStore: KeyStore {
             var notes: [String] = []
             if case .success(let r) = publish(zone, notes: &notes) { r.discardBackup() }
         }
+        return []
     }
 }
