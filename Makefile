@@ -16,7 +16,7 @@ DESTDIR     ?=
 LIBDIR      ?= $(PREFIX)/lib
 INCLUDEDIR  ?= $(PREFIX)/include
 
-VERSION     := 0.1.0
+VERSION     := 0.2.0
 SOMAJOR     := 0
 BUILD       := build
 SHIP_SCRATCH:= .build-ship
@@ -34,7 +34,7 @@ KNOT_PLUGIN := $(BUILD)/lib/mod-tdnskrs.so
 DEBIAN_PACKAGES := pkg-config libssl-dev libcjose-dev libjansson-dev libjson-c-dev bind9-dev \
 	bind9 bind9-utils bind9-dnsutils knot knot-dnsutils libknot-dev nsd ldnsutils jose \
 	valgrind python3-venv g++ \
-	debhelper dpkg-dev fakeroot lintian systemd bubblewrap python3-seccomp
+	debhelper dpkg-dev fakeroot lintian systemd bubblewrap python3-seccomp mandoc
 
 SWIFT_SOURCES := $(shell find Sources Include -path Sources/Plugins -prune -o \( -name '*.swift' -o -name '*.h' -o -name '*.modulemap' \) -print) Package.swift
 
@@ -102,17 +102,17 @@ PLUGIN_LDFLAGS := -shared -L$(BUILD)/lib -ltdnskrs -Wl,-rpath,'$$ORIGIN' -Wl,-z,
 
 plugins: $(DLZ_PLUGIN) $(KNOT_PLUGIN)
 
-# Both plugins serve the same status.tdnskrs. text: Sources/Plugins/common/ is compiled into each.
-PLUGIN_COMMON := Sources/Plugins/common/krs_status_text.c
-PLUGIN_COMMON_DEPS := $(PLUGIN_COMMON) Sources/Plugins/common/krs_status_text.h $(wildcard Include/tdnskrs/*.h)
+# Each plugin is one C file of host glue; the status text and the NOTIFY decision come from
+# the library (krs_status_text, krs_notify_decide).
+PLUGIN_DEPS := $(wildcard Include/tdnskrs/*.h) $(LIB_REAL)
 
-$(DLZ_PLUGIN): Sources/Plugins/bind9-dlz/dlz_tdnskrs.c Sources/Plugins/bind9-dlz/dlz_minimal.h $(PLUGIN_COMMON_DEPS) $(LIB_REAL)
-	$(CC) $(CFLAGS) $(WARN) -std=c11 -fPIC -fvisibility=hidden -IInclude -o $@ $< $(PLUGIN_COMMON) \
+$(DLZ_PLUGIN): Sources/Plugins/bind9-dlz/dlz_tdnskrs.c Sources/Plugins/bind9-dlz/dlz_minimal.h $(PLUGIN_DEPS)
+	$(CC) $(CFLAGS) $(WARN) -std=c11 -fPIC -fvisibility=hidden -IInclude -o $@ $< \
 	  $(PLUGIN_LDFLAGS) -Wl,-z,defs
 
-$(KNOT_PLUGIN): Sources/Plugins/knot-module/mod_tdnskrs.c $(PLUGIN_COMMON_DEPS) $(LIB_REAL)
+$(KNOT_PLUGIN): Sources/Plugins/knot-module/mod_tdnskrs.c $(PLUGIN_DEPS)
 	$(CC) $(CFLAGS) $(WARN) -std=gnu11 -fPIC -fvisibility=hidden -IInclude $$(pkg-config --cflags libknot) -o $@ $< \
-	  $(PLUGIN_COMMON) $(PLUGIN_LDFLAGS) $$(pkg-config --libs libknot)
+	  $(PLUGIN_LDFLAGS) $$(pkg-config --libs libknot)
 
 # --- tdnskrs.pc -------------------------------------------------------------------------------
 

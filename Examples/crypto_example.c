@@ -10,7 +10,7 @@ int main(void) {
     uint8_t *ct = NULL, *pt = NULL;
     size_t ct_len = 0, pt_len = 0;
     const char *msg = "DNSSEC keys travel safely";
-    int rc = be->generate_keypair(&pub, &priv);
+    int rc = be->generate_keypair(&priv, &pub); /* private key first, as the TDNS design declares */
     if (rc == KRS_OK) rc = be->encrypt(pub, (const uint8_t *)msg, strlen(msg), &ct, &ct_len);
     if (rc == KRS_OK) rc = be->decrypt(priv, ct, ct_len, &pt, &pt_len);
     if (rc == KRS_OK)

@@ -1,10 +1,22 @@
-/*
- * tdnskrs/krs.h — the Key Receiver Service: from the CHUNK records of a distribution to
- * installed DNSSEC key files.
+/**
+ * @file tdnskrs/krs.h
+ * @brief The Key Receiver Service: from the KDC's NOTIFY and the CHUNK records of a
+ *   distribution to installed DNSSEC key files.
  *
- * A context holds one node's settings and keys. Every function is thread-safe; distributions
- * processed through contexts that share a state_dir are serialized by a lock file, so a host
- * may create a new context before destroying the old one (BIND and Knot reload that way).
+ * A context (krs_context_t) holds one node's settings and keys. It is opaque: the library
+ * allocates it in krs_init() and frees it in krs_cleanup() (the design's DLZ skeleton
+ * mallocs a krs_context_t itself; see README, "Where the API differs from the design").
+ * Every function is thread-safe; distributions processed through contexts that share a
+ * state_dir are serialized by a lock file, so a host may create a new context before
+ * destroying the old one (BIND and Knot reload that way). A context pointer that is not
+ * live (cleaned up, or never made by the library) gives KRS_EINVAL; it is never
+ * dereferenced.
+ *
+ * What a server plugin needs besides its host glue:
+ *   krs_init / krs_set_host_ops / krs_start   load
+ *   krs_notify_decide                         a host that receives the NOTIFYs itself (knotd)
+ *   krs_status_text                           the status.tdnskrs. TXT strings
+ *   krs_cleanup                               unload
  */
 #ifndef TDNSKRS_KRS_H
 #define TDNSKRS_KRS_H
@@ -18,43 +30,53 @@
 extern "C" {
 #endif
 
+/** An opaque KRS context: made by krs_init(), released by krs_cleanup(). */
 typedef struct krs_context krs_context_t;
 
-/* Log levels passed to krs_host_ops_t.log. */
+/** @name Log levels passed to krs_host_ops_t.log
+ *  @{ */
 #define KRS_LOG_ERROR   0
 #define KRS_LOG_WARNING 1
 #define KRS_LOG_INFO    2
 #define KRS_LOG_DEBUG   3
+/** @} */
 
-/* The host-operations ABI version this header describes. */
+/** The host-operations ABI version this header describes. */
 #define KRS_HOST_OPS_VERSION 1
 
-/*
- * Callbacks a host gives the library, so that logs go into the host's own logging, "now"
- * comes from the host's clock, and the host learns when keys changed (to reload). Every
- * member may be NULL. Callbacks may be called from any thread, but never concurrently for
- * one context; they must not call back into the library for the same context.
- */
-/* krs_host_ops_t.key_changed: what happened to the key. */
+/** @name krs_host_ops_t.key_changed: what happened to the key
+ *  @{ */
 #define KRS_KEY_REMOVED   0
 #define KRS_KEY_INSTALLED 1
 #define KRS_KEY_RETIRED   2
+/** @} */
 
+/**
+ * @brief Callbacks a host gives the library, so that logs go into the host's own logging,
+ *   "now" comes from the host's clock, and the host learns when keys changed (to reload).
+ *
+ * Every callback member may be NULL. Callbacks may be called from any thread, but never
+ * concurrently for one context; they must not call back into the library for the same
+ * context. None is called after krs_cleanup() returns.
+ */
 typedef struct krs_host_ops {
-    uint32_t version;   /* KRS_HOST_OPS_VERSION */
-    uint32_t size;      /* sizeof(krs_host_ops_t) */
-    void *user;         /* passed as the first argument of every callback */
-    /* A log line (never key material); message is valid only during the call. */
+    uint32_t version;   /**< KRS_HOST_OPS_VERSION */
+    uint32_t size;      /**< sizeof(krs_host_ops_t) */
+    void *user;         /**< passed as the first argument of every callback */
+    /** A log line (never key material); message is valid only during the call. */
     void (*log)(void *user, int level, const char *message);
-    /* The current time in Unix seconds; used for every freshness check. */
+    /** The current time in Unix seconds; used for every freshness check. */
     int64_t (*clock)(void *user);
-    /* The key store changed a key, and the server was told: `change` is KRS_KEY_INSTALLED,
-     * KRS_KEY_RETIRED (stopped signing, still published) or KRS_KEY_REMOVED. */
+    /** The key store changed a key, and the server was told: `change` is KRS_KEY_INSTALLED,
+     *  KRS_KEY_RETIRED (stopped signing, still published) or KRS_KEY_REMOVED; zone is valid
+     *  only during the call. */
     void (*key_changed)(void *user, const char *zone, uint16_t key_tag, uint8_t algorithm, int change);
 } krs_host_ops_t;
 
-/*
- * Creates a context from "key=value" settings. argv may also hold "config=PATH": the file's
+/**
+ * @brief Creates a context from "key=value" settings (the design's krs_init).
+ *
+ * argv may also hold "config=PATH": the file's
  * lines (one key=value per line, '#' comments) are read first and argv entries override them.
  * A host's own defaults go in argv as "key?=value": the operator's argv entries and config
  * file override them; they override what enrollment stored in state_dir/krs.conf.
@@ -109,21 +131,30 @@ typedef struct krs_host_ops {
  *                                     confirmations (default 65288; the Go KDC of 2026: 65015)
  *   max_distribution_size=BYTES       cap on one distribution (default 67108864)
  *
- * Returns KRS_OK, KRS_EINVAL (NULL out_ctx, NULL in argv), KRS_ECONFIG (unknown, missing or
- * malformed setting; unreadable key file; state_dir or key_dir is not a directory or cannot
- * be created), KRS_ESTORAGE (state_dir cannot be written).
+ * @param out_ctx  receives the new context
+ * @param argc     number of entries in argv (0–1024)
+ * @param argv     the settings; a host's `char **argv` needs a cast in C:
+ *                 (const char *const *)argv
+ * @return KRS_OK, KRS_EINVAL (NULL out_ctx, NULL in argv), KRS_ECONFIG (unknown, missing or
+ *   malformed setting; unreadable key file; state_dir or key_dir is not a directory or cannot
+ *   be created), KRS_ESTORAGE (state_dir cannot be written).
  * Log lines of krs_init itself (a directory created or tightened) reach the host's log
  * callback once krs_set_host_ops installs one.
  * On failure krs_last_error(NULL) tells why, naming the setting, in the calling thread.
- * Ownership: *out_ctx with krs_cleanup.
+ * Ownership: *out_ctx with krs_cleanup; argv stays the caller's (copied).
  */
 int krs_init(krs_context_t **out_ctx, int argc, const char *const *argv);
 
-/* Destroys a context, stopping its listener and worker first (krs_stop). NULL is ignored. */
+/**
+ * @brief Destroys a context, stopping its listener and worker first (krs_stop): no library
+ *   thread of it runs and no callback of it is called after this returns.
+ * @param ctx  the context, or NULL (ignored); a context cleaned up before is ignored too
+ * Ownership: frees the context (do not free() it); ctx is invalid afterwards.
+ */
 void krs_cleanup(krs_context_t *ctx);
 
-/*
- * Processes one distribution for this node: the RDATAs of its CHUNK records — the manifest
+/**
+ * @brief Processes one distribution for this node: the RDATAs of its CHUNK records — the manifest
  * (sequence 0) and the data chunks, in any order; identical duplicates are tolerated.
  *
  * The RDATAs are parsed once, here. The manifest is authenticated first — a Format 2 JWT
@@ -136,7 +167,15 @@ void krs_cleanup(krs_context_t *ctx);
  * validated; then all keys are installed atomically. On any failure nothing is installed and
  * nothing is recorded.
  *
- * Returns KRS_OK with *out_report_json set to the status report of the confirmation
+ * @param ctx              the context
+ * @param distribution_id  the distribution ID as in the NOTIFY's first label: 4 to 16 hex
+ *                         digits, an even number of them (the Go KDC's rule, PROTOCOL §1);
+ *                         upper case is taken as lower case; anything else is KRS_EMALFORMED
+ * @param rdata            count pointers to RDATA
+ * @param rdata_len        count lengths (each at most 65535)
+ * @param count            number of records
+ * @param out_report_json  receives the report
+ * @return KRS_OK with *out_report_json set to the status report of the confirmation
  * ({"successful_keys":[{"zone_name":…,"key_id":…}]} or a component report). KRS_OK also
  * when the keys could not be installed because the server refused them or key_dir could not
  * be written: then nothing was installed, the distribution is recorded as processed
@@ -159,14 +198,14 @@ void krs_cleanup(krs_context_t *ctx);
  *   KRS_ESTORAGE      the state (replay record, audit log) could not be written (nothing
  *                     was installed)
  * krs_last_error(ctx) gives the reason in words.
- * Ownership: *out_report_json with krs_free.
+ * Ownership: *out_report_json with krs_free; the RDATA stays the caller's.
  */
 int krs_process_distribution(krs_context_t *ctx, const char *distribution_id,
                              const uint8_t *const *rdata, const size_t *rdata_len, size_t count,
                              char **out_report_json);
 
-/*
- * Enrolls this node with the KDC named in the enrollment package (PROTOCOL §11): package[0..len)
+/**
+ * @brief Enrolls this node with the KDC named in the enrollment package (PROTOCOL §11): package[0..len)
  * is the package file's contents (base64 JSON; '#' lines and whitespace ignored). Generates
  * the node's keys for the package's backend(s) and an Ed25519 SIG(0) key, sends the encrypted,
  * SIG(0)-signed UPDATE to the KDC — its CHUNK RR of type chunk_rrtype (a Go KDC built with
@@ -177,15 +216,19 @@ int krs_process_distribution(krs_context_t *ctx, const char *distribution_id,
  * once. A kdc_enrollment_address of the form host:port is resolved here, once (the first
  * IPv4 address, else the first), logged, and stored as kdc_address=IP:port.
  * Needs notify_listen (the address the KDC will NOTIFY, whose IP identifies the node).
- * Returns KRS_OK, KRS_EINVAL, KRS_EMALFORMED (package), KRS_ECONFIG, KRS_ENETWORK (also: the
- * KDC's host name does not resolve), KRS_ETIMEOUT, KRS_EDNS (the KDC refused: bad or used
- * token, outside the window, another CHUNK type), KRS_EAUTH (the KDC's answer does not
- * authenticate), KRS_ESTORAGE.
+ * @param ctx      the context
+ * @param package  the package file's contents (need not be NUL-terminated)
+ * @param len      its length, at most 65536
+ * @return KRS_OK, KRS_EINVAL, KRS_ETOOBIG, KRS_EMALFORMED (package), KRS_ECONFIG,
+ *   KRS_ENETWORK (also: the KDC's host name does not resolve), KRS_ETIMEOUT, KRS_EDNS (the
+ *   KDC refused: bad or used token, outside the window, another CHUNK type), KRS_EAUTH (the
+ *   KDC's answer does not authenticate), KRS_ESTORAGE.
+ * Ownership: package stays the caller's; nothing is returned.
  */
 int krs_enroll(krs_context_t *ctx, const char *package, size_t len);
 
-/*
- * Starts the NOTIFY listener (UDP and TCP on notify_listen, SO_REUSEPORT so that a new context
+/**
+ * @brief Starts the NOTIFY listener (UDP and TCP on notify_listen, SO_REUSEPORT so that a new context
  * may start before the old one stops) and the worker thread that fetches, installs and
  * confirms announced distributions. The threads belong to the library, and their number is
  * fixed whatever the traffic: one for UDP, one event loop for every TCP connection, four
@@ -198,22 +241,29 @@ int krs_enroll(krs_context_t *ctx, const char *package, size_t len);
  * for at most 24 hours after the first NOTIFY (then dropped with an audit line); a new
  * NOTIFY for it tries at once.
  * With notify_listen=none only the worker is started (NOTIFYs come through krs_handle_notify).
- * Returns KRS_OK, KRS_EINVAL, KRS_ECONFIG (not enrolled), KRS_ENETWORK
- * (cannot bind).
+ * @param ctx  the context
+ * @return KRS_OK, KRS_EINVAL, KRS_ECONFIG (not enrolled), KRS_ENETWORK (cannot bind).
+ * Ownership: the threads are the library's; krs_stop or krs_cleanup joins them.
  */
 int krs_start(krs_context_t *ctx);
 
-/*
- * Stops the listener and the worker and joins them; a fetch in progress is abandoned at its
- * next step (nothing is half-installed: installation is atomic). Idempotent; KRS_OK or
- * KRS_EINVAL. krs_cleanup stops a running context too.
+/**
+ * @brief Stops the listener and the worker and joins them; a fetch in progress is abandoned
+ *   at its next step (nothing is half-installed: installation is atomic). Idempotent.
+ *   krs_cleanup stops a running context too.
+ * @param ctx  the context
+ * @return KRS_OK or KRS_EINVAL.
+ * Ownership: nothing changes hands; the context stays valid (krs_start may run it again).
  */
 int krs_stop(krs_context_t *ctx);
 
-/*
- * For hosts that receive NOTIFYs themselves (the Knot module): answers msg[0..len) at once
- * and queues the announced distribution for the worker (krs_start must have been called for
- * it to be fetched). The answer's RCODE:
+/**
+ * @brief Answers a NOTIFY a host received on a socket of its own: msg[0..len) is answered
+ *   at once and the announced distribution queued for the worker (krs_start must have been
+ *   called for it to be fetched). Hosts with a DNS engine of their own (knotd) use
+ *   krs_notify_decide() instead, which also tells them which NOTIFYs are not the KRS's.
+ *
+ * The answer's RCODE:
  *   NOERROR   a NOTIFY for <distribution-id>.<control_zone>: queued, and recorded in
  *             state_dir/pending before this answer; or already queued, being fetched, or
  *             handled and confirmed (nothing is fetched again)
@@ -225,26 +275,67 @@ int krs_stop(krs_context_t *ctx);
  *   FORMERR   a NOTIFY without exactly one question of class IN, or with a malformed option
  * The message carries no peer address, so all NOTIFYs a host hands over count as one source
  * for the per-source share. AA is set, as RFC 1996 answers are.
- * Returns KRS_OK with the answer in *out_resp (free with krs_free), KRS_EINVAL, or
- * KRS_EMALFORMED when msg is no DNS request at all (then there is no answer).
+ * @param ctx           the context
+ * @param msg           the DNS message as received
+ * @param len           its length, at most 65535
+ * @param out_resp      receives the answer (DNS wire format)
+ * @param out_resp_len  receives its length
+ * @return KRS_OK with the answer in *out_resp, KRS_EINVAL, or KRS_EMALFORMED when msg is
+ *   no DNS request at all (then there is no answer).
+ * Ownership: *out_resp with krs_free; msg stays the caller's.
  */
 int krs_handle_notify(krs_context_t *ctx, const uint8_t *msg, size_t len, uint8_t **out_resp, size_t *out_resp_len);
 
-/*
- * Fetches, processes and confirms one distribution synchronously (tools, tests): the
+/**
+ * @brief For hosts with a DNS engine of their own (the Knot module): decides whether a
+ *   message the host received is a NOTIFY for the KRS and, if it is, answers it as
+ *   krs_handle_notify() does (queueing the distribution) and says which RCODE and AA bit the
+ *   host's response should carry. The host copies them onto its own response; it checks
+ *   nothing itself.
+ *
+ * For the KRS (*out_for_krs = 1) is a request (QR clear) with opcode NOTIFY and exactly one
+ * question, of class IN, whose name is the control zone or below it. The RCODE is then the
+ * one krs_handle_notify() documents: NOERROR (queued, or known already), REFUSED (the apex
+ * or another name that is not <distribution-id>.<control_zone>, SIG(0) required and
+ * missing, queue full, pending record not written), FORMERR (a malformed CHUNK option);
+ * AA is set. Everything else — another opcode, another class, a name outside the control
+ * zone (a NOTIFY for a zone the host is secondary for), a node that is not enrolled — is
+ * not the KRS's (*out_for_krs = 0): the host processes the message as it would without
+ * the library, and the library neither counts nor logs it.
+ *
+ * @param ctx          the context
+ * @param msg          the DNS message as received (the QNAME in the sender's case: a SIG(0)
+ *                     covers it)
+ * @param len          its length, at most 65535
+ * @param out_for_krs  receives 1 (a NOTIFY for the KRS, answered) or 0 (not the KRS's)
+ * @param out_rcode    receives the RCODE for the response (0 NOERROR, 1 FORMERR,
+ *                     2 SERVFAIL, 5 REFUSED) when *out_for_krs is 1, else 0
+ * @param out_aa       receives 1 when the response is to carry AA, else 0
+ * @return KRS_OK (the verdict is in the out-parameters), KRS_EINVAL (unknown context, a NULL
+ *   argument), or KRS_EMALFORMED (msg is not a DNS message: the host handles it as usual).
+ * Ownership: msg stays the caller's; nothing is allocated.
+ */
+int krs_notify_decide(krs_context_t *ctx, const uint8_t *msg, size_t len,
+                      int *out_for_krs, int *out_rcode, int *out_aa);
+
+/**
+ * @brief Fetches, processes and confirms one distribution synchronously (tools, tests): the
  * manifest over TCP, authenticated before any data chunk is requested (so KRS_EUNSIGNED and
  * KRS_ETOOBIG come without fetching them), data chunks pipelined over one TCP connection,
  * three quick attempts (no retry timer: the caller decides). A distribution installed whose
  * confirmation the KDC never acknowledged is confirmed again instead.
- * Returns KRS_OK or the codes of krs_process_distribution, plus KRS_ENETWORK, KRS_ETIMEOUT,
+ * @param ctx              the context
+ * @param distribution_id  the distribution ID (4 to 16 hex digits, even; else KRS_EMALFORMED)
+ * @return KRS_OK or the codes of krs_process_distribution, plus KRS_ENETWORK, KRS_ETIMEOUT,
  * KRS_EDNS (also: the KDC answered FORMERR/REFUSED — is chunk_rrtype the KDC's?),
  * KRS_EWRONGNODE when the KDC has no such distribution for this node (NXDOMAIN, SERVFAIL),
  * and KRS_EREPLAY when it was processed (and confirmed) before: nothing is fetched.
+ * Ownership: nothing is returned; krs_status_json shows the outcome.
  */
 int krs_fetch(krs_context_t *ctx, const char *distribution_id);
 
-/*
- * Status as JSON: node_id, control_zone, enrolled, kdc_address, notify_listen, listening (the
+/**
+ * @brief Status as JSON: node_id, control_zone, enrolled, kdc_address, notify_listen, listening (the
  * library's NOTIFY listener), running (its worker), require_signature, distributions handled
  * by this context (latest first: id, time, result — installed, install failed, refused, fetch
  * failed, not for us, interrupted, already processed —, detail, keys_changed, confirmed),
@@ -253,22 +344,58 @@ int krs_fetch(krs_context_t *ctx, const char *distribution_id);
  * records, oldest first, whichever process wrote them), counters (notifies,
  * notifies_ignored, notifies_refused, fetches, fetch_failures, keys_installed, refused,
  * confirmations, confirmation_failures, pending_dropped).
- * Returns KRS_OK or KRS_EINVAL. Ownership: *out_json with krs_free.
+ * @param ctx       the context
+ * @param out_json  receives the NUL-terminated JSON text
+ * @return KRS_OK, KRS_EINVAL or KRS_ENOMEM.
+ * Ownership: *out_json with krs_free.
  */
 int krs_status_json(krs_context_t *ctx, char **out_json);
 
-/*
- * Installs host callbacks on a context (replacing earlier ones; NULL removes them). The
- * structure is copied. A host clock overrides the now= setting.
- * Returns KRS_OK, KRS_EINVAL (unknown context, or a version/size this library does not
- * know: the host was built against another ABI).
+/**
+ * @brief The status.tdnskrs. TXT strings the server plugins serve, one per TXT record — the
+ *   same text in every host, so that operators read one format:
+ *
+ *     version=0.2.0
+ *     node_id=edge1.example.net. enrolled=yes listening=yes running=yes
+ *     last_distribution=6a2f0001 result=installed confirmed=yes   (or last_distribution=none)
+ *     keys=2 keys_installed=2 notifies=3 fetches=2 refused=0
+ *     key_changes installed=2 retired=0 removed=0
+ *
+ * listening: the library's own NOTIFY listener (no when the host receives the NOTIFYs);
+ * running: its worker; last_distribution: the latest one this context handled (result as
+ * in krs_status_json); keys: the keys in key_dir; keys_installed, notifies, fetches,
+ * refused: the counters of krs_status_json; key_changes: the key changes this context made
+ * (each one a key_changed callback). Every string is at most 255 bytes (one TXT
+ * character-string). With ctx NULL — a host running no KRS — only the version line.
+ *
+ * @param ctx        the context, or NULL
+ * @param out_lines  receives an array of *out_count NUL-terminated strings, followed by a
+ *                   NULL pointer
+ * @param out_count  receives the number of strings (1 with ctx NULL, else 5)
+ * @return KRS_OK, KRS_EINVAL (a context that is not live, a NULL out-parameter) or
+ *   KRS_ENOMEM.
+ * Ownership: *out_lines with krs_free — one block holding the array and its strings, so a
+ *   single krs_free(*out_lines) releases everything (krs_free of one string is ignored).
+ */
+int krs_status_text(krs_context_t *ctx, char ***out_lines, size_t *out_count);
+
+/**
+ * @brief Installs host callbacks on a context (replacing earlier ones; NULL removes them).
+ *   A host clock overrides the now= setting.
+ * @param ctx  the context
+ * @param ops  the callbacks, or NULL
+ * @return KRS_OK, KRS_EINVAL (unknown context, or a version/size this library does not
+ *   know: the host was built against another ABI).
+ * Ownership: the structure is copied; ops->user and the functions must stay valid until
+ *   the callbacks are replaced or krs_cleanup returns.
  */
 int krs_set_host_ops(krs_context_t *ctx, const krs_host_ops_t *ops);
 
-/*
- * The human-readable reason of the last failure on ctx, or "" if there was none. With
+/**
+ * @brief The human-readable reason of the last failure on ctx, or "" if there was none. With
  * ctx == NULL: the reason of the last failed krs_init in the calling thread.
- * Never NULL; never contains key material.
+ * @param ctx  the context, or NULL
+ * @return Never NULL; never contains key material.
  * Ownership: owned by the library; valid until the next failing call on the same context
  * (or, for NULL, the next krs_init in this thread) or krs_cleanup. Copy it to keep it.
  */

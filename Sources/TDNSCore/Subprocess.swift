@@ -82,7 +82,7 @@ package enum Subprocess {
                 if room > 0 { output.append(contentsOf: buffer[0..<min(n, room)]) }
             }
         }
-        let deadline = monotonicSeconds() + timeout
+        let deadline = MonotonicClock.now() + timeout
         var status: Int32 = 0
         var outcome = Outcome(exitStatus: nil, timedOut: false, output: "")
         while true {
@@ -99,7 +99,7 @@ package enum Subprocess {
                 outcome.statusLost = true
                 break
             }
-            if monotonicSeconds() > deadline || cancelled() {
+            if MonotonicClock.now() > deadline || cancelled() {
                 kill(pid, SIGKILL)
                 while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
                 outcome.timedOut = true
@@ -113,11 +113,5 @@ package enum Subprocess {
         while let last = text.last, last.isWhitespace { text.removeLast() }
         outcome.output = text
         return outcome
-    }
-
-    private static func monotonicSeconds() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
     }
 }

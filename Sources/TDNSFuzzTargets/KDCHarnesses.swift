@@ -133,7 +133,7 @@ enum KDCFuzzState {
         if let notify { members.append(("notify_address", .string(notify))) }
         members.append(("sig0_pubkey", .string(KEYRecord(algorithm: sig0.algorithm.rawValue, publicKey: sig0.dnskeyPublicKey)
             .presentationLine(owner: try DNSName(node), ttl: 3600))))
-        members.append(("timestamp", .string(KDCTime.rfc3339(timestamp))))
+        members.append(("timestamp", .string(RFC3339.format(timestamp))))
         return JSONValue.object(members).serialized()
     }
 
@@ -149,7 +149,7 @@ enum KDCFuzzState {
     static func confirmation(id: UInt16, distributionID: String, type: ChunkOption.ContentType, report: [UInt8],
                              sig0: DNSSECPrivateKey?) throws(TDNSError) -> [UInt8] {
         let notify = try TDNSMessages.notify(
-            id: id, distributionID: distributionID, controlZone: try DNSName(controlZone), chunkType: .chunk,
+            id: id, distributionID: try DistributionID(validating: distributionID), controlZone: try DNSName(controlZone), chunkType: .chunk,
             chunkOption: ChunkOption(contentType: type, content: report))
         guard let sig0 else { return try notify.serialize() }
         return try SIG0Signatures.sign(notify, with: sig0, signerName: try DNSName(enrolledNode), now: now)
@@ -367,7 +367,7 @@ enum KDCChunkQueryHarness {
             try expectRejection(error, [.malformed], "parseChunkQueryName")
             return
         }
-        try invariant(TDNSMessages.isValidDistributionID(parsed.distributionID), "parsed distribution ID \(parsed.distributionID) is not valid")
+        try invariant(DistributionID(parsed.distributionID.text) == parsed.distributionID, "parsed distribution ID \(parsed.distributionID) is not valid")
         let rebuilt = try mustSucceed("chunkQueryName of a parsed name") { () throws(TDNSError) in
             try TDNSMessages.chunkQueryName(sequence: parsed.index ?? 0, nodeID: parsed.nodeID,
                                             distributionID: parsed.distributionID, controlZone: env.zone)
@@ -387,7 +387,7 @@ enum KDCChunkQueryHarness {
         else { throw InvariantViolation(message: "records answered to a query that is not a CHUNK query") }
         try invariant(reply.answers.count == 1 && reply.answers[0].type == env.chunkType && reply.answers[0].rrClass == .in
                       && reply.answers[0].name == q.name, "a CHUNK answer is not one CHUNK IN record owned by the QNAME")
-        guard let dist = env.pristineState.distribution(parsed.distributionID) else {
+        guard let dist = env.pristineState.distribution(parsed.distributionID.text) else {
             throw InvariantViolation(message: "a CHUNK served for unknown distribution \(parsed.distributionID)")
         }
         try invariant(dist.nodeID == parsed.nodeID.canonical.description, "distribution \(dist.id) served to another node's name")
@@ -477,7 +477,7 @@ enum KDCConfirmationHarness {
             if reply.rcode != .noError || request.opcode != .notify {
                 try invariant(!changed, "a \(request.opcode) answered \(reply.rcode) changed the KDC's state")
             } else if changed {
-                let id = request.questions.first.flatMap { try? TDNSMessages.distributionID(fromNotifyName: $0.name, controlZone: env.zone) }
+                let id = request.questions.first.flatMap { try? TDNSMessages.distributionID(fromNotifyName: $0.name, controlZone: env.zone).text }
                 let state = env.service.currentState()
                 for d in state.distributions where env.pristineState.distribution(d.id) != d {
                     try invariant(d.id == id, "a confirmation of \(id ?? "nothing") changed distribution \(d.id)")
@@ -551,18 +551,18 @@ enum KDCSeeds {
             return try q.serialize()
         }
         for (label, id) in [("ping", env.pingID), ("roll", env.rollID), ("confirmed", env.confirmedID)] {
-            add(.kdcChunkQuery, "manifest-\(label)", try query(try TDNSMessages.chunkQueryName(sequence: 0, nodeID: node, distributionID: id, controlZone: zone), .chunk))
+            add(.kdcChunkQuery, "manifest-\(label)", try query(try TDNSMessages.chunkQueryName(sequence: 0, nodeID: node, distributionID: try DistributionID(validating: id), controlZone: zone), .chunk))
         }
         for seq in [1, 2, 5] {
-            add(.kdcChunkQuery, "data-\(seq)", try query(try TDNSMessages.chunkQueryName(sequence: UInt16(seq), nodeID: node, distributionID: env.rollID, controlZone: zone), .chunk))
+            add(.kdcChunkQuery, "data-\(seq)", try query(try TDNSMessages.chunkQueryName(sequence: UInt16(seq), nodeID: node, distributionID: try DistributionID(validating: env.rollID), controlZone: zone), .chunk))
         }
-        add(.kdcChunkQuery, "data-out-of-range", try query(try TDNSMessages.chunkQueryName(sequence: 999, nodeID: node, distributionID: env.rollID, controlZone: zone), .chunk))
-        add(.kdcChunkQuery, "data-no-edns", try query(try TDNSMessages.chunkQueryName(sequence: 1, nodeID: node, distributionID: env.rollID, controlZone: zone), .chunk, edns: false))
-        add(.kdcChunkQuery, "legacy-type", try query(try TDNSMessages.chunkQueryName(sequence: 0, nodeID: node, distributionID: env.pingID, controlZone: zone), .chunkLegacy))
-        add(.kdcChunkQuery, "other-node", try query(try TDNSMessages.chunkQueryName(sequence: 0, nodeID: try DNSName(KDCFuzzState.enrollingNode), distributionID: env.pingID, controlZone: zone), .chunk))
-        add(.kdcChunkQuery, "unknown-node", try query(try TDNSMessages.chunkQueryName(sequence: 0, nodeID: try DNSName("nobody.example."), distributionID: env.pingID, controlZone: zone), .chunk))
-        add(.kdcChunkQuery, "unknown-distribution", try query(try TDNSMessages.chunkQueryName(sequence: 0, nodeID: node, distributionID: "0badc0de", controlZone: zone), .chunk))
-        add(.kdcChunkQuery, "numeric-node", try query(try TDNSMessages.chunkQueryName(sequence: 3, nodeID: try DNSName("7.example."), distributionID: env.rollID, controlZone: zone), .chunk))
+        add(.kdcChunkQuery, "data-out-of-range", try query(try TDNSMessages.chunkQueryName(sequence: 999, nodeID: node, distributionID: try DistributionID(validating: env.rollID), controlZone: zone), .chunk))
+        add(.kdcChunkQuery, "data-no-edns", try query(try TDNSMessages.chunkQueryName(sequence: 1, nodeID: node, distributionID: try DistributionID(validating: env.rollID), controlZone: zone), .chunk, edns: false))
+        add(.kdcChunkQuery, "legacy-type", try query(try TDNSMessages.chunkQueryName(sequence: 0, nodeID: node, distributionID: try DistributionID(validating: env.pingID), controlZone: zone), .chunkLegacy))
+        add(.kdcChunkQuery, "other-node", try query(try TDNSMessages.chunkQueryName(sequence: 0, nodeID: try DNSName(KDCFuzzState.enrollingNode), distributionID: try DistributionID(validating: env.pingID), controlZone: zone), .chunk))
+        add(.kdcChunkQuery, "unknown-node", try query(try TDNSMessages.chunkQueryName(sequence: 0, nodeID: try DNSName("nobody.example."), distributionID: try DistributionID(validating: env.pingID), controlZone: zone), .chunk))
+        add(.kdcChunkQuery, "unknown-distribution", try query(try TDNSMessages.chunkQueryName(sequence: 0, nodeID: node, distributionID: try DistributionID(validating: "0badc0de"), controlZone: zone), .chunk))
+        add(.kdcChunkQuery, "numeric-node", try query(try TDNSMessages.chunkQueryName(sequence: 3, nodeID: try DNSName("7.example."), distributionID: try DistributionID(validating: env.rollID), controlZone: zone), .chunk))
         add(.kdcChunkQuery, "zero-padded-index", try query(try DNSName("0001.krs1.example.\(env.rollID).\(KDCFuzzState.controlZone)"), .chunk))
         add(.kdcChunkQuery, "outside-zone", try query(try DNSName("krs1.example.\(env.pingID).other.example."), .chunk))
         add(.kdcChunkQuery, "not-chunk", try query(try DNSName("krs1.example.\(env.pingID).\(KDCFuzzState.controlZone)"), .txt))
@@ -613,7 +613,7 @@ enum KDCSeeds {
         add(.kdcConfirmation, "unsigned-ok", try KDCFuzzState.confirmation(id: 0x0C05, distributionID: env.rollID, type: .keyStatusReport, report: ok, sig0: nil))
         add(.kdcConfirmation, "signed-confirmed", try KDCFuzzState.confirmation(id: 0x0C06, distributionID: env.confirmedID, type: .keyStatusReport, report: ok, sig0: env.node1SIG0))
         add(.kdcConfirmation, "signed-unknown", try KDCFuzzState.confirmation(id: 0x0C07, distributionID: "0badc0de", type: .keyStatusReport, report: ok, sig0: env.node1SIG0))
-        let bare = try TDNSMessages.notify(id: 0x0C08, distributionID: env.rollID, controlZone: zone, chunkType: .chunk)
+        let bare = try TDNSMessages.notify(id: 0x0C08, distributionID: try DistributionID(validating: env.rollID), controlZone: zone, chunkType: .chunk)
         add(.kdcConfirmation, "bare-notify", try bare.serialize())
         add(.kdcConfirmation, "report-ok", ok)
         add(.kdcConfirmation, "report-failed", failed)

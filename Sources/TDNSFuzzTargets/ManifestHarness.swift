@@ -36,7 +36,7 @@ enum ManifestHarness {
         let keys = try FuzzState.keys()
         let dir = try FuzzState.directory()
         let settings = try KRSSettings(arguments: FuzzState.arguments(stateDirectory: dir, keys: keys))
-        let receiver = try KeyReceiver(settings: settings, clock: KRSClock { clockValue.withLock { $0 } })
+        let receiver = try KeyReceiver(settings: settings, clock: WallClock { clockValue.withLock { $0 } })
         return Environment(
             receiver: receiver, stateDirectory: dir, hmacKey: keys.hpkeRecipient.publicKey.rawRepresentation, kdcSigner: keys.kdcSigner)
     }
@@ -102,11 +102,10 @@ enum ManifestHarness {
         }
     }
 
-    /// The manifest's distribution ID when it can be one (1–16 hex), else a fixed one.
+    /// The manifest's distribution ID as given when it is a valid one (``DistributionID``'s
+    /// rule, the one every caller meets), else a fixed valid one.
     private static func distributionID(_ value: JSONValue?) -> String {
-        guard let text = value?.stringValue, (1...16).contains(text.utf8.count),
-            text.utf8.allSatisfy({ Hex.decode([$0, $0]) != nil })
-        else { return "00" }
+        guard let text = value?.stringValue, DistributionID(text) != nil else { return "0000" }
         return text
     }
 }

@@ -123,11 +123,11 @@ public enum FuzzSeeds {
         let node = try DNSName("krs1.example.")
         var out: [(String, [UInt8])] = []
 
-        let manifestName = try TDNSMessages.chunkQueryName(sequence: 0, nodeID: node, distributionID: "6a2f00c2", controlZone: zone)
+        let manifestName = try TDNSMessages.chunkQueryName(sequence: 0, nodeID: node, distributionID: try DistributionID(validating: "6a2f00c2"), controlZone: zone)
         let query = TDNSMessages.chunkQuery(id: 0x1111, name: manifestName, chunkType: .chunk)
         out.append(("chunk-query", try query.serialize()))
         let legacyQuery = TDNSMessages.chunkQuery(id: 0x1112, name: try TDNSMessages.chunkQueryName(
-            sequence: 2, nodeID: node, distributionID: "6a2f00c2", controlZone: zone), chunkType: .chunkLegacy)
+            sequence: 2, nodeID: node, distributionID: try DistributionID(validating: "6a2f00c2"), controlZone: zone), chunkType: .chunkLegacy)
         out.append(("chunk-query-legacy", try legacyQuery.serialize()))
 
         for (i, rdata) in chunkRDatas.prefix(3).enumerated() {
@@ -145,11 +145,11 @@ public enum FuzzSeeds {
             }
         }
 
-        let notify = try TDNSMessages.notify(id: 0x2222, distributionID: "6a2f00c2", controlZone: zone, chunkType: .chunk)
+        let notify = try TDNSMessages.notify(id: 0x2222, distributionID: try DistributionID(validating: "6a2f00c2"), controlZone: zone, chunkType: .chunk)
         out.append(("notify", try notify.serialize()))
         out.append(("notify-response", try TDNSMessages.notifyResponse(to: notify).serialize()))
         let report = ChunkOption(contentType: .keyStatusReport, content: Array(#"{"successful_keys":[{"zone_name":"example.com.","key_id":"23719"}]}"#.utf8))
-        out.append(("notify-confirmation", try TDNSMessages.notify(id: 0x2223, distributionID: "6a2f00c2", controlZone: zone, chunkType: .chunk, chunkOption: report).serialize()))
+        out.append(("notify-confirmation", try TDNSMessages.notify(id: 0x2223, distributionID: try DistributionID(validating: "6a2f00c2"), controlZone: zone, chunkType: .chunk, chunkOption: report).serialize()))
 
         let enrollment = try TDNSMessages.enrollmentUpdate(
             id: 0x3333, controlZone: zone, chunk: try TDNSMessages.enrollmentChunk(ciphertext: Array("eyJhbGciOiJFQ0RILUVTIn0..aXY.Y3Q.dGFn".utf8)), chunkType: .chunk)

@@ -171,7 +171,7 @@ enum DNSMessageHarness {
         do {
             let n = try TDNSMessages.parseNotify(m, controlZone: fuzzControlZone)
             if let id = n.distributionID {
-                try invariant(TDNSMessages.isValidDistributionID(id), "NOTIFY distribution ID \(id) is not valid")
+                try invariant(DistributionID(id.text) == id, "NOTIFY distribution ID \(id) is not valid")
                 let name = try mustSucceed("notifyName") { () throws(TDNSError) in
                     try TDNSMessages.notifyName(distributionID: id, controlZone: fuzzControlZone)
                 }

@@ -59,7 +59,7 @@ public enum DistributionEntries {
             ("metadata", .object([
                 ("crypto", .string(crypto.rawValue)),
                 ("nonce", .string(Hex.encode(nonce))),
-                ("timestamp", .string(KDCTime.rfc3339(timestamp))),
+                ("timestamp", .string(RFC3339.format(timestamp))),
             ])),
         ])
     }
@@ -178,7 +178,7 @@ public enum DistributionBuilder {
         guard (1...65535).contains(r.chunkSize) else {
             throw .config("chunk size \(r.chunkSize) is outside 1…65535")
         }
-        guard TDNSMessages.isValidDistributionID(r.distributionID) else {
+        guard DistributionID(r.distributionID) != nil else {
             throw .internalFailure("distribution ID \(r.distributionID) is not 4–16 hex characters")
         }
         let v1 = r.recipient.crypto == .hpke && r.hpkeLayout == .v1
@@ -296,14 +296,14 @@ public enum DistributionBuilder {
             ("crypto", .string(crypto.rawValue)),
             ("chunk_count", .integer(chunkCount)),
             ("chunk_hash", .string(chunkHash)),
-            ("distribution_ttl", .string(KDCTime.goDuration(lifetime))),
+            ("distribution_ttl", .string(GoDuration.format(seconds: lifetime))),
         ]
         if let chunkSize, chunkCount > 0 { m.append(("chunk_size", .integer(chunkSize))) }
         if let payload, !payload.isEmpty { m.append(("payload", .string(Base64.encode(payload)))) }
         if ["key_operations", "mgmt_operations", "mixed_operations"].contains(content) {
             m += [("zone_count", .integer(zoneCount)), ("key_count", .integer(keyCount)), ("operation_count", .integer(operationCount))]
         }
-        if let retireTime, retireTime > 0 { m.append(("retire_time", .string(KDCTime.goDuration(retireTime)))) }
+        if let retireTime, retireTime > 0 { m.append(("retire_time", .string(GoDuration.format(seconds: retireTime)))) }
         return .object(sortedMembers(m))
     }
 
@@ -324,8 +324,8 @@ public enum DistributionBuilder {
         if ["key_operations", "mgmt_operations", "mixed_operations"].contains(content) {
             m += [("zone_count", .integer(zoneCount)), ("key_count", .integer(keyCount)), ("operation_count", .integer(operationCount))]
         }
-        if let retireTime, retireTime > 0 { m.append(("retire_time", .string(KDCTime.goDuration(retireTime)))) }
-        if ttl > 0 { m.append(("distribution_ttl", .string(KDCTime.goDuration(ttl)))) }
+        if let retireTime, retireTime > 0 { m.append(("retire_time", .string(GoDuration.format(seconds: retireTime)))) }
+        if ttl > 0 { m.append(("distribution_ttl", .string(GoDuration.format(seconds: ttl)))) }
         return sortedMembers(m)
     }
 

@@ -31,27 +31,13 @@ public struct KDCReport: Sendable {
 /// (KDCStore), so commands and a running `serve` never lose each other's changes.
 public struct KDC: Sendable {
     public let store: KDCStore
-    public let clock: KDCClock
+    public let clock: WallClock
     public let log: KDCLog
-    /// Milliseconds for confirmation latencies (Unix time in ms; tests inject one that moves
-    /// with their clock).
-    public let milliseconds: @Sendable () -> Int64
 
-    public init(
-        stateDirectory: String, clock: KDCClock = .system, log: KDCLog = .standardError(),
-        milliseconds: @escaping @Sendable () -> Int64 = KDC.systemMilliseconds
-    ) {
+    public init(stateDirectory: String, clock: WallClock = .system, log: KDCLog = .standardError()) {
         self.store = KDCStore(directory: POSIXFile.absolute(stateDirectory))
         self.clock = clock
         self.log = log
-        self.milliseconds = milliseconds
-    }
-
-    /// CLOCK_REALTIME in milliseconds.
-    public static let systemMilliseconds: @Sendable () -> Int64 = {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
     }
 
     /// Something that changed the KDC's nodes, enrollments, policy or distributions: logged,
@@ -241,11 +227,12 @@ public struct KDC: Sendable {
         /// PROTOCOL §11.2 (what the Go KRS and `tdns-krs enroll` read) plus the §19 members.
         case go
         /// The design document's version "2.0" package (seed "Enrollment Flow
-        /// Generalization"): `version`, `crypto`, `auth_token`, `kdc_encryption_key` (a JWK
-        /// object for jose, base64 of the 32-byte key for hpke), `kdc_signing_key` (base64 of
-        /// the KDC's Ed25519 SIG(0) public key), `kdc_address`, `kdc_port`, `control_zone`,
-        /// `valid_until`, `capabilities`; plus `kdc_signing_pubkey` (§19) unless legacy. It
-        /// carries no node ID: the node gets it from its own configuration.
+        /// Generalization", PROTOCOL §19): `version`, `crypto`, `auth_token`,
+        /// `kdc_encryption_key` (a JWK object for jose, base64 of the 32-byte X25519 key for
+        /// hpke), `kdc_signing_key` (the JWK of the KDC's ES256 signing key; absent for a
+        /// legacy package), `kdc_address`, `kdc_port`, `control_zone`, `valid_until`,
+        /// `capabilities`, and `reenroll` for a re-enrollment. No node ID (the node takes it
+        /// from `--node-id` / `node_id=`) and no KDC SIG(0) key.
         case seed
     }
 
@@ -302,11 +289,15 @@ public struct KDC: Sendable {
                 ]
             }
             members += [
-                ("valid_until", .string(KDCTime.rfc3339(validUntil))),
+                ("valid_until", .string(RFC3339.format(validUntil))),
                 ("version", .string("2.0")),
                 ("capabilities", .array(backends.map { .string($0.rawValue) })),
+                // PROTOCOL §19 (issue 13): what the node may make keys for, and the policy's
+                // default when the operator did not fix one backend. A Go KRS ignores both.
+                ("supported_crypto", .array(backends.map { .string($0.rawValue) })),
             ]
             if crypto == nil { members.append(("default_crypto", .string(preferred.rawValue))) }
+            if enrolled != nil { members.append(("reenroll", .bool(true))) }
         case .seed:
             guard let (host, port) = KDCInput.splitAddress(state.config.listen) else {
                 throw .config("the KDC's listen address \(state.config.listen) is not IP:port")
@@ -319,16 +310,22 @@ public struct KDC: Sendable {
                 ("crypto", .string(preferred.rawValue)),
                 ("auth_token", .string(tokenHex)),
                 ("kdc_encryption_key", encryptionKey),
-                ("kdc_signing_key", .string(Base64.encode(keys.sig0KeyRecord.publicKey))),
+            ]
+            // The KDC's ES256 key (JWK object) that signs the node's distributions; left out
+            // for a legacy node, which gets HMAC-only distributions it must not refuse. The
+            // KDC's SIG(0) key has no place in this format (the node then does not require
+            // signed NOTIFYs unless configured with it).
+            if !legacy {
+                members.append(("kdc_signing_key", try JSONValue.parse(Array(keys.signing.publicKey.jwkJSON().utf8))))
+            }
+            members += [
                 ("kdc_address", .string(host)),
                 ("kdc_port", .integer(port)),
                 ("control_zone", .string(state.config.controlZone)),
-                ("valid_until", .string(KDCTime.rfc3339(validUntil))),
+                ("valid_until", .string(RFC3339.format(validUntil))),
                 ("capabilities", .array(backends.map { .string($0.rawValue) })),
             ]
-            if !legacy {
-                members.append(("kdc_signing_pubkey", try JSONValue.parse(Array(keys.signing.publicKey.jwkJSON().utf8))))
-            }
+            if enrolled != nil { members.append(("reenroll", .bool(true))) }
         }
         var json = JSONValue.object(members).serialized(escapeHTML: true)
         defer { zeroize(&json) }
@@ -360,7 +357,7 @@ public struct KDC: Sendable {
         return KDCReport(
             json: .object([
                 ("node_id", .string(nodeID)), ("package", .string(path)), ("state", .string("generated")),
-                ("valid_until", .string(KDCTime.rfc3339(validUntil))),
+                ("valid_until", .string(RFC3339.format(validUntil))),
                 ("capabilities", .array(backends.map { .string($0.rawValue) })),
                 ("default_crypto", .string(preferred.rawValue)),
                 ("legacy", .bool(legacy)), ("reenroll", .bool(enrolled != nil)), ("format", .string(format.rawValue)),
@@ -387,13 +384,13 @@ public struct KDC: Sendable {
             return e
         }
         let expires = enrollment.expiresAt ?? now
-        log.info("enrollment of \(enrollment.nodeID) active until \(KDCTime.rfc3339(expires))")
+        log.info("enrollment of \(enrollment.nodeID) active until \(RFC3339.format(expires))")
         return KDCReport(
             json: .object([
                 ("node_id", .string(nodeID)), ("state", .string("activated")),
-                ("activated_at", .string(KDCTime.rfc3339(now))), ("expires_at", .string(KDCTime.rfc3339(expires))),
+                ("activated_at", .string(RFC3339.format(now))), ("expires_at", .string(RFC3339.format(expires))),
             ]),
-            lines: ["enrollment of \(nodeID) active until \(KDCTime.rfc3339(expires))"])
+            lines: ["enrollment of \(nodeID) active until \(RFC3339.format(expires))"])
     }
 
     // MARK: - zones and DNSSEC keys
@@ -554,7 +551,7 @@ public struct KDC: Sendable {
         }()
         let keys = try loadKeys()
         let now = clock.now
-        let nowMs = milliseconds()
+        let nowMs = clock.nowMilliseconds
         var warnings: [String] = []
         let created = try store.update { (state) throws(TDNSError) -> [KDCDistribution] in
             let size = chunkSize ?? state.config.chunkSize
@@ -612,7 +609,7 @@ public struct KDC: Sendable {
     /// The log lines of a new distribution: the seed's shape, then the details.
     func logCreated(_ d: KDCDistribution) {
         event("Distribution \(d.id) created for \(d.nodeID) using \(d.crypto.rawValue)")
-        log.info("distribution \(d.id) for \(d.nodeID): \(d.operation)\(Self.keysText(d)) (\(d.crypto.rawValue)\(d.hpkeLayout.map { " \($0.rawValue)" } ?? ""), \(d.signed ? "signed JWT manifest" : "Go format, HMAC-only"), \(d.chunkCount == 0 ? "inline" : "\(d.chunkCount) chunks"), deadline \(KDCTime.rfc3339(d.deadline)))")
+        log.info("distribution \(d.id) for \(d.nodeID): \(d.operation)\(Self.keysText(d)) (\(d.crypto.rawValue)\(d.hpkeLayout.map { " \($0.rawValue)" } ?? ""), \(d.signed ? "signed JWT manifest" : "Go format, HMAC-only"), \(d.chunkCount == 0 ? "inline" : "\(d.chunkCount) chunks"), deadline \(RFC3339.format(d.deadline)))")
     }
 
     /// ` 12345` for one key, ` 2 keys (example.com. 12345 KSK, 23456 ZSK)` for several.
@@ -727,18 +724,18 @@ public struct KDC: Sendable {
         for n in nodes {
             let layout = n.legacy && n.crypto == .hpke ? " \(n.hpkeLayout.rawValue)" : ""
             if n.isRemoved {
-                lines.append("  \(n.id) removed \(n.removedAt.map(KDCTime.rfc3339) ?? "")")
+                lines.append("  \(n.id) removed \(n.removedAt.map(RFC3339.format) ?? "")")
             } else {
                 lines.append("  \(n.id) \(n.crypto.rawValue) \(n.source)\(n.legacy ? " legacy\(layout)" : " signed") notify \(n.notifyAddress ?? "-")")
             }
         }
         lines.append("enrollments: \(enrollments.count)")
         for e in enrollments {
-            lines.append("  \(e.nodeID) \(e.state(now: now))\(e.reenroll == true ? " (re-enrollment)" : "")\(e.expiresAt.map { " until \(KDCTime.rfc3339($0))" } ?? "")")
+            lines.append("  \(e.nodeID) \(e.state(now: now))\(e.reenroll == true ? " (re-enrollment)" : "")\(e.expiresAt.map { " until \(RFC3339.format($0))" } ?? "")")
         }
         lines.append("distributions: \(dists.count)")
         for d in dists {
-            let due = d.isLive ? " until \(KDCTime.rfc3339(d.deadline))" : ""
+            let due = d.isLive ? " until \(RFC3339.format(d.deadline))" : ""
             lines.append("  \(d.id) \(d.nodeID) \(d.operation)\(Self.keysText(d)) \(d.crypto.rawValue) \(d.state.rawValue)\(due)\(d.reason.map { " (\($0))" } ?? "")")
         }
         lines.append("metrics:")
@@ -783,14 +780,14 @@ public struct KDC: Sendable {
 
     static func enrollmentJSON(_ e: KDCEnrollment, now: Int64) -> JSONValue {
         var m: [(String, JSONValue)] = [("node_id", .string(e.nodeID)), ("state", .string(e.state(now: now))),
-                                         ("created_at", .string(KDCTime.rfc3339(e.createdAt)))]
+                                         ("created_at", .string(RFC3339.format(e.createdAt)))]
         if let c = e.crypto { m.append(("crypto", .string(c.rawValue))) }
         if e.reenroll == true { m.append(("reenroll", .bool(true))) }
         if let f = e.format { m.append(("format", .string(f))) }
-        if let a = e.activatedAt { m.append(("activated_at", .string(KDCTime.rfc3339(a)))) }
-        if let x = e.expiresAt { m.append(("expires_at", .string(KDCTime.rfc3339(x)))) }
-        if let u = e.usedAt { m.append(("used_at", .string(KDCTime.rfc3339(u)))) }
-        if let r = e.revokedAt { m.append(("revoked_at", .string(KDCTime.rfc3339(r)))) }
+        if let a = e.activatedAt { m.append(("activated_at", .string(RFC3339.format(a)))) }
+        if let x = e.expiresAt { m.append(("expires_at", .string(RFC3339.format(x)))) }
+        if let u = e.usedAt { m.append(("used_at", .string(RFC3339.format(u)))) }
+        if let r = e.revokedAt { m.append(("revoked_at", .string(RFC3339.format(r)))) }
         return .object(m)
     }
 
@@ -801,12 +798,12 @@ public struct KDC: Sendable {
             ("keys_on_file", .array(n.backendsWithKeys.map { .string($0.rawValue) } + (n.sig0PublicKey != nil ? [.string("sig0")] : []))),
             ("legacy", .bool(n.legacy)),
             ("hpke_layout", .string(n.hpkeLayout.rawValue)), ("capabilities", .array(n.capabilities.map { .string($0) })),
-            ("source", .string(n.source)), ("registered_at", .string(KDCTime.rfc3339(n.registeredAt))),
+            ("source", .string(n.source)), ("registered_at", .string(RFC3339.format(n.registeredAt))),
         ]
         if let p = n.preferredCrypto { m.append(("preferred_crypto", .string(p.rawValue))) }
         if let s = n.supportedCrypto { m.append(("supported_crypto", .array(s.map { .string($0) }))) }
-        if let r = n.reenrolledAt { m.append(("reenrolled_at", .string(KDCTime.rfc3339(r)))) }
-        if let r = n.removedAt { m.append(("removed_at", .string(KDCTime.rfc3339(r)))) }
+        if let r = n.reenrolledAt { m.append(("reenrolled_at", .string(RFC3339.format(r)))) }
+        if let r = n.removedAt { m.append(("removed_at", .string(RFC3339.format(r)))) }
         if let a = n.notifyAddress { m.append(("notify_address", .string(a))) }
         if let h = n.hpkePublicKey { m.append(("hpke_pubkey", .string(h))) }
         if let j = n.josePublicKey { m.append(("jose_pubkey", .string(j))) }
@@ -845,15 +842,15 @@ public struct KDC: Sendable {
         if let l = d.hpkeLayout { m.append(("hpke_layout", .string(l.rawValue))) }
         m += [
             ("content", .string(d.content)), ("chunk_count", .integer(d.chunkCount)), ("state", .string(d.state.rawValue)),
-            ("created_at", .string(KDCTime.rfc3339(d.createdAt))), ("deadline", .string(KDCTime.rfc3339(d.deadline))),
+            ("created_at", .string(RFC3339.format(d.createdAt))), ("deadline", .string(RFC3339.format(d.deadline))),
             ("notify_attempts", .integer(d.notifyAttempts)),
         ]
-        if let t = d.lastNotifyAt { m.append(("last_notify_at", .string(KDCTime.rfc3339(t)))) }
+        if let t = d.lastNotifyAt { m.append(("last_notify_at", .string(RFC3339.format(t)))) }
         if let r = d.lastNotifyResult { m.append(("last_notify_result", .string(r))) }
         if let r = d.reason { m.append(("reason", .string(r))) }
         if d.withdrawn == true { m.append(("withdrawn", .bool(true))) }
-        if let t = d.notifiedAt { m.append(("notified_at", .string(KDCTime.rfc3339(t)))) }
-        if let t = d.confirmedAt { m.append(("confirmed_at", .string(KDCTime.rfc3339(t)))) }
+        if let t = d.notifiedAt { m.append(("notified_at", .string(RFC3339.format(t)))) }
+        if let t = d.confirmedAt { m.append(("confirmed_at", .string(RFC3339.format(t)))) }
         if let l = d.latencyMs { m.append(("confirmation_latency_ms", .integer(l))) }
         if let by = d.confirmedBy { m.append(("confirmed_by", .string(by))) }
         if let f = d.failedKeys {

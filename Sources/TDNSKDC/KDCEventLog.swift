@@ -29,7 +29,7 @@ public struct KDCEventLog: Sendable {
             _ = rename(path, path + ".1")
         }
         let text = String(message.map { $0 == "\n" || $0 == "\r" ? " " : $0 })
-        let line = Array("\(KDCTime.rfc3339(now)) \(level.rawValue): \(text)\n".utf8)
+        let line = Array("\(RFC3339.format(now)) \(level.rawValue): \(text)\n".utf8)
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return Self.reportOnce(path) }
         defer { close(fd) }

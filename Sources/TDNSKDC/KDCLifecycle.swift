@@ -92,7 +92,7 @@ extension KDC {
             let enrollment = latest[n.id].map { $0.state(now: now) + ($0.reenroll == true ? " (re-enrollment)" : "") }
             let last = lastDist[n.id]
             if n.isRemoved {
-                lines.append("\(n.id) removed \(n.removedAt.map(KDCTime.rfc3339) ?? "")")
+                lines.append("\(n.id) removed \(n.removedAt.map(RFC3339.format) ?? "")")
             } else {
                 lines.append("\(n.id) \(n.crypto.rawValue) (\((n.cryptoSource ?? .operatorChoice).rawValue)) keys \(keys.isEmpty ? "-" : keys.joined(separator: ",")) \(n.legacy ? "legacy" : "signed") enrollment \(enrollment ?? "-") last \(last.map { "\($0.id) \($0.state.rawValue)" } ?? "-")")
             }
@@ -104,7 +104,7 @@ extension KDC {
             if let e = latest[n.id] { m.append(("enrollment", .string(e.state(now: now)))) }
             if let a = n.notifyAddress { m.append(("notify_address", .string(a))) }
             if let last { m.append(("last_distribution", .object([("distribution_id", .string(last.id)), ("state", .string(last.state.rawValue))]))) }
-            if let r = n.removedAt { m.append(("removed_at", .string(KDCTime.rfc3339(r)))) }
+            if let r = n.removedAt { m.append(("removed_at", .string(RFC3339.format(r)))) }
             list.append(.object(m))
         }
         if lines.isEmpty { lines = ["no nodes"] }
@@ -145,16 +145,16 @@ extension KDC {
         let keys = n.backendsWithKeys.map(\.rawValue) + (n.sig0PublicKey != nil ? ["sig0"] : [])
         var lines = ["node \(n.id)"]
         if let r = n.removedAt {
-            lines.append("  removed at \(KDCTime.rfc3339(r)): no keys, no distributions, no tokens")
+            lines.append("  removed at \(RFC3339.format(r)): no keys, no distributions, no tokens")
         } else {
             lines.append("  backend in use: \(n.crypto.rawValue) (\(Self.sourceText(n)))")
             lines.append("  keys on file: \(keys.isEmpty ? "none" : keys.joined(separator: ", "))")
             lines.append("  format: \(Self.formatText(n))")
             lines.append("  notify: \(n.notifyAddress ?? "-")")
         }
-        lines.append("  registered \(KDCTime.rfc3339(n.registeredAt)) (\(n.source))\(n.reenrolledAt.map { ", re-enrolled \(KDCTime.rfc3339($0))" } ?? "")")
+        lines.append("  registered \(RFC3339.format(n.registeredAt)) (\(n.source))\(n.reenrolledAt.map { ", re-enrolled \(RFC3339.format($0))" } ?? "")")
         if let e = enrollments.last {
-            lines.append("  enrollment: \(e.state(now: now))\(e.reenroll == true ? " (re-enrollment)" : "")\(e.crypto.map { ", \($0.rawValue) only" } ?? "")\(e.expiresAt.map { ", until \(KDCTime.rfc3339($0))" } ?? "")")
+            lines.append("  enrollment: \(e.state(now: now))\(e.reenroll == true ? " (re-enrollment)" : "")\(e.crypto.map { ", \($0.rawValue) only" } ?? "")\(e.expiresAt.map { ", until \(RFC3339.format($0))" } ?? "")")
         } else {
             lines.append("  enrollment: none")
         }
@@ -214,7 +214,7 @@ extension KDC {
         event("Node \(nodeID) removed: \(withdrawn.count) live distribution\(withdrawn.count == 1 ? "" : "s") withdrawn, \(revoked) enrollment token\(revoked == 1 ? "" : "s") revoked, public keys dropped; no more NOTIFYs")
         return KDCReport(
             json: .object([
-                ("node_id", .string(nodeID)), ("state", .string("removed")), ("removed_at", .string(KDCTime.rfc3339(now))),
+                ("node_id", .string(nodeID)), ("state", .string("removed")), ("removed_at", .string(RFC3339.format(now))),
                 ("withdrawn_distributions", .array(withdrawn.map { .string($0) })), ("revoked_tokens", .integer(revoked)),
             ]),
             lines: ["node \(nodeID) removed: \(withdrawn.count) live distribution\(withdrawn.count == 1 ? "" : "s") withdrawn\(withdrawn.isEmpty ? "" : " (\(withdrawn.joined(separator: ", ")))"), \(revoked) enrollment token\(revoked == 1 ? "" : "s") revoked"])

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import TDNSCore
 
 /// Log lines of the KDC: one line each, with a UTC timestamp, never key material (STYLE
 /// rule 11: key tags, zone and node names, distribution IDs only). The sink is injectable so
@@ -20,7 +21,7 @@ public struct KDCLog: Sendable {
     public static let refusedLinesPerSecond = 20
 
     private let sink: @Sendable (Level, String) -> Void
-    private let clock: KDCClock
+    private let clock: WallClock
     private let limiter: RefusalLimiter
 
     /// - Parameters:
@@ -28,8 +29,8 @@ public struct KDCLog: Sendable {
     ///   - monotonic: the clock of the rate limit, in seconds (tests inject one; the wall clock
     ///     `clock` only stamps lines and may be fixed).
     public init(
-        clock: KDCClock = .system, refusedPerSecond: Int = KDCLog.refusedLinesPerSecond,
-        monotonic: @escaping @Sendable () -> Double = KDCLog.monotonicSeconds,
+        clock: WallClock = .system, refusedPerSecond: Int = KDCLog.refusedLinesPerSecond,
+        monotonic: @escaping @Sendable () -> Double = { MonotonicClock.now() },
         sink: @escaping @Sendable (Level, String) -> Void
     ) {
         self.clock = clock
@@ -38,9 +39,9 @@ public struct KDCLog: Sendable {
     }
 
     /// Lines to standard error: `2026-11-29T12:00:00Z tdns-kdc info: …`.
-    public static func standardError(clock: KDCClock = .system) -> KDCLog {
+    public static func standardError(clock: WallClock = .system) -> KDCLog {
         KDCLog(clock: clock) { level, message in
-            let line = "\(KDCTime.rfc3339(clock.now)) tdns-kdc \(level.rawValue): \(message)\n"
+            let line = "\(RFC3339.format(clock.now)) tdns-kdc \(level.rawValue): \(message)\n"
             let bytes = Array(line.utf8)
             var done = 0
             while done < bytes.count {
@@ -55,12 +56,6 @@ public struct KDCLog: Sendable {
     /// Discards everything.
     public static let silent = KDCLog(clock: .fixed(0)) { _, _ in }
 
-    /// CLOCK_MONOTONIC in seconds.
-    public static let monotonicSeconds: @Sendable () -> Double = {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
 
     public func info(_ message: String) { emit(.info, message) }
     public func warning(_ message: String) { emit(.warning, message) }

@@ -135,7 +135,7 @@ public struct KDCNotifier: Sendable {
         do {
             let signs = service.currentState().node(d.nodeID)?.receivesSignedNOTIFYs ?? false
             message = try TDNSMessages.notify(
-                id: UInt16.random(in: .min ... .max), distributionID: d.id, controlZone: service.controlZone,
+                id: UInt16.random(in: .min ... .max), distributionID: try DistributionID(validating: d.id), controlZone: service.controlZone,
                 chunkType: service.chunkType)
             request = signs
                 ? try SIG0Signatures.sign(message, with: service.keys.sig0, signerName: service.controlZone, now: now)
@@ -144,7 +144,7 @@ public struct KDCNotifier: Sendable {
             service.log.error("distribution \(d.id): cannot build the NOTIFY: \(error.reason)")
             return
         }
-        service.log.info("NOTIFY for \(d.id) to \(d.nodeID) at \(address) (attempt \(attempt), \(d.state.rawValue), deadline \(KDCTime.rfc3339(d.deadline)))")
+        service.log.info("NOTIFY for \(d.id) to \(d.nodeID) at \(address) (attempt \(attempt), \(d.state.rawValue), deadline \(RFC3339.format(d.deadline)))")
         let result = Self.result(of: send(request, address), for: message)
         if result != "NOERROR" {
             service.log.warning("NOTIFY for \(d.id) to \(address): \(result); next in \(Self.backoff(afterAttempt: attempt)) s")

@@ -55,27 +55,20 @@ public final class KDCServer: Sendable {
     /// Serves until SIGINT or SIGTERM: starts the DNS server, runs the NOTIFY rounds on the
     /// calling thread, stops cleanly.
     public func runUntilSignalled() throws(TDNSError) {
-        let stopFlag = StopFlag()
+        let stopFlag = StopToken()
         signal(SIGINT, SIG_IGN)
         signal(SIGTERM, SIG_IGN)
         let queue = DispatchQueue(label: "tdns-kdc.signals")
         let sources = [SIGINT, SIGTERM].map { sig -> DispatchSourceSignal in
             let s = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            s.setEventHandler { stopFlag.set() }
+            s.setEventHandler { stopFlag.stop() }
             s.resume()
             return s
         }
         try start()
-        notifier.run(shouldStop: { stopFlag.isSet })
+        notifier.run(shouldStop: { stopFlag.isStopped })
         service.log.info("stopping")
         stop()
         sources.forEach { $0.cancel() }
     }
-}
-
-/// A flag set from a signal handler queue and read by the serving loop.
-final class StopFlag: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func set() { flag.store(true, ordering: .releasing) }
-    var isSet: Bool { flag.load(ordering: .acquiring) }
 }

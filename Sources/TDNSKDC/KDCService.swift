@@ -97,7 +97,7 @@ public final class KDCService: Sendable {
         let nodeID = name.nodeID.canonical.description
         let index = Int(name.index ?? 0)
         let lookup = withSnapshot { (s) -> (KDCNode?, KDCDistribution?) in
-            (s.state.node(nodeID), s.state.distribution(name.distributionID))
+            (s.state.node(nodeID), s.state.distribution(name.distributionID.text))
         }
         guard let queried = lookup.0, !queried.isRemoved else {
             log.refused("CHUNK query \(q.name) from \(peer ?? "?"): \(lookup.0 == nil ? "unknown" : "removed") node \(nodeID)")
@@ -113,7 +113,7 @@ public final class KDCService: Sendable {
         let t = now
         guard dist.isServable(now: t) else {
             forget(dist.id)
-            let why = dist.isLive ? "past its deadline \(KDCTime.rfc3339(dist.deadline))" : dist.state.rawValue
+            let why = dist.isLive ? "past its deadline \(RFC3339.format(dist.deadline))" : dist.state.rawValue
             log.refused("CHUNK query \(q.name) from \(peer ?? "?"): distribution \(dist.id) is \(why)")
             return reply(to: m, rcode: .nxDomain)
         }
@@ -175,7 +175,7 @@ public final class KDCService: Sendable {
             log.info("NOTIFY \(notify.question) from \(peer ?? "?") ignored: not the CHUNK type")
             return TDNSMessages.notifyResponse(to: m)
         }
-        guard let id = notify.distributionID else {
+        guard let id = notify.distributionID?.text else {
             log.refused("NOTIFY \(notify.question.name) from \(peer ?? "?"): no distribution ID")
             return TDNSMessages.notifyResponse(to: m, rcode: .formErr)
         }
@@ -231,7 +231,7 @@ public final class KDCService: Sendable {
         }
         let relevant = Self.relevantFailures(failed, of: dist)
         let t = now
-        let tMs = kdc.milliseconds()
+        let tMs = kdc.clock.nowMilliseconds
         let recorded: KDCDistribution?
         do {
             recorded = try kdc.store.update { (state) throws(TDNSError) -> KDCDistribution? in
@@ -274,13 +274,19 @@ public final class KDCService: Sendable {
     }
 
     /// Which `failed_keys` of a confirmation count (PROTOCOL §10.6): as the Go KDC, only for
-    /// key operations and only the keys of this distribution — except an entry with key_id
-    /// `*` (a §19 addition), which fails the whole distribution whatever its content: a node
-    /// that could not open it says so with the reason ("cannot decrypt: no key for backend
-    /// hpke"), and a Go KDC, which matches no key `*`, is not misled about any real key.
+    /// key operations and only the keys of this distribution — except the §19 additions
+    /// that fail the whole distribution whatever its content: an entry with key_id `*` (and
+    /// zone_name ""), which a node sends when it could not open the distribution at all, and
+    /// entries whose error is a backend mismatch (`backend mismatch: jose node received an
+    /// hpke distribution`, issue 13), one per key the node could tell. A Go KDC matches no
+    /// key `*` and is not misled about any real key.
     static func relevantFailures(_ failed: [KDCFailedKey], of dist: KDCDistribution) -> [KDCFailedKey] {
-        let whole = failed.filter { $0.keyID == KDCFailedKey.wildcard }
-        if !whole.isEmpty { return Array(whole.prefix(1)) }
+        let whole = failed.filter(\.failsWholeDistribution)
+        if let first = whole.first {
+            var named: [KDCFailedKey] = []
+            for f in whole where dist.keys.contains(where: { $0.matches(f) }) && !named.contains(f) { named.append(f) }
+            return named.isEmpty ? [first] : named
+        }
         guard dist.content == "key_operations" else { return [] }
         var out: [KDCFailedKey] = []
         for f in failed where dist.keys.contains(where: { $0.matches(f) }) && !out.contains(f) { out.append(f) }
@@ -288,11 +294,11 @@ public final class KDCService: Sendable {
     }
 
     /// `example.com. 12345: disk full` for one key (as before); `2 of 3 keys failed: …; …` for
-    /// several; the node's words for a whole-distribution failure.
+    /// several; for a whole-distribution failure the node's words alone (`backend mismatch:
+    /// jose node received an hpke distribution`), as `status` and `node show` show it.
     static func failureReason(_ relevant: [KDCFailedKey], of d: KDCDistribution) -> String {
-        if let whole = relevant.first(where: { $0.keyID == KDCFailedKey.wildcard }) {
-            let text = whole.error.isEmpty ? "the node could not process the distribution" : whole.error
-            return "reported by the node: \(text)"
+        if let whole = relevant.first(where: \.failsWholeDistribution) {
+            return whole.error.isEmpty ? "the node could not process the distribution" : whole.error
         }
         let list = relevant.map { "\($0.zoneName) \($0.keyID): \($0.error)" }.joined(separator: "; ")
         return d.keys.count > 1 ? "\(relevant.count) of \(d.keys.count) keys failed: \(list)" : list
@@ -426,13 +432,18 @@ public final class KDCService: Sendable {
         }
         guard t <= expires else { return fail(.refused, "enrollment token validation failed: token expired") }
         nodeForError = enrollment.nodeID
+        // An enrolled node replaces its keys only with a re-enrollment token (issue 13): a
+        // token generated before the node was registered another way does not do it.
+        guard registered == nil || enrollment.reenroll == true else {
+            return fail(.refused, "node \(enrollment.nodeID) is already enrolled and this is not a re-enrollment token; generate a new package with `enroll generate`")
+        }
 
         let window = withSnapshot { $0.state.config.enrollmentWindow }
-        guard let stamp = field("timestamp"), let ts = KDCTime.parseRFC3339(stamp) else {
+        guard let stamp = field("timestamp"), let ts = RFC3339.parse(stamp) else {
             return fail(.formErr, "invalid timestamp format")
         }
         guard abs(t - ts) <= window else {
-            return fail(.refused, "enrollment request timestamp out of range (must be within \(KDCTime.goDuration(window)))")
+            return fail(.refused, "enrollment request timestamp out of range (must be within \(GoDuration.format(seconds: window)))")
         }
 
         let hpkeText = field("hpke_pubkey") ?? ""
@@ -497,7 +508,7 @@ public final class KDCService: Sendable {
         node.preferredCrypto = preferred
         node.supportedCrypto = request["supported_crypto"] == nil ? nil : nodeSupported
         let kdcKeys = keys
-        let nowMs = kdc.milliseconds()
+        let nowMs = kdc.clock.nowMilliseconds
         let outcome: (previous: KDCNode?, remade: [(old: String, new: KDCDistribution?)])
         do {
             outcome = try kdc.store.update { (state) throws(TDNSError) -> (KDCNode?, [(old: String, new: KDCDistribution?)]) in
@@ -506,8 +517,11 @@ public final class KDCService: Sendable {
                 guard let i = state.enrollments.firstIndex(where: { $0.tokenHash == tokenHash }),
                       state.enrollments[i].usedAt == nil, state.enrollments[i].revokedAt == nil
                 else { throw TDNSError.replay("token already used or revoked") }
-                state.enrollments[i].usedAt = t
                 let previous = state.activeNode(node.id)
+                if previous != nil && state.enrollments[i].reenroll != true {
+                    throw TDNSError.policy("node \(node.id) is already enrolled and this is not a re-enrollment token")
+                }
+                state.enrollments[i].usedAt = t
                 if let previous {
                     // Re-enrollment: the keys are replaced in one step; the record keeps its history.
                     node.registeredAt = previous.registeredAt
@@ -524,6 +538,8 @@ public final class KDCService: Sendable {
             }
         } catch where error.code == .replay {
             return fail(.refused, "enrollment token validation failed: token already used")
+        } catch where error.code == .policy {
+            return fail(.refused, error.reason)
         } catch {
             log.error("enrollment of \(node.id): cannot store the node: \(error.reason)")
             return fail(.servFail, "failed to add node to the KDC state")
@@ -644,6 +660,8 @@ public final class KDCService: Sendable {
                   let k = state.distributions.lastIndex(where: { $0.id == new.id })
             else { throw .internalFailure("re-enrollment lost a distribution") }
             state.withdraw(j, reason: "node re-enrolled with new keys; made again as \(new.id)")
+            // What `status` and `node show` say of it (contract §5).
+            state.distributions[j].reason = "superseded by \(new.id)"
             state.distributions[j].remadeAs = new.id
             state.distributions[k].remadeFrom = old.id
             out.append((old.id, state.distributions[k]))
@@ -657,7 +675,7 @@ public final class KDCService: Sendable {
         var members: [(String, JSONValue)] = [
             ("node_id", .string(nodeID)), ("status", .string(status)),
             ("kdc_hpke_pubkey", .string(status == "success" ? keys.hpke.publicKey.hex : "")),
-            ("timestamp", .string(KDCTime.rfc3339(now))),
+            ("timestamp", .string(RFC3339.format(now))),
         ]
         if let error, !error.isEmpty { members.append(("error_message", .string(error))) }
         return JSONValue.object(members).serialized(escapeHTML: true)

@@ -448,7 +448,7 @@ public struct KDCDistribution: Codable, Sendable, Equatable {
 
     /// Whether the node reported the whole distribution failed (a `failed_keys` entry with
     /// key_id `*`, e.g. "cannot decrypt: no key for backend hpke").
-    public var failedAsAWhole: Bool { failedKeys?.contains { $0.keyID == KDCFailedKey.wildcard } == true }
+    public var failedAsAWhole: Bool { failedKeys?.contains(where: \.failsWholeDistribution) == true }
 
     /// The state of each key: the distribution's, except that a failed distribution with
     /// `failed_keys` failed only those keys (the others were confirmed).
@@ -512,10 +512,18 @@ public struct KDCFailedKey: Codable, Sendable, Equatable {
     public var keyID: String
     public var error: String
 
-    /// `zone_name`/`key_id` of a `failed_keys` entry that fails the whole distribution: what a
-    /// node reports when it could not open the distribution at all (PROTOCOL §19 addition),
-    /// e.g. `{"zone_name":"*","key_id":"*","error":"cannot decrypt: no key for backend hpke"}`.
+    /// `key_id` of a `failed_keys` entry that fails the whole distribution (PROTOCOL §19
+    /// addition; its `zone_name` is ""): what a node reports when it could not open the
+    /// distribution at all, e.g. `{"zone_name":"","key_id":"*","error":"backend mismatch:
+    /// jose node received an hpke distribution"}`.
     public static let wildcard = "*"
+
+    /// How the error of a wrong-backend report starts (issue 13): `backend mismatch: jose
+    /// node received an hpke distribution`.
+    public static let backendMismatch = "backend mismatch:"
+
+    /// A `*` entry, or a backend mismatch: the node could not use the distribution at all.
+    public var failsWholeDistribution: Bool { keyID == Self.wildcard || error.hasPrefix(Self.backendMismatch) }
 
     public init(zoneName: String, keyID: String, error: String) {
         self.zoneName = zoneName

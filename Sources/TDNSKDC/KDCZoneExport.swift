@@ -19,7 +19,7 @@ extension KDC {
         let ns = try zone.prepending(label: "ns")
         let hostmaster = try zone.prepending(label: "hostmaster")
         var lines: [String] = [
-            "; control zone \(zone) of tdns-kdc, exported \(KDCTime.rfc3339(clock.now))",
+            "; control zone \(zone) of tdns-kdc, exported \(RFC3339.format(clock.now))",
             "$TTL 300",
             "\(zone)\t3600\tIN\tSOA\t\(ns) \(hostmaster) \(serial) 3600 600 86400 300",
             "\(zone)\t3600\tIN\tNS\t\(ns)",
@@ -33,7 +33,7 @@ extension KDC {
             let records = try store.readRecords(d.recordsFile)
             for (i, rdata) in records.enumerated() {
                 let owner = try TDNSMessages.chunkQueryName(
-                    sequence: UInt16(truncatingIfNeeded: i), nodeID: nodeID, distributionID: d.id, controlZone: zone)
+                    sequence: UInt16(truncatingIfNeeded: i), nodeID: nodeID, distributionID: try DistributionID(validating: d.id), controlZone: zone)
                 let text: String
                 if generic {
                     text = "TYPE\(type.rawValue)\t\(GenericRData.presentation(rdata))"

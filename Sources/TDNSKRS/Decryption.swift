@@ -21,8 +21,8 @@ struct Decryption {
     }
 
     /// - Parameter blob: B, ASCII standard base64 of the ciphertext C.
-    /// - Parameter crypto: the manifest's `crypto`; nil selects the v1 HPKE layout.
-    func decrypt(blob: [UInt8], crypto: String?) throws(TDNSError) -> Result {
+    /// - Parameter crypto: the manifest's `crypto`.
+    func decrypt(blob: [UInt8], crypto: Manifest.Crypto) throws(TDNSError) -> Result {
         var ciphertext: [UInt8]
         do {
             ciphertext = try Base64.decode(blob)
@@ -45,11 +45,11 @@ struct Decryption {
         let plaintext: [UInt8]
         var doubled = false
         switch crypto {
-        case nil:
+        case .hpkeV1:
             // v1: enc is duplicated in front of the HPKE ciphertext; skip the first copy.
             guard ciphertext.count >= 32 else { throw .malformed("v1 ciphertext is shorter than 32 bytes") }
             plaintext = try HPKECipher.open(Array(ciphertext.dropFirst(32)), with: try hpke())
-        case "hpke"?:
+        case .hpke:
             let key = try hpke()
             do {
                 plaintext = try HPKECipher.open(ciphertext, with: key)
@@ -59,10 +59,10 @@ struct Decryption {
                 plaintext = try HPKECipher.open(Array(ciphertext.dropFirst(HPKECipher.encLength)), with: key)
                 doubled = true
             }
-        case "jose"?:
+        case .jose:
             guard let joseKey else { throw TDNSError(.wrongKeyType, "JOSE distribution, but no jose_private_key is configured") }
             plaintext = try JWE.decrypt(ciphertext, with: joseKey)
-        case let other?:
+        case .unknown(let other):
             throw .policy("unknown crypto \"\(other.prefix(32))\" in manifest")
         }
         return Result(plaintext: plaintext, signatureVerified: verified, doubledEncapsulatedKey: doubled)

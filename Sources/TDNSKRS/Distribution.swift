@@ -1,33 +1,22 @@
 import TDNSCore
 import TDNSWire
 
-/// One distribution as it reached the node: its manifest record (CHUNK sequence 0) and its
-/// data chunks, each parsed once — by the fetcher from the KDC's answers, or by
-/// `krs_process_distribution` from the host's RDATAs — and handed as this value to
-/// ``KeyReceiver/process(_:)`` (PROTOCOL §2, §5.1).
-public struct ReceivedDistribution: Sendable {
-    /// Lowercase, as announced or requested.
-    public let distributionID: String
+/// The CHUNK records of one distribution as a host hands them over (`krs_process_distribution`):
+/// each RDATA parsed once, at the C boundary, and the manifest (sequence 0) told apart from the
+/// data chunks (PROTOCOL §2.4). The receiver authenticates the manifest next
+/// (``KeyReceiver/process(_:)-(DistributionRecords)``), exactly as the fetcher does with the
+/// manifest it fetched.
+public struct DistributionRecords: Sendable {
+    public let id: DistributionID
     public let manifestRecord: CHUNKRecord
     /// Sequence 1…N, in any order; identical duplicates are tolerated by the reassembly.
     public let dataChunks: [CHUNKRecord]
-    /// The manifest as the fetcher authenticated it before it asked for any data chunk
-    /// (contract §2), so that it is decoded once; nil when the records came from elsewhere,
-    /// and then the receiver authenticates it.
-    let manifest: Manifest?
-
-    init(distributionID: String, manifestRecord: CHUNKRecord, manifest: Manifest?, dataChunks: [CHUNKRecord]) {
-        self.distributionID = distributionID.lowercasedASCII()
-        self.manifestRecord = manifestRecord
-        self.manifest = manifest
-        self.dataChunks = dataChunks
-    }
 
     /// Separates the manifest from the data chunks.
     ///
     /// - Throws: `.malformed` without a manifest or with two different ones; `.tooBig` for
     ///   more than ``KeyReceiver/maxRecords`` records.
-    public init(distributionID: String, records: [CHUNKRecord]) throws(TDNSError) {
+    public init(id: DistributionID, records: [CHUNKRecord]) throws(TDNSError) {
         guard !records.isEmpty else { throw .malformed("no CHUNK records given") }
         guard records.count <= KeyReceiver.maxRecords else { throw .tooBig("more than \(KeyReceiver.maxRecords) CHUNK records") }
         var manifestRecord: CHUNKRecord? = nil
@@ -41,12 +30,19 @@ public struct ReceivedDistribution: Sendable {
             }
         }
         guard let manifestRecord else { throw .malformed("no manifest (CHUNK sequence 0) among the records") }
-        self.init(distributionID: distributionID, manifestRecord: manifestRecord, manifest: nil, dataChunks: dataChunks)
+        self.id = id
+        self.manifestRecord = manifestRecord
+        self.dataChunks = dataChunks
     }
 
-    /// Parses CHUNK RDATAs (the C API's input), each once. The bytes given are capped at
-    /// `maxSize` plus a little per record for the CHUNK headers before anything is parsed.
+    /// Parses a distribution ID and CHUNK RDATAs (the C API's input), each once. The bytes
+    /// given are capped at `maxSize` plus a little per record for the CHUNK headers before
+    /// anything is parsed.
+    ///
+    /// - Throws: `.malformed` for an ID that is not 4–16 hex characters of even length, or a
+    ///   record that does not parse; `.tooBig` beyond the caps.
     public init(distributionID: String, rdata: [[UInt8]], maxSize: Int) throws(TDNSError) {
+        let id = try DistributionID(validating: distributionID)
         guard !rdata.isEmpty else { throw .malformed("no CHUNK records given") }
         guard rdata.count <= KeyReceiver.maxRecords else { throw .tooBig("more than \(KeyReceiver.maxRecords) CHUNK records") }
         var total = 0
@@ -63,6 +59,23 @@ public struct ReceivedDistribution: Sendable {
                 throw .malformed("CHUNK record \(i): \(error.reason)")
             }
         }
-        try self.init(distributionID: distributionID, records: records)
+        try self.init(id: id, records: records)
+    }
+}
+
+/// One distribution with its manifest authenticated (PROTOCOL §2, §5.1, §9): what the fetcher
+/// returns — the manifest checked before any data chunk was asked for (contract §2) — and what
+/// a host's records become once the receiver has checked theirs. The receiver's input
+/// (``KeyReceiver/process(_:)-(ReceivedDistribution)``); nothing in it is parsed again.
+public struct ReceivedDistribution: Sendable {
+    public let id: DistributionID
+    let manifest: Manifest
+    /// Sequence 1…N, in any order.
+    public let dataChunks: [CHUNKRecord]
+
+    init(id: DistributionID, manifest: Manifest, dataChunks: [CHUNKRecord]) {
+        self.id = id
+        self.manifest = manifest
+        self.dataChunks = dataChunks
     }
 }

@@ -230,13 +230,3 @@ enum KDCAddress {
         return try? SocketAddress(host: text, port: port)
     }
 }
-
-/// RFC 3339 timestamps in UTC (`2026-11-29T12:00:00Z`), as Go's time.RFC3339 prints them.
-enum RFC3339 {
-    static func format(_ unix: Int64) -> String {
-        let s = BINDTime.format(unix)  // YYYYMMDDHHMMSS
-        let u = Array(s.utf8)
-        func part(_ r: Range<Int>) -> String { String(decoding: u[r], as: UTF8.self) }
-        return "\(part(0..<4))-\(part(4..<6))-\(part(6..<8))T\(part(8..<10)):\(part(10..<12)):\(part(12..<14))Z"
-    }
-}

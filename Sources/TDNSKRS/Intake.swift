@@ -8,7 +8,7 @@ import TDNSWire
 
 /// One line of `state_dir/pending`: an announced distribution not handled yet.
 struct PendingLine: Sendable, Equatable {
-    var id: String
+    var id: DistributionID
     /// Unix seconds of the first NOTIFY for it.
     var firstSeen: Int64
     /// Fetches that failed so far.
@@ -50,12 +50,11 @@ struct PendingStore: Sendable {
         guard POSIXFile.exists(path) else { return [] }
         let text = try POSIXFile.read(path, limit: Self.maxFile)
         var lines: [PendingLine] = []
-        var seen = Set<String>()
+        var seen = Set<DistributionID>()
         for raw in text.split(separator: UInt8(ascii: "\n")) {
             let fields = raw.split(separator: UInt8(ascii: " "))
-            guard let first = fields.first else { continue }
-            let id = String(decoding: first, as: UTF8.self).lowercasedASCII()
-            guard DistributionIDRule.isValid(id), !seen.contains(id) else { continue }
+            guard let first = fields.first, let id = DistributionID(String(decoding: first, as: UTF8.self)),
+                  !seen.contains(id) else { continue }
             let line: PendingLine
             switch fields.count {
             case 1:
@@ -74,15 +73,10 @@ struct PendingStore: Sendable {
     }
 }
 
-/// Where the node's rule for distribution IDs in NOTIFYs and the pending file lives: the
-/// rule the KDC applies to query names (TDNSMessages, PROTOCOL §1).
-enum DistributionIDRule {
-    static func isValid(_ id: String) -> Bool { TDNSMessages.isValidDistributionID(id) }
-}
-
-/// The NOTIFY intake of a node (contract §4): a bounded queue of announced distributions with
-/// a per-source share, persisted in ``PendingStore`` before a NOTIFY is answered NOERROR, and
-/// a retry timer for fetches that failed.
+/// The NOTIFY intake of a node (contract §4, PROTOCOL §5.1 step 2): the NOTIFY answers, a
+/// bounded queue of announced distributions with a per-source share, persisted in
+/// ``PendingStore`` before a NOTIFY is answered NOERROR, and a retry timer for fetches that
+/// failed.
 ///
 /// Every change happens under one lock (the queue's mutex, and inside it the pending file's
 /// flock), so the listener threads, a host's `krs_handle_notify` callers and the worker never
@@ -134,29 +128,35 @@ final class NotifyIntake: Sendable {
 
     private struct State {
         var entries: [Entry] = []
-        var recentlyDone: [String] = []
+        var recentlyDone: [DistributionID] = []
     }
 
     private let state = Mutex(State())
     let store: PendingStore
     private let monotonic: @Sendable () -> Double
+    /// Counters of NOTIFYs received, ignored and refused.
+    let activity: NodeActivity
+    private let log: @Sendable (KRSLogLevel, String) -> Void
+    /// Refused NOTIFYs are logged at most this often (a flood must not flood the host's log).
+    private let refusalLog = Mutex(RateLimit(perSecond: 10))
 
-    init(directory: String, monotonic: @escaping @Sendable () -> Double = NotifyIntake.monotonicNow) {
+    init(
+        directory: String, activity: NodeActivity = NodeActivity(),
+        log: @escaping @Sendable (KRSLogLevel, String) -> Void = { _, _ in },
+        monotonic: @escaping @Sendable () -> Double = MonotonicClock.now
+    ) {
         store = PendingStore(directory: directory)
+        self.activity = activity
+        self.log = log
         self.monotonic = monotonic
     }
 
-    static let monotonicNow: @Sendable () -> Double = {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-    }
-
     var count: Int { state.withLock { $0.entries.count } }
-    var ids: [String] { state.withLock { $0.entries.map(\.line.id) } }
+    var ids: [DistributionID] { state.withLock { $0.entries.map(\.line.id) } }
+    func contains(_ id: DistributionID) -> Bool { state.withLock { s in s.entries.contains { $0.line.id == id } } }
 
-    /// A NOTIFY announced `id` (lowercase, valid) from `source` at wall-clock `now`.
-    func offer(_ id: String, source: String, now: Int64) -> Offer {
+    /// A NOTIFY announced `id` from `source` at wall-clock `now`.
+    func offer(_ id: DistributionID, source: String, now: Int64) -> Offer {
         let mono = monotonic()
         return state.withLock { s -> Offer in
             if let i = s.entries.firstIndex(where: { $0.line.id == id }) {
@@ -199,7 +199,7 @@ final class NotifyIntake: Sendable {
     /// Handled (installed and confirmed, refused, or not for this node): forgotten, in memory
     /// and in the pending file. `remember`ed ones (confirmed, or another node's: a Go KDC
     /// NOTIFYs every node) are answered without a fetch if NOTIFYed again.
-    func finish(_ id: String, remember: Bool, now: Int64) throws(TDNSError) {
+    func finish(_ id: DistributionID, remember: Bool, now: Int64) throws(TDNSError) {
         try state.withLock { (s) throws(TDNSError) in
             s.entries.removeAll { $0.line.id == id }
             if remember {
@@ -222,7 +222,7 @@ final class NotifyIntake: Sendable {
 
     /// The fetch (or the confirmation) failed: scheduled again after the backoff, or dropped
     /// when its first NOTIFY is more than 24 hours old.
-    func retry(_ id: String, now: Int64) throws(TDNSError) -> Retry {
+    func retry(_ id: DistributionID, now: Int64) throws(TDNSError) -> Retry {
         let mono = monotonic()
         return try state.withLock { (s) throws(TDNSError) -> Retry in
             guard let i = s.entries.firstIndex(where: { $0.line.id == id }) else { return .notQueued }
@@ -244,7 +244,7 @@ final class NotifyIntake: Sendable {
     }
 
     /// Not handled because the node stops: kept (memory and file) for the next start.
-    func release(_ id: String) {
+    func release(_ id: DistributionID) {
         state.withLock { s in
             if let i = s.entries.firstIndex(where: { $0.line.id == id }) { s.entries[i].inFlight = false }
         }
@@ -257,7 +257,7 @@ final class NotifyIntake: Sendable {
     }
 
     /// Drops a distribution from memory only (a `krs_fetch` caller handled it itself).
-    func forget(_ id: String) {
+    func forget(_ id: DistributionID) {
         state.withLock { s in s.entries.removeAll { $0.line.id == id && !$0.inFlight } }
     }
 
@@ -265,10 +265,10 @@ final class NotifyIntake: Sendable {
     /// idle (another instance sharing the state directory — a host reloading — may have
     /// accepted NOTIFYs). Entries older than 24 hours, and beyond the 256 newest, are dropped
     /// from the file. Returns the IDs dropped, with the reason, for the audit log.
-    func load(now: Int64) throws(TDNSError) -> [(id: String, reason: String)] {
+    func load(now: Int64) throws(TDNSError) -> [(id: DistributionID, reason: String)] {
         let mono = monotonic()
-        return try state.withLock { (s) throws(TDNSError) -> [(id: String, reason: String)] in
-            var dropped: [(id: String, reason: String)] = []
+        return try state.withLock { (s) throws(TDNSError) -> [(id: DistributionID, reason: String)] in
+            var dropped: [(id: DistributionID, reason: String)] = []
             let kept = try store.update(now: now) { lines in
                 var fresh: [PendingLine] = []
                 for l in lines {
@@ -300,23 +300,11 @@ final class NotifyIntake: Sendable {
     }
 }
 
-extension KRSNode {
-    /// Empties the NOTIFY queue in memory: for the fuzzing harness, which feeds one node
-    /// millions of NOTIFYs and checks each answer on its own.
-    package func resetNotifyQueue() {
-        intake.clear()
-    }
-
-    /// Answers a NOTIFY a host received (`krs_handle_notify`): see
-    /// ``handleNotify(_:source:)``. The C signature carries no peer address, so every such
-    /// NOTIFY counts against one source's share (``NotifyIntake/hostSource``).
-    public func handleNotify(_ request: [UInt8]) -> [UInt8]? {
-        handleNotify(request, source: NotifyIntake.hostSource)
-    }
-
+extension NotifyIntake {
     /// Answers a NOTIFY at once (PROTOCOL §5.1 step 2, contract §4) and queues the
-    /// distribution it announces. Returns the response to send, or nil for a message that
-    /// gets no answer (not a DNS message, or a response).
+    /// distribution it announces, checked against `settings` (the control zone, the KDC's
+    /// SIG(0) key). Returns the response to send, or nil for a message that gets no answer
+    /// (not a DNS message, or a response).
     ///
     /// - REFUSED: not a NOTIFY; this node is not enrolled; the QNAME is not
     ///   `<distribution-id>.<control zone>`; a SIG(0) by `kdc_sig0_pubkey` is required and
@@ -325,25 +313,22 @@ extension KRSNode {
     /// - FORMERR: a NOTIFY without exactly one question of class IN, or a malformed CHUNK option.
     /// - NOERROR: queued and recorded in `state_dir/pending` before this answer; or already
     ///   queued, being fetched or handled.
-    func handleNotify(_ request: [UInt8], source: String) -> [UInt8]? {
+    func answer(_ request: [UInt8], source: String, settings: KRSSettings, now: Int64) -> [UInt8]? {
         guard let message = try? DNSMessage(wireEncoded: request), !message.flags.qr else { return nil }
         func answer(_ rcode: RCode) -> [UInt8]? { try? TDNSMessages.notifyResponse(to: message, rcode: rcode).serialize() }
         func refuse(_ why: String) -> [UInt8]? {
-            core.withLock { $0.counters.notifiesRefused += 1 }
+            activity.count { $0.notifiesRefused += 1 }
             logRefusal("NOTIFY from \(source) refused: \(why)")
             return answer(.refused)
         }
-        let settings = self.settings
-        core.withLock { $0.counters.notifies += 1 }
+        activity.count { $0.notifies += 1 }
         guard message.opcode == .notify else { return refuse("opcode \(message.opcode), not NOTIFY") }
-        guard let zoneText = settings.controlZone, let zone = try? DNSName(zoneText) else {
-            return refuse("this node is not enrolled (no control zone)")
-        }
+        guard let zone = settings.controlZone else { return refuse("this node is not enrolled (no control zone)") }
         let notify: TDNSMessages.Notify
         do {
             notify = try TDNSMessages.parseNotify(message, controlZone: zone)
         } catch {
-            core.withLock { $0.counters.notifiesRefused += 1 }
+            activity.count { $0.notifiesRefused += 1 }
             return answer(.formErr)
         }
         guard let id = notify.distributionID else {
@@ -351,22 +336,22 @@ extension KRSNode {
         }
         if settings.requireNotifySignature {
             do throws(TDNSError) {
-                try verifyNotifySignature(message, controlZone: zone, settings: settings)
+                try Self.verifySignature(message, controlZone: zone, settings: settings, now: now)
             } catch {
                 return refuse("distribution \(id): \(error.reason) (require_notify_signature=yes)")
             }
         }
         // The NOTIFY is only a trigger: what it announces is authenticated when fetched (§19).
-        switch intake.offer(id, source: source, now: now) {
+        switch offer(id, source: source, now: now) {
         case .queued:
             return answer(.noError)
         case .duplicate, .alreadyDone:
-            core.withLock { $0.counters.notifiesIgnored += 1 }
+            activity.count { $0.notifiesIgnored += 1 }
             return answer(.noError)
         case .queueFull:
-            return refuse("distribution \(id): \(NotifyIntake.maxQueued) distributions are waiting already")
+            return refuse("distribution \(id): \(Self.maxQueued) distributions are waiting already")
         case .sourceFull:
-            return refuse("distribution \(id): \(NotifyIntake.maxPerSource) distributions from \(source) are waiting already")
+            return refuse("distribution \(id): \(Self.maxPerSource) distributions from \(source) are waiting already")
         case .notRecorded(let reason):
             log(.error, "distribution \(id): cannot record the NOTIFY in state_dir/pending: \(reason)")
             return refuse("distribution \(id): not recorded")
@@ -375,12 +360,49 @@ extension KRSNode {
 
     /// The KDC's SIG(0) on a NOTIFY: by `kdc_sig0_pubkey`, signer name = the control zone,
     /// within its validity window ± max_skew.
-    private func verifyNotifySignature(_ message: DNSMessage, controlZone: DNSName, settings: KRSSettings) throws(TDNSError) {
+    private static func verifySignature(_ message: DNSMessage, controlZone: DNSName, settings: KRSSettings, now: Int64) throws(TDNSError) {
         guard let key = settings.kdcSIG0Key else { throw .config("no kdc_sig0_pubkey to verify the NOTIFY with") }
         guard let found = try SIG0.extract(from: message) else { throw .authentication("the NOTIFY carries no SIG(0)") }
         guard found.sig.signerName == controlZone else {
             throw .authentication("the NOTIFY's SIG(0) names signer \(found.sig.signerName), not the control zone \(controlZone)")
         }
         try SIG0Signatures.verify(message, key: key, now: now, skew: settings.maxSkew)
+    }
+
+    /// Logs a refused NOTIFY, at most ``RateLimit/perSecond`` lines a second plus one line
+    /// counting what was left out.
+    private func logRefusal(_ message: String) {
+        let second = Int64(monotonic())
+        let (allowed, suppressed) = refusalLog.withLock { $0.admit(second: second) }
+        if suppressed > 0 { log(.warning, "\(suppressed) refused NOTIFYs not logged in the last second") }
+        if allowed { log(.info, message) }
+    }
+}
+
+/// At most `perSecond` events a second pass; the rest are counted and reported once.
+struct RateLimit: Sendable {
+    let perSecond: Int
+    var second: Int64 = 0
+    var count = 0
+    var suppressed = 0
+
+    init(perSecond: Int) { self.perSecond = perSecond }
+
+    /// Whether this event may be logged, and how many were left out in the previous second
+    /// (reported once, when a new second begins).
+    mutating func admit(second now: Int64) -> (Bool, Int) {
+        var report = 0
+        if now != second {
+            report = suppressed
+            second = now
+            count = 0
+            suppressed = 0
+        }
+        count += 1
+        if count > perSecond {
+            suppressed += 1
+            return (false, report)
+        }
+        return (true, report)
     }
 }

@@ -9,6 +9,33 @@ import TDNSWire
 /// Format 2 (§9.3): a JWT (compact JWS, ES256) signed by the KDC, verified with the KDC signing
 /// key from enrollment (§19).
 struct Manifest: Sendable {
+    /// What the payload holds (`content`, PROTOCOL §10.1): keys or node components.
+    enum Content: String, Sendable {
+        case keyOperations = "key_operations"
+        case mgmtOperations = "mgmt_operations"
+        case mixedOperations = "mixed_operations"
+        case nodeOperations = "node_operations"
+    }
+
+    /// How the payload is encrypted (`crypto`, PROTOCOL §6, §21).
+    enum Crypto: Equatable, Sendable {
+        /// No `crypto`: the v1 HPKE layout, `E ‖ E ‖ AEAD`.
+        case hpkeV1
+        case hpke
+        case jose
+        /// Anything else, refused when the payload is decrypted.
+        case unknown(String)
+
+        init(_ text: String?) {
+            switch text {
+            case nil: self = .hpkeV1
+            case "hpke"?: self = .hpke
+            case "jose"?: self = .jose
+            case let other?: self = .unknown(other)
+            }
+        }
+    }
+
     enum Authenticity: Sendable {
         /// HMAC keyed with our public key: integrity only.
         case hmac
@@ -21,9 +48,9 @@ struct Manifest: Sendable {
     var chunkSize: Int?
     var distributionID: String
     var receiverID: String?
+    /// As the manifest names it; ``contentKind`` is nil for a content this node does not take.
     var content: String
-    /// `nil`: the v1 layout (PROTOCOL §6), "hpke" or "jose" otherwise.
-    var crypto: String?
+    var crypto: Crypto
     /// Format 1: `metadata.timestamp`; Format 2: `iat`.
     var issuedAt: Int64
     /// Format 2 only.
@@ -41,6 +68,8 @@ struct Manifest: Sendable {
     /// the KDC signing key (contract §2). A Format 1 manifest never does, whatever its
     /// ciphertext carries: its HMAC is keyed with the node's public key.
     var isBound: Bool { authenticity == .kdcSignature }
+
+    var contentKind: Content? { Content(rawValue: content) }
 
     static let defaultTTL: Int64 = 300
     /// The manifest JSON is small; anything larger than a CHUNK record can hold is refused.
@@ -107,7 +136,7 @@ struct Manifest: Sendable {
             distributionID: try string(meta, "distribution_id"),
             receiverID: meta["node_id"]?.stringValue ?? meta["receiver_id"]?.stringValue,
             content: try string(meta, "content"),
-            crypto: try optionalString(meta, "crypto"),
+            crypto: Crypto(try optionalString(meta, "crypto")),
             issuedAt: timestamp,
             expiresAt: nil,
             ttl: try ttl(meta),
@@ -143,7 +172,7 @@ struct Manifest: Sendable {
             distributionID: try string(json, "distribution_id"),
             receiverID: json["receiver_id"]?.stringValue ?? json["node_id"]?.stringValue,
             content: try string(json, "content"),
-            crypto: try optionalString(json, "crypto"),
+            crypto: Crypto(try optionalString(json, "crypto")),
             issuedAt: iat,
             expiresAt: exp,
             ttl: try ttl(json),
@@ -175,17 +204,27 @@ struct Manifest: Sendable {
         }
     }
 
+    /// The longest `distribution_ttl` or `retire_time` taken: 100 years.
+    static let maxDuration: Int64 = 100 * 365 * 86_400
+
     private static func ttl(_ object: JSONValue) throws(TDNSError) -> Int64 {
-        guard let v = object["distribution_ttl"] else { return defaultTTL }
-        guard let text = v.stringValue else { throw .malformed("distribution_ttl is not a string") }
-        return try GoDuration.seconds(text)
+        try duration(object, "distribution_ttl") ?? defaultTTL
     }
 
     private static func retireTime(_ object: JSONValue) throws(TDNSError) -> Int64? {
-        guard let v = object["retire_time"] else { return nil }
-        guard let text = v.stringValue else { throw .malformed("retire_time is not a string") }
-        let seconds = try GoDuration.seconds(text)
-        return seconds > 0 ? seconds : nil
+        let seconds = try duration(object, "retire_time")
+        return seconds.flatMap { $0 > 0 ? $0 : nil }
+    }
+
+    /// A Go duration member (PROTOCOL §9.1), 0…100 years.
+    private static func duration(_ object: JSONValue, _ key: String) throws(TDNSError) -> Int64? {
+        guard let v = object[key] else { return nil }
+        guard let text = v.stringValue else { throw .malformed("\(key) is not a string") }
+        do {
+            return try GoDuration.seconds(text, in: 0...maxDuration)
+        } catch {
+            throw .malformed("\(key): \(error.reason)")
+        }
     }
 
     private static func uint16(_ object: JSONValue, _ key: String, required: Bool) throws(TDNSError) -> Int? {

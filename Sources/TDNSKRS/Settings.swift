@@ -1,5 +1,6 @@
 import TDNSCore
 import TDNSCrypto
+import TDNSTransport
 import TDNSWire
 
 /// The KRS settings given to `krs_init` as `key=value` strings, or in a file named by
@@ -35,12 +36,21 @@ import TDNSWire
 /// | `kdc_sig0_pubkey` | the KDC's SIG(0) KEY RR (presentation text), or the path of a file holding it | from enrollment (our KDC's packages) |
 /// | `require_notify_signature` | `yes`: a NOTIFY without a valid SIG(0) by `kdc_sig0_pubkey` (signer = the control zone) is REFUSED | `yes` when `kdc_sig0_pubkey` is set, else `no` |
 /// | `now` | fixed Unix time in seconds (tests) | the system clock |
-/// | `max_skew` | tolerated clock skew, seconds or a Go duration | `60s` |
+/// | `max_skew` | tolerated clock skew, a duration (`60`, `30s`, `2m`: ``GoDuration``) | `60s` |
 /// | `chunk_rrtype` | `65288` (current tdns) or `65015` (KDC builds of Jan–Mar 2026) | `65288` |
 /// | `max_distribution_size` | cap on the bytes of one distribution | 67108864 (64 MiB) |
+///
+/// Every value is parsed here, once — names to ``DNSName``, addresses to ``SocketAddress``,
+/// durations to seconds, keys read from their files — and used as it is by the intake, the
+/// fetcher, the receiver and the confirmations.
 public struct KRSSettings: Sendable {
-    public var nodeID: String?
-    public var controlZone: String?
+    /// The `key=value` arguments these settings were read from: enrollment reads them again,
+    /// with the `krs.conf` it wrote.
+    public let arguments: [String]
+    /// Lowercase.
+    public var nodeID: DNSName?
+    /// Lowercase.
+    public var controlZone: DNSName?
     public var stateDirectory: String
     public var keyStore: KeyStoreKind
     public var keyDirectory: String?
@@ -52,12 +62,15 @@ public struct KRSSettings: Sendable {
     /// Whether a NOTIFY must carry a valid SIG(0) by ``kdcSIG0Key`` to be queued.
     public var requireNotifySignature: Bool
     public var sig0Key: DNSSECPrivateKey?
-    public var kdcAddress: String?
-    public var notifyListen: String?
+    public var kdcAddress: SocketAddress?
+    /// nil with `notify_listen=none` (or unset): the host hands NOTIFYs to `krs_handle_notify`.
+    public var notifyListen: SocketAddress?
     public var requireSignature: Bool
     public var fixedNow: Int64?
+    /// Seconds.
     public var maxSkew: Int64
-    public var chunkRRType: UInt16
+    /// The CHUNK type of every query, confirmation and enrollment (65288, or 65015, PROTOCOL §21).
+    public var chunkType: RRType
     public var maxDistributionSize: Int
     public var server: ServerTools
 
@@ -125,18 +138,19 @@ public struct KRSSettings: Sendable {
             let path = "\(dir)/\(Self.enrollmentFile)"
             for (k, v) in try Self.readFile(path) where values[k] == nil { values[k] = v }
         }
-        try self.init(values: values)
+        try self.init(values: values, arguments: arguments)
     }
 
-    init(values given: [String: String]) throws(TDNSError) {
+    init(values given: [String: String], arguments: [String] = []) throws(TDNSError) {
+        self.arguments = arguments
         // An empty value means "not set", so a config file's entry can be switched off from argv.
         let values = given.filter { !$0.value.isEmpty }
         func required(_ name: String) throws(TDNSError) -> String {
             guard let v = values[name], !v.isEmpty else { throw .config("\(name): required setting is missing") }
             return v
         }
-        nodeID = try values["node_id"].map { (v) throws(TDNSError) in try Self.fqdn(v, setting: "node_id") }
-        controlZone = try values["control_zone"].map { (v) throws(TDNSError) in try Self.fqdn(v, setting: "control_zone") }
+        nodeID = try values["node_id"].map { (v) throws(TDNSError) in try Self.name(v, setting: "node_id") }
+        controlZone = try values["control_zone"].map { (v) throws(TDNSError) in try Self.name(v, setting: "control_zone") }
         stateDirectory = try required("state_dir")
 
         switch values["key_store"] ?? "bind" {
@@ -207,11 +221,16 @@ public struct KRSSettings: Sendable {
             guard let t = Int64(v), t >= 0 else { throw .config("now: \"\(v)\" is not Unix seconds") }
             fixedNow = t
         }
-        maxSkew = try Self.duration(values["max_skew"] ?? "60s", setting: "max_skew")
+        let skew = values["max_skew"] ?? "60s"
+        do {
+            maxSkew = try GoDuration.seconds(skew)
+        } catch {
+            throw .config("max_skew: \"\(skew)\" is not seconds or a duration like 30s")
+        }
 
         switch values["chunk_rrtype"] ?? "65288" {
-        case "65288", "CHUNK", "TYPE65288": chunkRRType = 65288
-        case "65015", "TYPE65015": chunkRRType = 65015
+        case "65288", "CHUNK", "TYPE65288": chunkType = .chunk
+        case "65015", "TYPE65015": chunkType = .chunkLegacy
         case let other: throw .config("chunk_rrtype: \"\(other)\" is not 65288 or 65015")
         }
 
@@ -282,6 +301,13 @@ public struct KRSSettings: Sendable {
     /// Whether this node can receive distributions: identity and at least one key.
     public var isEnrolled: Bool { nodeID != nil && controlZone != nil && (hpkeKey != nil || joseKey != nil) }
 
+    /// Where "now" comes from when the host gives no clock: `now=`, else the system clock.
+    public var clock: WallClock { fixedNow.map(WallClock.fixed) ?? .system }
+
+    /// The source address of confirmations: the notify address's IP, any port — the KDC
+    /// identifies an unsigned confirmation by it (PROTOCOL §10.6).
+    var confirmationSource: SocketAddress? { notifyListen?.with(port: 0) }
+
     private static func split(_ arg: String, origin: String) throws(TDNSError) -> (String, String) {
         let (key, value, _) = try split(arg, origin: origin, allowDefault: false)
         return (key, value)
@@ -308,20 +334,22 @@ public struct KRSSettings: Sendable {
         return name.lowercasedASCII()
     }
 
-    /// `IPv4:port` or `[IPv6]:port`, checked for shape here; the transport resolves it.
-    private static func address(_ v: String, setting: String) throws(TDNSError) -> String {
-        let ok: Bool
-        if v.hasPrefix("[") {
-            ok = v.contains("]:")
-        } else {
-            let parts = v.split(separator: ":", omittingEmptySubsequences: false)
-            ok = parts.count == 2 && parts[0].split(separator: ".").count == 4
-                && parts[0].split(separator: ".").allSatisfy { UInt8($0) != nil }
+    /// A name setting (``fqdn(_:setting:)``) as a DNS name.
+    static func name(_ text: String, setting: String) throws(TDNSError) -> DNSName {
+        let checked = try fqdn(text, setting: setting)
+        do {
+            return try DNSName(checked)
+        } catch {
+            throw .config("\(setting): \(error.reason)")
         }
-        guard ok, let port = v.split(separator: ":").last.flatMap({ UInt16($0) }), port > 0 else {
+    }
+
+    /// `IPv4:port` or `[IPv6]:port`, a literal address and a port other than 0.
+    private static func address(_ v: String, setting: String) throws(TDNSError) -> SocketAddress {
+        guard let address = try? SocketAddress(v), address.port > 0 else {
             throw .config("\(setting): \"\(v)\" is not IP:port")
         }
-        return v
+        return address
     }
 
     /// The KDC's KEY RR: the first line that is not blank or a `;`/`#` comment, in
@@ -372,15 +400,6 @@ public struct KRSSettings: Sendable {
             return try parse(text)
         } catch {
             throw .config("\(setting): \(error.reason)")
-        }
-    }
-
-    private static func duration(_ v: String, setting: String) throws(TDNSError) -> Int64 {
-        if let n = Int64(v), n >= 0 { return n }
-        do {
-            return try GoDuration.seconds(v)
-        } catch {
-            throw .config("\(setting): \"\(v)\" is not seconds or a duration like 30s")
         }
     }
 }

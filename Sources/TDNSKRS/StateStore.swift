@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import TDNSCore
+import TDNSWire
 
 /// The KRS's state directory (0700):
 ///
@@ -36,7 +37,7 @@ struct StateStore: Sendable {
         try POSIXFile.locked("\(directory)/lock", body)
     }
 
-    func wasProcessed(node: String, distributionID: String) throws(TDNSError) -> Bool {
+    func wasProcessed(node: DNSName, distributionID: DistributionID) throws(TDNSError) -> Bool {
         guard POSIXFile.exists(processedPath) else { return false }
         let text = try POSIXFile.read(processedPath, limit: Self.maxProcessedFile)
         let wanted = Array("\(node) \(distributionID) ".utf8)
@@ -46,7 +47,7 @@ struct StateStore: Sendable {
         return false
     }
 
-    func recordProcessed(node: String, distributionID: String, at time: Int64) throws(TDNSError) {
+    func recordProcessed(node: DNSName, distributionID: DistributionID, at time: Int64) throws(TDNSError) {
         try POSIXFile.appendLine(processedPath, Array("\(node) \(distributionID) \(time)".utf8), mode: 0o600)
     }
 

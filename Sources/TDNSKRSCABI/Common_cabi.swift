@@ -10,28 +10,17 @@ import Glibc
 // MARK: - Return codes
 
 extension TDNSError.Code {
-    /// The C return code of Include/tdnskrs/common.h.
-    var krsCode: Int32 {
-        switch self {
-        case .cryptoFailure: KRS_ECRYPTO
-        case .wrongKeyType: KRS_EKEYTYPE
-        case .malformed: KRS_EMALFORMED
-        case .tooBig: KRS_ETOOBIG
-        case .policy: KRS_EPOLICY
-        case .internalFailure: KRS_ERROR
-        case .authentication: KRS_EAUTH
-        case .unsigned: KRS_EUNSIGNED
-        case .replay: KRS_EREPLAY
-        case .stale: KRS_ESTALE
-        case .storage: KRS_ESTORAGE
-        case .config: KRS_ECONFIG
-        case .wrongNode: KRS_EWRONGNODE
-        case .keyMismatch: KRS_EKEYMISMATCH
-        case .network: KRS_ENETWORK
-        case .timeout: KRS_ETIMEOUT
-        case .dns: KRS_EDNS
-        }
-    }
+    /// Include/tdnskrs/common.h's return code of each error code, 1:1.
+    static let krsCodes: [TDNSError.Code: Int32] = [
+        .cryptoFailure: KRS_ECRYPTO, .wrongKeyType: KRS_EKEYTYPE, .malformed: KRS_EMALFORMED, .tooBig: KRS_ETOOBIG,
+        .policy: KRS_EPOLICY, .internalFailure: KRS_ERROR, .authentication: KRS_EAUTH, .unsigned: KRS_EUNSIGNED,
+        .replay: KRS_EREPLAY, .stale: KRS_ESTALE, .storage: KRS_ESTORAGE, .config: KRS_ECONFIG,
+        .wrongNode: KRS_EWRONGNODE, .keyMismatch: KRS_EKEYMISMATCH, .network: KRS_ENETWORK,
+        .timeout: KRS_ETIMEOUT, .dns: KRS_EDNS,
+    ]
+
+    /// The C return code of Include/tdnskrs/common.h; KRS_ERROR for a code without one.
+    var krsCode: Int32 { Self.krsCodes[self] ?? KRS_ERROR }
 }
 
 @c @implementation
@@ -70,15 +59,22 @@ final class OutputBuffers: Sendable {
     static let shared = OutputBuffers()
     private let sizes = Mutex<[UInt: Int]>([:])
 
+    /// A new malloc'ed block of `byteCount` bytes, registered for krs_free; nil when memory is
+    /// exhausted.
+    func allocate(byteCount: Int) -> UnsafeMutableRawPointer? {
+        guard byteCount > 0, let raw = malloc(byteCount) else { return nil }
+        sizes.withLock { $0[UInt(bitPattern: raw)] = byteCount }
+        return raw
+    }
+
     /// Copies bytes into a new malloc'ed buffer with a trailing NUL (not counted), or nil
     /// when memory is exhausted.
     func make(_ bytes: some Collection<UInt8>) -> UnsafeMutablePointer<UInt8>? {
         let count = bytes.count
-        guard count < Int.max, let raw = malloc(count + 1) else { return nil }
+        guard count < Int.max, let raw = allocate(byteCount: count + 1) else { return nil }
         let p = raw.bindMemory(to: UInt8.self, capacity: count + 1)
         _ = UnsafeMutableBufferPointer(start: p, count: count).initialize(from: bytes)
         p[count] = 0
-        sizes.withLock { $0[UInt(bitPattern: raw)] = count + 1 }
         return p
     }
 

@@ -3,6 +3,10 @@ import CTDNSKRS
 import Synchronization
 import TDNSCrypto
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 // MARK: - Key handles
 
 /// What a `void *` key handle of crypto.h stands for.
@@ -13,43 +17,8 @@ enum KeyObject: Sendable {
     case josePrivate(JOSEPrivateKey)
 }
 
-/// Live key handles. A handle is a number from a counter that never repeats, dressed as a
-/// pointer; it is only ever used as a dictionary key, never dereferenced. A stale, foreign or
-/// garbage handle therefore yields KRS_EINVAL instead of a crash, and a freed handle can never
-/// come back to life as some other key.
-private final class KeyHandles: Sendable {
-    static let shared = KeyHandles()
-    private struct State {
-        var live: [UInt: KeyObject] = [:]
-        var next: UInt = 0x1000
-    }
-    private let state = Mutex(State())
-
-    /// Registers a key; nil only if the counter could not form a pointer (it cannot: it is never 0).
-    func make(_ object: KeyObject) -> UnsafeMutableRawPointer? {
-        state.withLock { s in
-            // Step by 16 so handles look like aligned pointers; 2^60 handles before wrapping.
-            s.next &+= 16
-            if s.next == 0 { s.next = 0x1000 }
-            s.live[s.next] = object
-            return UnsafeMutableRawPointer(bitPattern: s.next)
-        }
-    }
-
-    func lookup(_ handle: UnsafeMutableRawPointer?) -> KeyObject? {
-        guard let handle else { return nil }
-        return state.withLock { $0.live[UInt(bitPattern: handle)] }
-    }
-
-    /// Releases a handle if it is live and `matches` accepts its object.
-    func release(_ handle: UnsafeMutableRawPointer?, if matches: (KeyObject) -> Bool) {
-        guard let handle else { return }
-        state.withLock { s in
-            let key = UInt(bitPattern: handle)
-            if let object = s.live[key], matches(object) { s.live[key] = nil }
-        }
-    }
-}
+/// Live key handles (see ``HandleTable``).
+private let keyHandles = HandleTable<KeyObject>()
 
 // MARK: - Backend plumbing shared by "hpke" and "jose"
 
@@ -68,21 +37,22 @@ protocol CryptoBackendOps {
 }
 
 enum BackendEntry<Ops: CryptoBackendOps> {
+    /// generate_keypair(void **priv_key, void **pub_key): the design's order, private first.
     static func generateKeypair(
-        _ pub: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ priv: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        _ priv: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, _ pub: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
     ) -> Int32 {
-        pub?.pointee = nil
         priv?.pointee = nil
-        guard let pub, let priv else { return KRS_EINVAL }
+        pub?.pointee = nil
+        guard let priv, let pub else { return KRS_EINVAL }
         do {
             let pair = try Ops.generate()
-            guard let pubHandle = KeyHandles.shared.make(pair.public) else { return KRS_ERROR }
-            guard let privHandle = KeyHandles.shared.make(pair.private) else {
-                freePublic(pubHandle)
+            guard let privHandle = keyHandles.addRaw(pair.private) else { return KRS_ERROR }
+            guard let pubHandle = keyHandles.addRaw(pair.public) else {
+                freePrivate(privHandle)
                 return KRS_ERROR
             }
-            pub.pointee = pubHandle
             priv.pointee = privHandle
+            pub.pointee = pubHandle
             return KRS_OK
         } catch {
             return error.code.krsCode
@@ -101,7 +71,7 @@ enum BackendEntry<Ops: CryptoBackendOps> {
         case .bytes(var text):
             defer { zeroize(&text) }
             do {
-                guard let handle = KeyHandles.shared.make(try parser(text)) else { return KRS_ERROR }
+                guard let handle = keyHandles.addRaw(try parser(text)) else { return KRS_ERROR }
                 out.pointee = handle
                 return KRS_OK
             } catch {
@@ -116,7 +86,7 @@ enum BackendEntry<Ops: CryptoBackendOps> {
     ) -> Int32 {
         ct?.pointee = nil
         ctLen?.pointee = 0
-        guard let ct, let ctLen, let object = KeyHandles.shared.lookup(key) else { return KRS_EINVAL }
+        guard let ct, let ctLen, let object = keyHandles.lookup(key) else { return KRS_EINVAL }
         guard Ops.isPublic(object) else { return KRS_EKEYTYPE }
         switch bytesFromC(pt, ptLen, limit: CryptoLimits.maxPlaintext) {
         case .invalid: return KRS_EINVAL
@@ -137,7 +107,7 @@ enum BackendEntry<Ops: CryptoBackendOps> {
     ) -> Int32 {
         pt?.pointee = nil
         ptLen?.pointee = 0
-        guard let pt, let ptLen, let object = KeyHandles.shared.lookup(key) else { return KRS_EINVAL }
+        guard let pt, let ptLen, let object = keyHandles.lookup(key) else { return KRS_EINVAL }
         guard Ops.isPrivate(object) else { return KRS_EKEYTYPE }
         switch bytesFromC(ct, ctLen, limit: Ops.maxCiphertext) {
         case .invalid: return KRS_EINVAL
@@ -159,7 +129,7 @@ enum BackendEntry<Ops: CryptoBackendOps> {
     ) -> Int32 {
         out?.pointee = nil
         outLen?.pointee = 0
-        guard let out, let outLen, let object = KeyHandles.shared.lookup(key) else { return KRS_EINVAL }
+        guard let out, let outLen, let object = keyHandles.lookup(key) else { return KRS_EINVAL }
         guard Ops.isPublic(object) || Ops.isPrivate(object) else { return KRS_EKEYTYPE }
         do {
             return deliver(text: try serializer(object), to: out, length: outLen)
@@ -169,11 +139,11 @@ enum BackendEntry<Ops: CryptoBackendOps> {
     }
 
     static func freePublic(_ key: UnsafeMutableRawPointer?) {
-        KeyHandles.shared.release(key, if: Ops.isPublic)
+        keyHandles.remove(key, if: Ops.isPublic)
     }
 
     static func freePrivate(_ key: UnsafeMutableRawPointer?) {
-        KeyHandles.shared.release(key, if: Ops.isPrivate)
+        keyHandles.remove(key, if: Ops.isPrivate)
     }
 }
 
@@ -245,50 +215,82 @@ enum JOSEBackendOps: CryptoBackendOps {
 
 // MARK: - crypto_get_backend
 
-/// The two tables live in static memory for the life of the process: written once by
-/// Swift's thread-safe lazy global initialisation, read-only afterwards.
+/// The two backend tables, in one page of their own that is made read-only once they are
+/// written. crypto_get_backend returns `crypto_backend_t *` (not const), as the design
+/// declares it, so nothing in C stops a caller from assigning to a member; with the page
+/// read-only such a write is a SIGSEGV at the faulty line instead of a silently corrupted
+/// table that every other user of the library (another plugin in the same host) would call
+/// through. Written once by Swift's thread-safe lazy global initialisation.
+///
 /// The function pointers are non-capturing closures over a concrete BackendEntry, which Swift
 /// emits as plain C functions (a closure over a generic parameter could not be one).
-nonisolated(unsafe) private let hpkeBackend: UnsafeMutablePointer<crypto_backend_t> = {
-    typealias E = BackendEntry<HPKEBackendOps>
-    let p = UnsafeMutablePointer<crypto_backend_t>.allocate(capacity: 1)
-    p.initialize(to: crypto_backend_t(
+nonisolated(unsafe) private let backendTables: (hpke: UnsafeMutablePointer<crypto_backend_t>, jose: UnsafeMutablePointer<crypto_backend_t>) = {
+    typealias H = BackendEntry<HPKEBackendOps>
+    typealias J = BackendEntry<JOSEBackendOps>
+    let hpke = crypto_backend_t(
         name: staticCString("hpke"),
-        generate_keypair: { E.generateKeypair($0, $1) },
-        parse_public_key: { E.parse($0, $1, $2, HPKEBackendOps.parsePublic) },
-        parse_private_key: { E.parse($0, $1, $2, HPKEBackendOps.parsePrivate) },
-        encrypt: { E.encrypt($0, $1, $2, $3, $4) },
-        decrypt: { E.decrypt($0, $1, $2, $3, $4) },
-        free_public_key: { E.freePublic($0) },
-        free_private_key: { E.freePrivate($0) },
-        serialize_public_key: { E.serialize($0, $1, $2, HPKEBackendOps.serializePublic) },
-        serialize_private_key: { E.serialize($0, $1, $2, HPKEBackendOps.serializePrivate) }))
-    return p
-}()
-
-nonisolated(unsafe) private let joseBackend: UnsafeMutablePointer<crypto_backend_t> = {
-    typealias E = BackendEntry<JOSEBackendOps>
-    let p = UnsafeMutablePointer<crypto_backend_t>.allocate(capacity: 1)
-    p.initialize(to: crypto_backend_t(
+        generate_keypair: { H.generateKeypair($0, $1) },
+        parse_public_key: { H.parse($0, $1, $2, HPKEBackendOps.parsePublic) },
+        parse_private_key: { H.parse($0, $1, $2, HPKEBackendOps.parsePrivate) },
+        encrypt: { H.encrypt($0, $1, $2, $3, $4) },
+        decrypt: { H.decrypt($0, $1, $2, $3, $4) },
+        free_public_key: { H.freePublic($0) },
+        free_private_key: { H.freePrivate($0) },
+        serialize_public_key: { H.serialize($0, $1, $2, HPKEBackendOps.serializePublic) },
+        serialize_private_key: { H.serialize($0, $1, $2, HPKEBackendOps.serializePrivate) })
+    let jose = crypto_backend_t(
         name: staticCString("jose"),
-        generate_keypair: { E.generateKeypair($0, $1) },
-        parse_public_key: { E.parse($0, $1, $2, JOSEBackendOps.parsePublic) },
-        parse_private_key: { E.parse($0, $1, $2, JOSEBackendOps.parsePrivate) },
-        encrypt: { E.encrypt($0, $1, $2, $3, $4) },
-        decrypt: { E.decrypt($0, $1, $2, $3, $4) },
-        free_public_key: { E.freePublic($0) },
-        free_private_key: { E.freePrivate($0) },
-        serialize_public_key: { E.serialize($0, $1, $2, JOSEBackendOps.serializePublic) },
-        serialize_private_key: { E.serialize($0, $1, $2, JOSEBackendOps.serializePrivate) }))
-    return p
+        generate_keypair: { J.generateKeypair($0, $1) },
+        parse_public_key: { J.parse($0, $1, $2, JOSEBackendOps.parsePublic) },
+        parse_private_key: { J.parse($0, $1, $2, JOSEBackendOps.parsePrivate) },
+        encrypt: { J.encrypt($0, $1, $2, $3, $4) },
+        decrypt: { J.decrypt($0, $1, $2, $3, $4) },
+        free_public_key: { J.freePublic($0) },
+        free_private_key: { J.freePrivate($0) },
+        serialize_public_key: { J.serialize($0, $1, $2, JOSEBackendOps.serializePublic) },
+        serialize_private_key: { J.serialize($0, $1, $2, JOSEBackendOps.serializePrivate) })
+    let stride = MemoryLayout<crypto_backend_t>.stride
+    let pageSize = max(Int(sysconf(Int32(_SC_PAGESIZE))), 2 * stride)
+    let raw = mmap(nil, pageSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+    guard let raw, raw != UnsafeMutableRawPointer(bitPattern: -1) else {
+        // No page to spare (the process is out of address space): ordinary, writable memory.
+        // The library works as before; only the protection against writes is lost.
+        let tables = UnsafeMutablePointer<crypto_backend_t>.allocate(capacity: 2)
+        tables.initialize(to: hpke)
+        (tables + 1).initialize(to: jose)
+        return (tables, tables + 1)
+    }
+    let tables = raw.bindMemory(to: crypto_backend_t.self, capacity: 2)
+    tables.initialize(to: hpke)
+    (tables + 1).initialize(to: jose)
+    // Should mprotect fail, the tables stay writable but correct.
+    _ = mprotect(raw, pageSize, PROT_READ)
+    return (tables, tables + 1)
 }()
 
 @c @implementation
-public func crypto_get_backend(_ name: UnsafePointer<CChar>?) -> UnsafePointer<crypto_backend_t>? {
-    guard let name else { return nil }
-    switch String(validatingCString: name) {
-    case "hpke": return UnsafePointer(hpkeBackend)
-    case "jose": return UnsafePointer(joseBackend)
-    default: return nil
+public func crypto_get_backend(_ name: UnsafePointer<CChar>?) -> UnsafeMutablePointer<crypto_backend_t>? {
+    // At most 5 bytes are read: a long name is not read to its end.
+    guard let name, strnlen(name, 5) == 4 else { return nil }
+    let bytes = UnsafeRawBufferPointer(start: name, count: 4)
+    if bytes.elementsEqual("hpke".utf8) { return backendTables.hpke }
+    if bytes.elementsEqual("jose".utf8) { return backendTables.jose }
+    return nil
+}
+
+@c @implementation
+public func crypto_decrypt(
+    _ backend: UnsafeMutablePointer<crypto_backend_t>?, _ privKey: UnsafeMutableRawPointer?,
+    _ ct: UnsafePointer<UInt8>?, _ ctLen: Int,
+    _ pt: UnsafeMutablePointer<UnsafeMutablePointer<UInt8>?>?, _ ptLen: UnsafeMutablePointer<Int>?
+) -> Int32 {
+    // Only our own tables are used: a foreign pointer is compared, never called through.
+    switch backend {
+    case backendTables.hpke?: return BackendEntry<HPKEBackendOps>.decrypt(privKey, ct, ctLen, pt, ptLen)
+    case backendTables.jose?: return BackendEntry<JOSEBackendOps>.decrypt(privKey, ct, ctLen, pt, ptLen)
+    default:
+        pt?.pointee = nil
+        ptLen?.pointee = 0
+        return KRS_EINVAL
     }
 }

@@ -14,11 +14,13 @@ import Glibc
 final class KRSContext: Sendable {
     let node: KRSNode
     let host: HostHooks
+    let keyChanges: KeyChangeCounts
     let lastError = ErrorText()
 
-    init(node: KRSNode, host: HostHooks) {
+    init(node: KRSNode, host: HostHooks, keyChanges: KeyChangeCounts) {
         self.node = node
         self.host = host
+        self.keyChanges = keyChanges
     }
 
     deinit { node.stop() }
@@ -94,35 +96,9 @@ final class HostHooks: @unchecked Sendable {
     }
 }
 
-/// Live contexts, keyed by never-repeating handles (as the key handles of Crypto_cabi.swift):
-/// a stale or foreign `krs_context_t *` is refused with KRS_EINVAL, never dereferenced.
-private final class Contexts: Sendable {
-    static let shared = Contexts()
-    private struct State {
-        var live: [UInt: KRSContext] = [:]
-        var next: UInt = 0x2000
-    }
-    private let state = Mutex(State())
-
-    func add(_ context: KRSContext) -> OpaquePointer? {
-        state.withLock { s in
-            s.next &+= 16
-            if s.next == 0 { s.next = 0x2000 }
-            s.live[s.next] = context
-            return OpaquePointer(bitPattern: s.next)
-        }
-    }
-
-    func lookup(_ handle: OpaquePointer?) -> KRSContext? {
-        guard let handle else { return nil }
-        return state.withLock { $0.live[UInt(bitPattern: handle)] }
-    }
-
-    func remove(_ handle: OpaquePointer?) -> KRSContext? {
-        guard let handle else { return nil }
-        return state.withLock { $0.live.removeValue(forKey: UInt(bitPattern: handle)) }
-    }
-}
+/// Live contexts (see ``HandleTable``): a stale or foreign `krs_context_t *` is refused with
+/// KRS_EINVAL, never dereferenced.
+let contexts = HandleTable<KRSContext>()
 
 /// A context's last error as a C string. The previous few texts are kept alive a little
 /// longer, so a pointer another thread got from krs_last_error just before a new failure
@@ -206,17 +182,22 @@ public func krs_init(
         arguments.append(text)
     }
     do {
+        // Parsed once, here: keys read, names and addresses parsed (issue 12 §3).
         let settings = try KRSSettings(arguments: arguments)
         let host = HostHooks()
+        let keyChanges = KeyChangeCounts()
         // Time: the host's clock when it installs one, else now= or the system clock.
-        let fallback = settings.fixedNow.map(KRSClock.fixed) ?? .system
+        let fallback = settings.clock
         let node = try KRSNode(
-            arguments: arguments,
-            clock: KRSClock { host.now() ?? fallback.now },
+            settings: settings,
+            clock: WallClock { host.now() ?? fallback.now },
             log: { level, message in host.log(level, message) },
-            keyChanged: { change in host.keyChanged(change) })
-        let context = KRSContext(node: node, host: host)
-        guard let handle = Contexts.shared.add(context) else { return KRS_ERROR }
+            keyChanged: { change in
+                keyChanges.count(change.kind)
+                host.keyChanged(change)
+            })
+        let context = KRSContext(node: node, host: host, keyChanges: keyChanges)
+        guard let handle = contexts.addOpaque(context) else { return KRS_ERROR }
         outCtx.pointee = handle
         return KRS_OK
     } catch {
@@ -227,12 +208,12 @@ public func krs_init(
 
 @c @implementation
 public func krs_cleanup(_ ctx: OpaquePointer?) {
-    Contexts.shared.remove(ctx)?.node.stop()
+    contexts.remove(ctx)?.node.stop()
 }
 
 @c @implementation
 public func krs_set_host_ops(_ ctx: OpaquePointer?, _ ops: UnsafePointer<krs_host_ops_t>?) -> Int32 {
-    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    guard let context = contexts.lookup(ctx) else { return KRS_EINVAL }
     guard let ops else {
         context.host.set(nil)
         return KRS_OK
@@ -258,7 +239,7 @@ public func krs_last_error(_ ctx: OpaquePointer?) -> UnsafePointer<CChar>? {
         }
         return staticCString("")
     }
-    guard let context = Contexts.shared.lookup(ctx) else { return staticCString("invalid context") }
+    guard let context = contexts.lookup(ctx) else { return staticCString("invalid context") }
     return context.lastError.current ?? staticCString("")
 }
 
@@ -274,7 +255,7 @@ public func krs_process_distribution(
     _ outReport: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?
 ) -> Int32 {
     outReport?.pointee = nil
-    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    guard let context = contexts.lookup(ctx) else { return KRS_EINVAL }
     func fail(_ code: Int32, _ message: String) -> Int32 {
         context.lastError.set(message)
         return code
@@ -304,14 +285,14 @@ public func krs_process_distribution(
         // Parsed once here, at the C boundary; the receiver takes the parsed value, as it
         // does from the fetcher.
         let receiver = context.node.receiver
-        let distribution: ReceivedDistribution
+        let parsed: DistributionRecords
         do throws(TDNSError) {
-            distribution = try ReceivedDistribution(distributionID: id, rdata: records, maxSize: receiver.settings.maxDistributionSize)
+            parsed = try DistributionRecords(distributionID: id, rdata: records, maxSize: receiver.settings.maxDistributionSize)
         } catch {
             receiver.recordRefusal(distributionID: id, error)
             throw error
         }
-        let result = try receiver.process(distribution)
+        let result = try receiver.process(parsed)
         var length = 0
         return deliver(text: result.reportJSON, to: outReport, length: &length)
     } catch {
@@ -328,7 +309,7 @@ private let maxMessageLength = 65535
 
 @c @implementation
 public func krs_enroll(_ ctx: OpaquePointer?, _ package: UnsafePointer<CChar>?, _ len: Int) -> Int32 {
-    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    guard let context = contexts.lookup(ctx) else { return KRS_EINVAL }
     switch bytesFromC(package, len, limit: maxPackageLength) {
     case .invalid:
         context.lastError.set("package is NULL")
@@ -346,7 +327,7 @@ public func krs_enroll(_ ctx: OpaquePointer?, _ package: UnsafePointer<CChar>?, 
 
 @c @implementation
 public func krs_start(_ ctx: OpaquePointer?) -> Int32 {
-    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    guard let context = contexts.lookup(ctx) else { return KRS_EINVAL }
     return context.run { () throws(TDNSError) -> Int32 in
         try context.node.start()
         return KRS_OK
@@ -355,7 +336,7 @@ public func krs_start(_ ctx: OpaquePointer?) -> Int32 {
 
 @c @implementation
 public func krs_stop(_ ctx: OpaquePointer?) -> Int32 {
-    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    guard let context = contexts.lookup(ctx) else { return KRS_EINVAL }
     context.node.stop()
     return KRS_OK
 }
@@ -367,7 +348,7 @@ public func krs_handle_notify(
 ) -> Int32 {
     outResp?.pointee = nil
     outLen?.pointee = 0
-    guard let context = Contexts.shared.lookup(ctx), let outResp, let outLen else { return KRS_EINVAL }
+    guard let context = contexts.lookup(ctx), let outResp, let outLen else { return KRS_EINVAL }
     switch bytesFromC(msg, len, limit: maxMessageLength) {
     case .invalid: return KRS_EINVAL
     case .tooBig: return KRS_EMALFORMED
@@ -382,7 +363,7 @@ public func krs_handle_notify(
 
 @c @implementation
 public func krs_fetch(_ ctx: OpaquePointer?, _ distributionID: UnsafePointer<CChar>?) -> Int32 {
-    guard let context = Contexts.shared.lookup(ctx) else { return KRS_EINVAL }
+    guard let context = contexts.lookup(ctx) else { return KRS_EINVAL }
     guard let distributionID, strnlen(distributionID, maxDistributionIDLength + 1) <= maxDistributionIDLength,
           let id = String(validatingCString: distributionID) else {
         context.lastError.set("distribution_id is NULL, too long or not UTF-8")
@@ -397,7 +378,7 @@ public func krs_fetch(_ ctx: OpaquePointer?, _ distributionID: UnsafePointer<CCh
 @c @implementation
 public func krs_status_json(_ ctx: OpaquePointer?, _ out: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
     out?.pointee = nil
-    guard let context = Contexts.shared.lookup(ctx), let out else { return KRS_EINVAL }
+    guard let context = contexts.lookup(ctx), let out else { return KRS_EINVAL }
     var length = 0
     return deliver(text: context.node.statusJSON(), to: out, length: &length)
 }

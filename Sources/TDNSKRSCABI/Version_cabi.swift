@@ -2,7 +2,7 @@ import TDNSCore
 import CTDNSKRS
 
 /// The library version; bumped with every release (SemVer of the C API).
-let libraryVersion: StaticString = "0.1.0"
+let libraryVersion: StaticString = "0.2.0"
 
 @c @implementation
 public func krs_version() -> UnsafePointer<CChar>? {

@@ -114,8 +114,8 @@ public struct Enroll: ParsableCommand {
     }
 }
 
-/// Set by SIGTERM/SIGINT; `run` polls it.
-let stopRequested = Atomic<Bool>(false)
+/// Stopped by SIGTERM/SIGINT (an atomic store: safe in a signal handler); `run` waits on it.
+let stopRequested = StopToken()
 
 public struct Run: ParsableCommand {
     public static let configuration = CommandConfiguration(abstract: "Run the KRS in the foreground until SIGTERM or SIGINT.")
@@ -127,8 +127,11 @@ public struct Run: ParsableCommand {
 
     public func run() throws {
         let node = try global.node()
-        signal(SIGTERM) { _ in stopRequested.store(true, ordering: .relaxed) }
-        signal(SIGINT) { _ in stopRequested.store(true, ordering: .relaxed) }
+        // Made here, before the handlers exist: a global is created lazily on first use, and
+        // creating it (an allocation) inside a signal handler would not be async-signal-safe.
+        stopRequested.reset()
+        signal(SIGTERM) { _ in stopRequested.stop() }
+        signal(SIGINT) { _ in stopRequested.stop() }
         signal(SIGPIPE, SIG_IGN)
         do {
             try node.start()
@@ -138,10 +141,9 @@ public struct Run: ParsableCommand {
         // NSD has no signer of its own: the sidecar refreshes signatures before they expire
         // (dnssec-signzone makes them valid for 30 days).
         let resign = node.settings.keyStore == .nsd && resignHours > 0
-        var nextResign = monotonicSeconds() + resignHours * 3600
-        while !stopRequested.load(ordering: .relaxed) {
-            usleep(100_000)
-            if resign && monotonicSeconds() >= nextResign {
+        var nextResign = MonotonicClock.now() + resignHours * 3600
+        while stopRequested.sleep(0.1) {
+            if resign && MonotonicClock.now() >= nextResign {
                 nextResign += resignHours * 3600
                 resignAll(node)
             }
@@ -176,12 +178,6 @@ public struct Sign: ParsableCommand {
             throw fail(error)
         }
     }
-}
-
-func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
 public struct Status: ParsableCommand {

@@ -32,10 +32,10 @@ public enum DNSClient {
     ///   that is not a DNS response.
     public static func exchange(
         _ query: [UInt8], server: SocketAddress, over transport: DNSTransportKind, timeout: Double,
-        source: SocketAddress? = nil, cancellation: CancellationFlag? = nil
+        source: SocketAddress? = nil, stop: StopToken? = nil
     ) throws(TDNSError) -> [UInt8] {
         try checkQuery(query)
-        let deadline = Deadline(after: try validatedTimeout(timeout), cancellation: cancellation)
+        let deadline = Deadline(after: try validatedTimeout(timeout), stop: stop)
         switch transport {
         case .udp: return try exchangeUDP(query, server: server, deadline: deadline, source: source)
         case .tcp: return try exchangeTCP(query, server: server, deadline: deadline, source: source)
@@ -50,11 +50,11 @@ public enum DNSClient {
     ///   - tcpTimeout: seconds for the TCP exchange; `timeout` when nil.
     public static func exchangeWithFallback(
         _ query: [UInt8], server: SocketAddress, timeout: Double, tcpTimeout: Double? = nil,
-        source: SocketAddress? = nil, cancellation: CancellationFlag? = nil
+        source: SocketAddress? = nil, stop: StopToken? = nil
     ) throws(TDNSError) -> [UInt8] {
-        let answer = try exchange(query, server: server, over: .udp, timeout: timeout, source: source, cancellation: cancellation)
+        let answer = try exchange(query, server: server, over: .udp, timeout: timeout, source: source, stop: stop)
         guard isTruncated(answer) else { return answer }
-        return try exchange(query, server: server, over: .tcp, timeout: tcpTimeout ?? timeout, source: source, cancellation: cancellation)
+        return try exchange(query, server: server, over: .tcp, timeout: tcpTimeout ?? timeout, source: source, stop: stop)
     }
 
     /// Whether a message has the TC bit set (RFC 1035 §4.1.1).

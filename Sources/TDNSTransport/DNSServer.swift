@@ -265,11 +265,11 @@ final class ServerCore: Sendable {
     /// -1 without TCP. Used without the lock by the TCP loop, which alone closes it once
     /// started; before that stop() or deinit closes it.
     let tcpListener: Int32
-    let stopping = Atomic<Bool>(false)
+    let stopping = StopToken()
     let registry = Mutex(Registry())
 
     struct ThreadRecord {
-        let thread: pthread_t
+        let thread: JoinableThread
         /// Handler workers may be stuck in a handler; I/O threads never block.
         let isWorker: Bool
         var finished = false
@@ -306,7 +306,7 @@ final class ServerCore: Sendable {
         closeDescriptor(wake.write)
     }
 
-    var isStopping: Bool { stopping.load(ordering: .acquiring) }
+    var isStopping: Bool { stopping.isStopped }
 
     /// Stack of the two I/O threads, which run only poll loops (buffers live on the heap).
     static let ioStackSize = 512 * 1024
@@ -359,7 +359,7 @@ final class ServerCore: Sendable {
     ) -> Bool {
         let id = r.nextID
         r.nextID += 1
-        guard let thread = spawnThread(stackSize: stackSize, { [self] in
+        guard let thread = try? JoinableThread(stackSize: stackSize, { [self] in
             body(self)
             self.registry.withLock { r in r.threads[id]?.finished = true }
         }) else { return false }
@@ -374,7 +374,7 @@ final class ServerCore: Sendable {
             return p
         }
         guard previous != .stopped else { return }
-        stopping.store(true, ordering: .releasing)
+        stopping.stop()
         signalWake(wake.write)
         queue.close()
 
@@ -388,14 +388,13 @@ final class ServerCore: Sendable {
         // waited for (a 1 s cap only guards against the impossible), so the sockets they own
         // are closed when stop() returns. A handler may call stop() itself: never wait for the
         // calling thread.
-        let me = pthread_self()
         let workerDeadline = Deadline(after: options.stopGrace)
         let ioDeadline = Deadline(after: max(options.stopGrace, 1))
         while true {
             let (workersBusy, ioBusy) = registry.withLock { r in
                 var workers = false
                 var io = false
-                for t in r.threads.values where !t.finished && pthread_equal(t.thread, me) == 0 {
+                for t in r.threads.values where !t.finished && !t.thread.isCurrent {
                     if t.isWorker { workers = true } else { io = true }
                 }
                 return (workers, io)
@@ -409,12 +408,12 @@ final class ServerCore: Sendable {
             return all
         }
         for record in records {
-            if record.finished, pthread_equal(record.thread, me) == 0 {
-                pthread_join(record.thread, nil)
+            if record.finished, !record.thread.isCurrent {
+                record.thread.join()
             } else {
                 // Still in a handler (or the caller itself): it exits on its own, holding this
                 // core (and so its descriptors) until then.
-                pthread_detach(record.thread)
+                record.thread.detach()
             }
         }
     }
@@ -518,7 +517,7 @@ struct TCPEventLoop {
         }
         let listenerSlot = 2
         while !core.isStopping {
-            var now = monotonicNow()
+            var now = MonotonicClock.now()
             var wakeAt = now + 1
             let listening = now >= acceptPausedUntil
             if !listening { wakeAt = min(wakeAt, acceptPausedUntil) }
@@ -551,7 +550,7 @@ struct TCPEventLoop {
             guard pollDescriptors(&fds, timeout: timeout) > 0 else { continue }
             if fds[0].revents != 0 { return }
             if fds[1].revents != 0 { core.loopWake.drain() }
-            now = monotonicNow()
+            now = MonotonicClock.now()
             for i in 0..<kept {
                 let revents = fds[listenerSlot + 1 + i].revents
                 if revents != 0 { handleIO(sessions[i], revents, now: now) }
@@ -880,7 +879,7 @@ final class TCPConnection: Sendable {
         self.fd = fd
         self.peer = peer
         self.wake = wake
-        let now = monotonicNow()
+        let now = MonotonicClock.now()
         state = Mutex(State(lastWrite: now, lastAnswer: now))
     }
 
@@ -907,7 +906,7 @@ final class TCPConnection: Sendable {
 
     /// The handler's answer to one request of this connection (nil: none).
     func deliver(_ answer: [UInt8]?) {
-        let now = monotonicNow()
+        let now = MonotonicClock.now()
         state.withLock { s in
             s.inFlight = max(0, s.inFlight - 1)
             guard s.open else { return }
@@ -927,7 +926,7 @@ final class TCPConnection: Sendable {
     }
 
     func flush() -> FlushResult {
-        let now = monotonicNow()
+        let now = MonotonicClock.now()
         return state.withLock { s in
             guard s.open else { return .failed }
             return Self.write(fd, &s, now: now)

@@ -11,57 +11,36 @@ import TDNSCore
 // blocking call could not be interrupted by stop()); every send uses MSG_NOSIGNAL (a SIGPIPE
 // inside named or knotd would kill the server).
 
-/// Monotonic time in seconds (CLOCK_MONOTONIC: immune to wall-clock steps).
-func monotonicNow() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
-
 /// A point in monotonic time after which an operation gives up.
 struct Deadline {
     let at: Double
-    /// When set and cancelled, the deadline counts as expired; waits are cut into short
-    /// slices so that the cancellation is noticed promptly.
-    let cancellation: CancellationFlag?
+    /// When given and stopped, the deadline counts as expired; waits are cut into short
+    /// slices so that the stop is noticed promptly.
+    let stop: StopToken?
 
-    init(after seconds: Double, cancellation: CancellationFlag? = nil) {
-        at = monotonicNow() + seconds
-        self.cancellation = cancellation
+    init(after seconds: Double, stop: StopToken? = nil) {
+        at = MonotonicClock.now() + seconds
+        self.stop = stop
     }
 
     private init(at: Double) {
         self.at = at
-        cancellation = nil
+        stop = nil
     }
 
     static let never = Deadline(at: .infinity)
 
-    var expired: Bool { cancellation?.isCancelled == true || monotonicNow() >= at }
+    var expired: Bool { stop?.isStopped == true || MonotonicClock.now() >= at }
 
     /// Milliseconds left, rounded up, for poll(2); 0 when expired, capped at `cap` (and at
-    /// ``CancellationFlag/pollSlice`` when cancellable).
+    /// ``StopToken/pollSlice`` when stoppable).
     func pollTimeout(cap: Int32 = 60_000) -> Int32 {
-        let cap = cancellation == nil ? cap : min(cap, CancellationFlag.pollSlice)
-        let left = (at - monotonicNow()) * 1000
-        guard left > 0, cancellation?.isCancelled != true else { return 0 }
+        let cap = stop == nil ? cap : min(cap, StopToken.pollSlice)
+        let left = (at - MonotonicClock.now()) * 1000
+        guard left > 0, stop?.isStopped != true else { return 0 }
         guard left < Double(cap) else { return cap }
         return Int32(left.rounded(.up))
     }
-}
-
-/// Lets one thread abandon another's network waits: a client given the flag notices
-/// `cancel()` within ``pollSlice`` milliseconds and fails with `.timeout`. (The KRS stops its
-/// worker this way: krs_stop must return within a second even mid-fetch.)
-public final class CancellationFlag: Sendable {
-    static let pollSlice: Int32 = 50
-    private let flag = Atomic<Bool>(false)
-
-    public init() {}
-
-    public func cancel() { flag.store(true, ordering: .sequentiallyConsistent) }
-
-    public var isCancelled: Bool { flag.load(ordering: .sequentiallyConsistent) }
 }
 
 /// Checks a caller's timeout: finite and positive; capped at a day so that arithmetic on it
@@ -282,50 +261,4 @@ func acceptConnection(_ listener: Int32) -> (fd: Int32, peer: SocketAddress?)? {
     }
     guard fd >= 0 else { return nil }
     return (fd, SocketAddress(storage: storage))
-}
-
-// MARK: threads
-
-private final class ThreadBody {
-    let run: @Sendable () -> Void
-    init(_ run: @escaping @Sendable () -> Void) { self.run = run }
-}
-
-private func threadEntry(_ argument: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
-    guard let argument else { return nil }
-    let body = Unmanaged<ThreadBody>.fromOpaque(argument).takeRetainedValue()
-    body.run()
-    return nil
-}
-
-/// Starts a joinable pthread running `body`, or returns nil.
-///
-/// The new thread blocks all asynchronous signals: named and knotd handle signals in threads of
-/// their own (sigwait), and a library thread must never receive them. Synchronous fault signals
-/// stay unblocked so that a crash still reaches the host's handler.
-///
-/// - Parameter stackSize: bytes of stack; nil for the system default (8 MiB on Linux), which
-///   handler threads keep since handlers may run deep crypto code.
-func spawnThread(stackSize: Int? = nil, _ body: @escaping @Sendable () -> Void) -> pthread_t? {
-    var blocked = sigset_t()
-    sigfillset(&blocked)
-    for signal in [SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGABRT, SIGSYS] {
-        sigdelset(&blocked, signal)
-    }
-    var previous = sigset_t()
-    pthread_sigmask(SIG_SETMASK, &blocked, &previous)
-    defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-
-    var attributes = pthread_attr_t()
-    guard pthread_attr_init(&attributes) == 0 else { return nil }
-    defer { pthread_attr_destroy(&attributes) }
-    if let stackSize { _ = pthread_attr_setstacksize(&attributes, max(stackSize, Int(PTHREAD_STACK_MIN))) }
-
-    let argument = Unmanaged.passRetained(ThreadBody(body)).toOpaque()
-    var thread = pthread_t()
-    guard pthread_create(&thread, &attributes, threadEntry, argument) == 0 else {
-        Unmanaged<ThreadBody>.fromOpaque(argument).release()
-        return nil
-    }
-    return thread
 }

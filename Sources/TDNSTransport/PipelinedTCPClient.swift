@@ -12,7 +12,8 @@ import TDNSCore
 /// and the caller connects again). Any error during an exchange closes the connection (its
 /// state is unknown afterwards: late answers could be mistaken for the next exchange's), and
 /// later calls throw `.network`. Exchanges from several threads are serialized; ``close()``
-/// from another thread interrupts an exchange in progress, which then fails with `.network`.
+/// from another thread, or the stop token given to `init`, interrupts an exchange in progress,
+/// which then fails with `.network` (stop: within ``StopToken/pollSlice`` milliseconds).
 ///
 /// ## Deadlines
 ///
@@ -33,20 +34,23 @@ public final class PipelinedTCPClient: Sendable {
     // close() happens under `descriptorOpen` alone and only while the descriptor is open. So no
     // call ever reaches a closed (possibly reused) descriptor.
     private let fd: Int32
+    private let stop: StopToken?
     private let descriptorOpen = Mutex(true)
     private let exchangeLock = Mutex(())
 
-    /// Connects to `server` (from `source` when given).
+    /// Connects to `server` (from `source` when given). `stop` ends the connect and every
+    /// exchange on this connection early.
     ///
     /// - Throws: `.malformed` for a bad timeout, `.config` for a source of the other family,
     ///   `.network` when the connection is refused or fails, `.timeout`.
     public init(
-        server: SocketAddress, timeout: Double, source: SocketAddress? = nil, cancellation: CancellationFlag? = nil
+        server: SocketAddress, timeout: Double, source: SocketAddress? = nil, stop: StopToken? = nil
     ) throws(TDNSError) {
         let timeout = try validatedTimeout(timeout)
-        self.fd = try connectTCP(to: server, from: source, deadline: Deadline(after: timeout, cancellation: cancellation))
+        self.fd = try connectTCP(to: server, from: source, deadline: Deadline(after: timeout, stop: stop))
         self.server = server
         self.timeout = timeout
+        self.stop = stop
     }
 
     deinit {
@@ -122,7 +126,7 @@ public final class PipelinedTCPClient: Sendable {
         var sent = 0
         var input: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let start = monotonicNow()
+        let start = MonotonicClock.now()
         let end = totalTimeout.map { start + $0 } ?? .infinity
         // When the answer awaited now must be complete: reset only by a complete answer.
         var answerDue = start + timeout
@@ -138,7 +142,8 @@ public final class PipelinedTCPClient: Sendable {
             let pendingOutput = sent < output.count
             fds[0].events = pollIn | (pendingOutput ? pollOut : 0)
             fds[0].revents = 0
-            let now = monotonicNow()
+            if stop?.isStopped == true { throw .network("the exchange with \(server) was stopped") }
+            let now = MonotonicClock.now()
             if now >= end {
                 throw .timeout("\(queries.count - received) of \(queries.count) answers from \(server) not complete within \(totalTimeout ?? 0) s")
             }
@@ -146,7 +151,7 @@ public final class PipelinedTCPClient: Sendable {
             if left <= 0 {
                 throw .timeout("\(queries.count - received) of \(queries.count) answers from \(server) did not arrive in time (each must be complete within \(timeout) s)")
             }
-            let ms = Int32(max(1, min(1000, (left * 1000).rounded(.up))))
+            let ms = Int32(max(1, min(stop == nil ? 1000 : Double(StopToken.pollSlice), (left * 1000).rounded(.up))))
             guard pollDescriptors(&fds, timeout: ms) > 0 else { continue }
             let revents = fds[0].revents
 
@@ -201,7 +206,7 @@ public final class PipelinedTCPClient: Sendable {
                     answers[i] = message
                     unanswered -= 1
                     received += 1
-                    answerDue = monotonicNow() + timeout
+                    answerDue = MonotonicClock.now() + timeout
                 }
                 if consumed > 0 { input.removeFirst(consumed) }
             }

@@ -373,7 +373,7 @@ public struct SIGRecord: Hashable, Sendable, CustomStringConvertible {
     /// <expiration YYYYMMDDHHmmSS> <inception YYYYMMDDHHmmSS> <key tag> <signer> <base64>`.
     /// Type covered 0 prints as `TYPE0`. For logs only; there is no parser.
     public var presentation: String {
-        "\(typeCovered) \(algorithm) \(labels) \(originalTTL) \(formatDNSTime(expiration)) \(formatDNSTime(inception)) \(keyTag) \(signerName) \(Base64.encode(signature))"
+        "\(typeCovered) \(algorithm) \(labels) \(originalTTL) \(DNSTime.format(Int64(expiration))) \(DNSTime.format(Int64(inception))) \(keyTag) \(signerName) \(Base64.encode(signature))"
     }
 
     public var description: String { presentation }

@@ -144,28 +144,3 @@ public enum GenericRData {
         return rdata
     }
 }
-
-// MARK: - time (SIG presentation, RFC 2535 §7.2 / RFC 4034 §3.2)
-
-/// `YYYYMMDDHHmmSS` in UTC for a 32-bit serial time (days-from-civil arithmetic, no Foundation).
-func formatDNSTime(_ seconds: UInt32) -> String {
-    let t = Int64(seconds)
-    let days = t / 86400
-    let rem = t % 86400
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468
-    let era = z / 146_097
-    let doe = z - era * 146_097
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-    var y = yoe + era * 400
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let d = doy - (153 * mp + 2) / 5 + 1
-    let m = mp < 10 ? mp + 3 : mp - 9
-    if m <= 2 { y += 1 }
-    func pad(_ v: Int64, _ w: Int) -> String {
-        let s = String(v)
-        return String(repeating: "0", count: max(0, w - s.count)) + s
-    }
-    return pad(y, 4) + pad(m, 2) + pad(d, 2) + pad(rem / 3600, 2) + pad(rem % 3600 / 60, 2) + pad(rem % 60, 2)
-}

@@ -13,18 +13,8 @@ public enum TDNSMessages {
     public static let enrollmentLabel = "_enroll"
     /// TTL of the enrollment CHUNK RR (PROTOCOL §11.4, §13).
     public static let enrollmentTTL: UInt32 = 300
-    /// Distribution IDs the KDC accepts: 4–16 hex characters (PROTOCOL §1).
-    public static let distributionIDLengths = 4...16
 
     // MARK: - names (PROTOCOL §1, §2.6, §5.1)
-
-    /// Whether `id` is a distribution ID the KDC would accept in a query name: 4–16 hex
-    /// characters of even length (PROTOCOL §1; [Z] `ParseQnameForMANIFEST`).
-    public static func isValidDistributionID(_ id: some StringProtocol) -> Bool {
-        let u = Array(id.utf8)
-        guard distributionIDLengths.contains(u.count), u.count % 2 == 0 else { return false }
-        return Hex.decode(u) != nil
-    }
 
     /// True when Go's `strconv.ParseUint(label, 10, 16)` succeeds: ASCII digits whose value is
     /// at most 65535 (leading zeros allowed). The KDC reads such a first label as a chunk index.
@@ -43,16 +33,12 @@ public enum TDNSMessages {
     /// by the KDC as a chunk index (all digits, ≤ 65535); then `0.` is prepended, which the KDC
     /// also maps to the manifest (PROTOCOL §2.6 recommendation).
     ///
-    /// - Throws: `.malformed` for an invalid distribution ID, an empty node ID, or a name
-    ///   over 255 octets.
+    /// - Throws: `.malformed` for an empty node ID or a name over 255 octets.
     public static func chunkQueryName(
-        sequence: UInt16, nodeID: DNSName, distributionID: String, controlZone: DNSName
+        sequence: UInt16, nodeID: DNSName, distributionID: DistributionID, controlZone: DNSName
     ) throws(TDNSError) -> DNSName {
-        guard isValidDistributionID(distributionID) else {
-            throw .malformed("distribution ID \"\(distributionID.prefix(20))\" is not 4–16 hex characters")
-        }
         guard let first = nodeID.labels.first else { throw .malformed("node ID is the root") }
-        var name = try nodeID.appending(controlZone.prepending(label: distributionID))
+        var name = try nodeID.appending(controlZone.prepending(label: distributionID.text))
         if sequence != 0 || parsesAsIndex(first) {
             name = try name.prepending(label: String(sequence))
         }
@@ -65,8 +51,7 @@ public enum TDNSMessages {
         public var index: UInt16?
         /// The node ID (absolute).
         public var nodeID: DNSName
-        /// Lowercase.
-        public var distributionID: String
+        public var distributionID: DistributionID
     }
 
     /// Parses a CHUNK query name: the control-zone suffix must match; a first label that
@@ -85,34 +70,29 @@ public enum TDNSMessages {
         guard let last = rel.last, rel.count >= 2 else {
             throw .malformed("CHUNK query name \(qname) has no node ID and distribution ID")
         }
-        let distributionID = String(decoding: last.map(asciiLower), as: UTF8.self)
-        guard isValidDistributionID(distributionID) else {
-            throw .malformed("CHUNK query name \(qname): \"\(distributionID.prefix(20))\" is not a distribution ID")
+        guard let distributionID = DistributionID(label: last) else {
+            throw .malformed("CHUNK query name \(qname): \"\(DistributionID.shown(String(decoding: last, as: UTF8.self)))\" is not a distribution ID")
         }
         return ChunkQueryName(index: index, nodeID: try DNSName(labels: Array(rel.dropLast())), distributionID: distributionID)
     }
 
     /// `<distid>.<controlzone>`, the QNAME of both NOTIFYs (PROTOCOL §5.1 step 1, §10.6).
-    public static func notifyName(distributionID: String, controlZone: DNSName) throws(TDNSError) -> DNSName {
-        guard isValidDistributionID(distributionID) else {
-            throw .malformed("distribution ID \"\(distributionID.prefix(20))\" is not 4–16 hex characters")
-        }
-        return try controlZone.prepending(label: distributionID)
+    public static func notifyName(distributionID: DistributionID, controlZone: DNSName) throws(TDNSError) -> DNSName {
+        try controlZone.prepending(label: distributionID.text)
     }
 
     /// The distribution ID of a NOTIFY: the last label before the control zone (PROTOCOL §5.1
-    /// step 2), lowercased. Stricter than the Go KRS, which takes any label: it must also be
-    /// a distribution ID the KDC would accept in the follow-up query (``isValidDistributionID(_:)``).
+    /// step 2). Stricter than the Go KRS, which takes any label: it must also be a distribution
+    /// ID the KDC would accept in the follow-up query (``DistributionID``).
     ///
     /// - Throws: `.malformed` when `qname` is not strictly below `controlZone` or the label is
     ///   not 4–16 hex characters.
-    public static func distributionID(fromNotifyName qname: DNSName, controlZone: DNSName) throws(TDNSError) -> String {
+    public static func distributionID(fromNotifyName qname: DNSName, controlZone: DNSName) throws(TDNSError) -> DistributionID {
         guard let rel = qname.labels(relativeTo: controlZone), let last = rel.last else {
             throw .malformed("NOTIFY name \(qname) is not below the control zone \(controlZone)")
         }
-        let id = String(decoding: last.map(asciiLower), as: UTF8.self)
-        guard isValidDistributionID(id) else {
-            throw .malformed("NOTIFY name \(qname): \"\(id.prefix(20))\" is not a distribution ID")
+        guard let id = DistributionID(label: last) else {
+            throw .malformed("NOTIFY name \(qname): \"\(DistributionID.shown(String(decoding: last, as: UTF8.self)))\" is not a distribution ID")
         }
         return id
     }
@@ -143,7 +123,7 @@ public enum TDNSMessages {
     /// 4096, DO=1 and that option (PROTOCOL §4.1); without, no EDNS (as the KDC sends it).
     /// `chunkType` is the configured CHUNK code (no default, see ``chunkQuery(id:name:chunkType:)``).
     public static func notify(
-        id: UInt16, distributionID: String, controlZone: DNSName, chunkType: RRType,
+        id: UInt16, distributionID: DistributionID, controlZone: DNSName, chunkType: RRType,
         chunkOption: ChunkOption? = nil
     ) throws(TDNSError) -> DNSMessage {
         var m = DNSMessage(
@@ -219,7 +199,7 @@ public enum TDNSMessages {
         public var question: Question
         /// The distribution ID when the QNAME is below the control zone and its last label
         /// there is a valid distribution ID; nil otherwise (the KRS still answers NOERROR).
-        public var distributionID: String?
+        public var distributionID: DistributionID?
         /// The CHUNK option, when the NOTIFY has one (confirmations do, PROTOCOL §10.6).
         public var chunkOption: ChunkOption?
     }

@@ -52,11 +52,13 @@ func environment(_ name: String) -> String? {
     return String(cString: p)
 }
 
+/// Durations an operator gives: the one duration syntax (GoDuration), 1 second to 10 years.
 func duration(_ text: String, _ option: String) throws -> Int64 {
-    guard let v = KDCTime.parseDuration(text) else {
+    do {
+        return try GoDuration.seconds(text, in: 1...(10 * 365 * 86_400))
+    } catch {
         throw ValidationError("\(option) \"\(text)\" is not a duration like 5m, 90s or 1h30m")
     }
-    return v
 }
 
 func parseCrypto(_ text: String) throws -> KDCCrypto {

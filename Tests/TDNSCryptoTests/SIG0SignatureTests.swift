@@ -10,7 +10,7 @@ struct SIG0SignatureTests {
     let now: Int64 = 1_800_000_000
 
     func confirmation() throws -> DNSMessage {
-        try TDNSMessages.notify(id: 4711, distributionID: "6a2f0001", controlZone: controlZone, chunkType: .chunk,
+        try TDNSMessages.notify(id: 4711, distributionID: try DistributionID(validating: "6a2f0001"), controlZone: controlZone, chunkType: .chunk,
                                 chunkOption: ChunkOption(contentType: .keyStatusReport, content: Array(#"{"successful_keys":[]}"#.utf8)))
     }
 

@@ -12,7 +12,7 @@ final class TestClock: Sendable {
     init(_ start: Int64) { value = Atomic(start) }
     var now: Int64 { value.load(ordering: .relaxed) }
     func advance(_ seconds: Int64) { value.add(seconds, ordering: .relaxed) }
-    var kdcClock: KDCClock { KDCClock { [self] in self.now } }
+    var kdcClock: WallClock { WallClock { [self] in self.now } }
 }
 
 /// Log lines, captured.

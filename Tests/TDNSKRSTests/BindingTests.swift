@@ -148,11 +148,11 @@ struct BindingTests {
         let records = try kdc.distribution("6a300030", entries: [TestKDC.rollKey(try TestKDC.newKey())], o)
         let receiver = try env.receiver(["require_signature=yes"])
         let e = #expect(throws: TDNSError.self) {
-            _ = try receiver.authenticateManifest(try CHUNKRecord(rdata: records[0]), distributionID: "6a300030")
+            _ = try receiver.authenticateManifest(try CHUNKRecord(rdata: records[0]), for: try distID("6a300030"))
         }
         #expect(e?.code == .unsigned)
         // Without the requirement the same manifest authenticates (HMAC) and is not bound.
-        let m = try env.receiver(["require_signature=no"]).authenticateManifest(try CHUNKRecord(rdata: records[0]), distributionID: "6a300030")
+        let m = try env.receiver(["require_signature=no"]).authenticateManifest(try CHUNKRecord(rdata: records[0]), for: try distID("6a300030"))
         #expect(!m.isBound && m.chunkCount >= 1)
     }
 
@@ -173,13 +173,13 @@ struct BindingTests {
                                sequence: 0, total: UInt16(count), data: data)
         }
         // A fake KDC announcing 20,000 chunks of 64 KiB: refused from the manifest alone.
-        let big = #expect(throws: TDNSError.self) { _ = try receiver.authenticateManifest(try manifest(count: 20000, size: 65535), distributionID: "6a300040") }
+        let big = #expect(throws: TDNSError.self) { _ = try receiver.authenticateManifest(try manifest(count: 20000, size: 65535), for: try distID("6a300040")) }
         #expect(big?.code == .tooBig)
         // No chunk_size: each chunk may be 65535 bytes. 16 fit in 1 MiB, 17 do not.
-        _ = try receiver.authenticateManifest(try manifest(count: 16, size: nil), distributionID: "6a300040")
-        let absent = #expect(throws: TDNSError.self) { _ = try receiver.authenticateManifest(try manifest(count: 17, size: nil), distributionID: "6a300040") }
+        _ = try receiver.authenticateManifest(try manifest(count: 16, size: nil), for: try distID("6a300040"))
+        let absent = #expect(throws: TDNSError.self) { _ = try receiver.authenticateManifest(try manifest(count: 17, size: nil), for: try distID("6a300040")) }
         #expect(absent?.code == .tooBig)
-        _ = try receiver.authenticateManifest(try manifest(count: 1000, size: 1000), distributionID: "6a300040")
+        _ = try receiver.authenticateManifest(try manifest(count: 1000, size: 1000), for: try distID("6a300040"))
     }
 
     @Test("a data chunk larger than the manifest's chunk_size is refused")
@@ -230,7 +230,7 @@ struct BindingTests {
         let result = try receiver.process(distributionID: "6a300060", records: try kdc.distribution("6a300060", entries: [
             TestKDC.rollKey(ksk), TestKDC.rollKey(zsk), TestKDC.ping(),
         ]))
-        let failure = try #require(result.serverFailure)
+        let failure = try #require(result.failureReason)
         #expect(failure.hasPrefix("storage: "))
         #expect(result.keysChanged == 0 && result.keysInstalled == 0)
         let report = try JSONValue.parse(Array(result.reportJSON.utf8))
@@ -241,7 +241,7 @@ struct BindingTests {
         #expect(report["successful_keys"]?.arrayValue?.count == 1, "the ping still succeeded")
         let audit = try String(contentsOfFile: env.stateDir + "/audit.log", encoding: .utf8)
         #expect(audit.contains(#""result":"install-failed""#) && audit.contains("storage: "))
-        #expect(try receiver.state.wasProcessed(node: kdc.nodeID, distributionID: "6a300060"))
+        #expect(try receiver.state.wasProcessed(node: try DNSName(kdc.nodeID), distributionID: try distID("6a300060")))
     }
 
     @Test("state_dir and key_dir: created 0700 when missing, tightened to 0700 (logged) when group/other may enter")

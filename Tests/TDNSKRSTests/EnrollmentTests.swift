@@ -105,9 +105,9 @@ struct EnrollmentTests {
         #expect(conf.contains("\nkdc_sig0_pubkey=\(root)/state/kdc.sig0.pubkey\n"))
         #expect(lines.withLock { $0.contains { $0.contains("localhost:\(fake.address.port) resolved to 127.0.0.1:\(fake.address.port)") } })
         let s = node.settings
-        #expect(s.kdcAddress == "127.0.0.1:\(fake.address.port)")
+        #expect(s.kdcAddress?.description == "127.0.0.1:\(fake.address.port)")
         #expect(s.kdcSIG0Key == KEYRecord(algorithm: 15, publicKey: kdcSIG0.dnskeyPublicKey))
-        #expect(s.requireNotifySignature && s.requireSignature && s.chunkRRType == 65015)
+        #expect(s.requireNotifySignature && s.requireSignature && s.chunkType == .chunkLegacy)
         // The state directory is the node's own.
         let mode = try FileManager.default.attributesOfItem(atPath: root + "/state")[.posixPermissions] as? Int
         #expect(mode == 0o700)

@@ -86,7 +86,7 @@ final class FakeKDC: Sendable {
         let zone = try DNSName(controlZone)
         var map: [String: [UInt8]] = [:]
         for (i, r) in rdata.enumerated() {
-            let name = try TDNSMessages.chunkQueryName(sequence: UInt16(i), nodeID: node, distributionID: id, controlZone: zone)
+            let name = try TDNSMessages.chunkQueryName(sequence: UInt16(i), nodeID: node, distributionID: try distID(id), controlZone: zone)
             map[name.description.lowercased()] = r
         }
         log.records.withLock { $0.merge(map) { _, new in new } }

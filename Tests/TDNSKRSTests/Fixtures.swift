@@ -6,6 +6,17 @@ import TDNSWire
 
 @testable import TDNSKRS
 
+/// A distribution ID from a literal the test knows to be valid.
+func distID(_ text: String) throws -> DistributionID { try DistributionID(validating: text) }
+
+extension DistributionResult {
+    /// Why the keys were not installed, or nil when they were.
+    var failureReason: String? {
+        if case .notInstalled(let reason) = outcome { return reason }
+        return nil
+    }
+}
+
 /// Builds distributions the way the Go KDC does (PROTOCOL §2, §6, §9, §10), with knobs to
 /// break each step, and a receiver environment in temporary directories.
 struct TestKDC {

@@ -16,7 +16,7 @@ struct IntakeTests {
     static let zone = try! DNSName("kdc.example.")
 
     static func notify(_ id: String, msgID: UInt16 = 7, zone: DNSName = IntakeTests.zone) throws -> DNSMessage {
-        try TDNSMessages.notify(id: msgID, distributionID: id, controlZone: zone, chunkType: .chunk)
+        try TDNSMessages.notify(id: msgID, distributionID: try distID(id), controlZone: zone, chunkType: .chunk)
     }
 
     static func rcode(_ answer: [UInt8]?) throws -> RCode {
@@ -120,7 +120,7 @@ struct IntakeTests {
             let answer = node.handleNotify(wire, source: "192.0.2.1")
             #expect(try Self.rcode(answer) == .refused, "\(name)")
         }
-        #expect(node.intake.ids == ["6a330001"], "nothing refused was queued")
+        #expect(node.intake.ids.map(\.text) == ["6a330001"], "nothing refused was queued")
         // require_notify_signature=no: unsigned NOTIFYs are queued again (a legacy KDC).
         let lax = try KRSNode(arguments: env.arguments(["kdc_sig0_pubkey=\(keyLine)", "require_notify_signature=no", "state_dir=\(env.root)/lax"]))
         #expect(try Self.rcode(lax.handleNotify(unsigned, source: "192.0.2.1")) == .noError)
@@ -166,11 +166,12 @@ struct IntakeTests {
         let store = PendingStore(directory: dir)
         let lines = try store.read(now: 1_800_000_100)
         #expect(lines == [
-            PendingLine(id: "6a340001", firstSeen: 1_800_000_000, attempts: 2),
-            PendingLine(id: "6a340002", firstSeen: 1_800_000_100, attempts: 0),
-            PendingLine(id: "6a340004", firstSeen: 1_800_000_002, attempts: 0),
+            PendingLine(id: try distID("6a340001"), firstSeen: 1_800_000_000, attempts: 2),
+            PendingLine(id: try distID("6a340002"), firstSeen: 1_800_000_100, attempts: 0),
+            PendingLine(id: try distID("6a340004"), firstSeen: 1_800_000_002, attempts: 0),
         ])
-        try store.update(now: 1_800_000_100) { $0.removeAll { $0.id == "6a340002" } }
+        let removed = try distID("6a340002")
+        try store.update(now: 1_800_000_100) { $0.removeAll { $0.id == removed } }
         #expect(try String(contentsOfFile: dir + "/pending", encoding: .utf8) == "6a340001 1800000000 2\n6a340004 1800000002 0\n")
         let attrs = try FileManager.default.attributesOfItem(atPath: dir + "/pending")
         #expect((attrs[.posixPermissions] as? Int) == 0o600)
@@ -224,7 +225,8 @@ struct IntakeTests {
         let finished = Array(all.sorted().prefix(120))
         DispatchQueue.concurrentPerform(iterations: 8) { t in
             for (i, id) in finished.enumerated() where i % 8 == t {
-                try? (a.intake.ids.contains(id) ? a : b).intake.finish(id, remember: true, now: kdc.now)
+                guard let did = DistributionID(id) else { continue }
+                try? (a.intake.contains(did) ? a : b).intake.finish(did, remember: true, now: kdc.now)
             }
             _ = b.handleNotify((try? Self.notify(String(format: "6a38%04x", t)).serialize()) ?? [], source: "10.9.9.\(t)")
         }
@@ -248,30 +250,31 @@ struct IntakeTests {
         let clock = Mutex<Double>(1000)
         let intake = NotifyIntake(directory: dir, monotonic: { clock.withLock { $0 } })
         let t0: Int64 = 1_800_000_000
-        #expect(intake.offer("6a390001", source: "192.0.2.1", now: t0) == .queued)
-        #expect(intake.next()?.id == "6a390001")
+        let first = try distID("6a390001"), second = try distID("6a390002"), third = try distID("6a390003")
+        #expect(intake.offer(first, source: "192.0.2.1", now: t0) == .queued)
+        #expect(intake.next()?.id == first)
         #expect(intake.next() == nil, "in flight")
-        #expect(try intake.retry("6a390001", now: t0 + 1) == .scheduled(5))
+        #expect(try intake.retry(first, now: t0 + 1) == .scheduled(5))
         #expect(intake.next() == nil, "waiting for its timer")
         clock.withLock { $0 += 5 }
         #expect(intake.next()?.attempts == 1)
-        #expect(try intake.retry("6a390001", now: t0 + 7) == .scheduled(10))
-        #expect(try PendingStore(directory: dir).read(now: t0) == [PendingLine(id: "6a390001", firstSeen: t0, attempts: 2)])
+        #expect(try intake.retry(first, now: t0 + 7) == .scheduled(10))
+        #expect(try PendingStore(directory: dir).read(now: t0) == [PendingLine(id: first, firstSeen: t0, attempts: 2)])
         // A NOTIFY for it again (the KDC re-NOTIFYs): NOERROR and due now, not in 10 s.
-        #expect(intake.offer("6a390001", source: "192.0.2.1", now: t0 + 8) == .duplicate)
-        #expect(intake.next()?.id == "6a390001")
+        #expect(intake.offer(first, source: "192.0.2.1", now: t0 + 8) == .duplicate)
+        #expect(intake.next()?.id == first)
         // 24 hours after its first NOTIFY it is dropped.
-        #expect(try intake.retry("6a390001", now: t0 + 86_401) == .dropped)
-        #expect(try intake.retry("6a390001", now: t0 + 86_402) == .notQueued)
+        #expect(try intake.retry(first, now: t0 + 86_401) == .dropped)
+        #expect(try intake.retry(first, now: t0 + 86_402) == .notQueued)
         #expect(intake.count == 0)
         #expect(try PendingStore(directory: dir).read(now: t0).isEmpty)
         // Confirmed ones are answered without a fetch when NOTIFYed again.
-        #expect(intake.offer("6a390002", source: "192.0.2.1", now: t0) == .queued)
-        try intake.finish("6a390002", remember: true, now: t0)
-        #expect(intake.offer("6a390002", source: "192.0.2.1", now: t0) == .alreadyDone)
+        #expect(intake.offer(second, source: "192.0.2.1", now: t0) == .queued)
+        try intake.finish(second, remember: true, now: t0)
+        #expect(intake.offer(second, source: "192.0.2.1", now: t0) == .alreadyDone)
         // Refused ones are not remembered: a new NOTIFY queues them again.
-        #expect(intake.offer("6a390003", source: "192.0.2.1", now: t0) == .queued)
-        try intake.finish("6a390003", remember: false, now: t0)
-        #expect(intake.offer("6a390003", source: "192.0.2.1", now: t0) == .queued)
+        #expect(intake.offer(third, source: "192.0.2.1", now: t0) == .queued)
+        try intake.finish(third, remember: false, now: t0)
+        #expect(intake.offer(third, source: "192.0.2.1", now: t0) == .queued)
     }
 }

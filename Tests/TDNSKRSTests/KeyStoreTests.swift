@@ -27,7 +27,7 @@ struct KeyStoreTests {
         let zsk2 = try TestKDC.newKey()
         let r = try env.receiver().process(distributionID: "5a000002", records: try kdc.distribution("5a000002", entries: [TestKDC.rollKey(zsk2)]))
         #expect(r.keysChanged == 2, "installed + retired")
-        let stamp = BINDTime.format(kdc.now + 5)
+        let stamp = DNSTime.format(kdc.now + 5)
         #expect(text("\(env.keyDir)/\(base(zsk)).private").contains("\nInactive: \(stamp)\n"))
         #expect(text("\(env.keyDir)/\(base(zsk)).key").contains("; Inactive: \(stamp)\n"))
         #expect(!text("\(env.keyDir)/\(base(zsk)).private").contains("Delete:"), "published until a delete_key (no retire_time)")
@@ -58,7 +58,7 @@ struct KeyStoreTests {
         var o = TestKDC.Options()
         o.retireTime = "720h0m0s"
         _ = try env.receiver().process(distributionID: "5a000012", records: try kdc.distribution("5a000012", entries: [TestKDC.rollKey(zsk2)], o))
-        #expect(text("\(env.keyDir)/\(base(zsk)).private").contains("Delete: \(BINDTime.format(kdc.now + 5 + 720 * 3600))"))
+        #expect(text("\(env.keyDir)/\(base(zsk)).private").contains("Delete: \(DNSTime.format(kdc.now + 5 + 720 * 3600))"))
     }
 
     @Test("bind: delete_key sets Delete = now (named drops the DNSKEY), the files go an hour later")
@@ -71,7 +71,7 @@ struct KeyStoreTests {
             TestKDC.deleteKey(zone: zsk.zone, tag: zsk.tag), TestKDC.deleteKey(zone: zsk.zone, tag: 1),
         ]))
         #expect(r.reportJSON.contains(#""key_id":"\#(zsk.tag)""#) && r.reportJSON.contains(#""key_id":"1""#), "not found counts as success")
-        let stamp = BINDTime.format(kdc.now + 5)
+        let stamp = DNSTime.format(kdc.now + 5)
         #expect(text("\(env.keyDir)/\(base(zsk)).private").contains("Delete: \(stamp)"))
         #expect(text("\(env.keyDir)/\(base(zsk)).private").contains("Inactive: \(stamp)"))
         // Housekeeping at a later start removes them once the grace period is over.
@@ -93,7 +93,7 @@ struct KeyStoreTests {
         let r = try receiver.process(distributionID: "5a000032", records: try kdc.distribution("5a000032", entries: [
             TestKDC.rollKey(zsk2), TestKDC.deleteKey(zone: zsk.zone, tag: zsk.tag), TestKDC.ping(),
         ]))
-        #expect(r.serverFailure == "false loadkeys example.com.: exit 1")
+        #expect(r.failureReason == "false loadkeys example.com.: exit 1")
         #expect(r.keysChanged == 0)
         #expect(r.reportJSON == #"{"successful_keys":[{"zone_name":"ping","key_id":"op-2"}],"failed_keys":[{"zone_name":"example.com.","key_id":"\#(zsk2.tag)","error":"false loadkeys example.com.: exit 1"},{"zone_name":"example.com.","key_id":"\#(zsk.tag)","error":"false loadkeys example.com.: exit 1"}]}"#)
         #expect(env.snapshot().filter { $0.key.hasPrefix(env.keyDir) } == before, "the old ZSK is neither retired nor deleted, the new one not there")
@@ -131,7 +131,7 @@ struct KeyStoreTests {
         let first = try env.receiver(args).process(distributionID: "5a000040", records: try kdc.distribution("5a000040", entries: [
             TestKDC.rollKey(ksk),
         ], o))
-        #expect(first.serverFailure == nil)
+        #expect(first.failureReason == nil)
         let serial1 = NSDKeyStore.soaSerial(zones + "/example.com.zone.signed")
         _ = try env.receiver(args).process(distributionID: "5a000041", records: try kdc.distribution("5a000041", entries: [
             TestKDC.rollKey(zsk),
@@ -157,7 +157,7 @@ struct KeyStoreTests {
         #expect(rrsigTags("DNSKEY") == [String(ksk.tag)])
         let zsk2 = try TestKDC.newKey()
         let r2 = try env.receiver(args).process(distributionID: "5a000042", records: try kdc.distribution("5a000042", entries: [TestKDC.rollKey(zsk2)], o))
-        #expect(r2.serverFailure == nil)
+        #expect(r2.failureReason == nil)
         #expect(rrsigTags("SOA") == [String(zsk2.tag)])
         #expect(signed().contains(zsk.key.dnskeyPublicKey.base64Prefix), "retired ZSK still published")
         _ = try env.receiver(args).process(distributionID: "5a000043", records: try kdc.distribution("5a000043", entries: [
@@ -172,7 +172,7 @@ struct KeyStoreTests {
         let signedBefore = text(zones + "/example.com.zone.signed")
         let r = try env.receiver(["key_store=nsd", "zone_dir=\(zones)", "nsd_control=none", "signer=/bin/false", "now=\(kdc.now - 15)"])
             .process(distributionID: "5a000044", records: try kdc.distribution("5a000044", entries: [TestKDC.rollKey(try TestKDC.newKey())], o))
-        #expect(r.serverFailure?.hasPrefix("false") == true)
+        #expect(r.failureReason?.hasPrefix("false") == true)
         #expect(env.snapshot().filter { $0.key.hasPrefix(env.keyDir) } == before)
         #expect(text(zones + "/example.com.zone.signed") == signedBefore)
 
@@ -180,7 +180,7 @@ struct KeyStoreTests {
         let last = try env.receiver(args).process(distributionID: "5a000045", records: try kdc.distribution("5a000045", entries: [
             TestKDC.deleteKey(zone: ksk.zone, tag: ksk.tag), TestKDC.deleteKey(zone: zsk2.zone, tag: zsk2.tag),
         ], o))
-        #expect(last.serverFailure == nil)
+        #expect(last.failureReason == nil)
         #expect(text(zones + "/example.com.zone.signed") == text(zones + "/example.com.zone"))
     }
 

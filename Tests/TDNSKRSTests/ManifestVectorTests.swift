@@ -18,7 +18,7 @@ struct ManifestVectorTests {
         #expect(m.authenticity == .hmac)
         #expect(m.distributionID == "6a2f00d5")
         #expect(m.receiverID == "krs1.example.")
-        #expect(m.content == "key_operations" && m.crypto == "hpke" && m.chunkCount == 0 && m.ttl == 300)
+        #expect(m.content == "key_operations" && m.crypto == .hpke && m.chunkCount == 0 && m.ttl == 300)
         #expect(m.inlinePayload == Array("SGVsbG8=".utf8), "payload is base64 of the base64 text B")
         let wrong = #expect(throws: TDNSError.self) { try Manifest.decode(record, hmacKeys: [[UInt8](repeating: 1, count: 32)], kdcKey: nil) }
         #expect(wrong?.code == .authentication)
@@ -32,7 +32,7 @@ struct ManifestVectorTests {
         let kdcKey = try JOSEPublicKey(jwk: Array(try entry.string("verify_key_jwk").utf8))
         let m = try Manifest.decode(record, hmacKeys: [], kdcKey: kdcKey)
         #expect(m.authenticity == .kdcSignature)
-        #expect(m.distributionID == "6a2f00d1" && m.receiverID == "krs1.example." && m.crypto == "jose")
+        #expect(m.distributionID == "6a2f00d1" && m.receiverID == "krs1.example." && m.crypto == .jose)
         #expect(m.issuedAt == 1_767_225_600 && m.expiresAt == 4_102_444_800)
         try m.checkFreshness(now: 1_767_225_660, skew: 60)
         let other = try JOSEPrivateKey.generate().publicKey

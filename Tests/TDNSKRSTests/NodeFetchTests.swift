@@ -19,7 +19,7 @@ struct NodeFetchTests {
     }
 
     static func notify(_ node: KRSNode, _ id: String) throws -> RCode {
-        let wire = try TDNSMessages.notify(id: 5, distributionID: id, controlZone: try DNSName("kdc.example."), chunkType: .chunk).serialize()
+        let wire = try TDNSMessages.notify(id: 5, distributionID: try distID(id), controlZone: try DNSName("kdc.example."), chunkType: .chunk).serialize()
         return try DNSMessage(wireEncoded: try #require(node.handleNotify(wire, source: "127.0.0.1"))).rcode
     }
 
@@ -77,7 +77,7 @@ struct NodeFetchTests {
         try fake.serve("6a400003", records)
         // With the default type the Go-built KDC answers FORMERR: a fetch failure.
         let wrongType = try Self.node(env, fake, ["require_signature=yes"])
-        #expect(wrongType.handle("6a400003").record.outcome == .fetchFailed)
+        #expect(wrongType.handle(try distID("6a400003")).record.outcome == .fetchFailed)
         let node = try Self.node(env, fake, ["require_signature=yes", "chunk_rrtype=65015"])
         let result = try node.fetchAndConfirm("6a400003")
         #expect(result.signed && result.keysInstalled == 1)
@@ -97,7 +97,7 @@ struct NodeFetchTests {
         let node = try Self.node(env, fake)
         try FileManager.default.removeItem(atPath: env.keyDir)
         try Data("a file, not a directory".utf8).write(to: URL(fileURLWithPath: env.keyDir))
-        let handled = node.handle("6a400004")
+        let handled = node.handle(try distID("6a400004"))
         #expect(handled.record.outcome == .installFailed && handled.record.confirmed)
         let report = try JSONValue.parse(Array(try #require(fake.log.confirmations.withLock { $0.first?.report }).utf8))
         let failed = try #require(report["failed_keys"]?.arrayValue)
@@ -142,7 +142,7 @@ struct NodeFetchTests {
         #expect(fake.log.queries.withLock { $0.count } == before, "nothing fetched")
     }
 
-    static let quickAttempts = KRSNode.attempts
+    static let quickAttempts = Fetcher.attempts
 
     @Test("the worker: start, a host-delivered NOTIFY, fetched, installed, confirmed; stop")
     func worker() throws {

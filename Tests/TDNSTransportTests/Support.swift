@@ -26,12 +26,12 @@ func echo(_ request: [UInt8]) -> [UInt8] {
 /// Runs `body` on a pthread; the returned closure joins it and hands back the result.
 func inBackground<T: Sendable>(_ body: @escaping @Sendable () -> T) -> @Sendable () -> T? {
     let box = ResultBox<T>()
-    guard let thread = spawnThread({
+    guard let thread = try? JoinableThread({
         let r = body()
         box.value.withLock { $0 = r }
     }) else { return { nil } }
     return {
-        pthread_join(thread, nil)
+        thread.join()
         return box.value.withLock { $0 }
     }
 }
@@ -140,7 +140,7 @@ final class RawTCP: Sendable {
 final class TrickleServer: Sendable {
     let address: SocketAddress
     private let listener: Int32
-    private let stopFlag = CancellationFlag()
+    private let stopFlag = StopToken()
     private let join: @Sendable () -> Void?
 
     init(byteInterval: Double? = nil, answerInterval: Double = 0) throws {
@@ -153,7 +153,7 @@ final class TrickleServer: Sendable {
         join = inBackground {
             var connections: [Int32] = []
             defer { connections.forEach(closeDescriptor) }
-            while !stop.isCancelled {
+            while !stop.isStopped {
                 var fds = [pollfd(fd: fd, events: pollIn, revents: 0)] + connections.map { pollfd(fd: $0, events: pollIn, revents: 0) }
                 guard pollDescriptors(&fds, timeout: 20) > 0 else { continue }
                 for (i, c) in connections.enumerated() where fds[i + 1].revents != 0 {
@@ -170,7 +170,7 @@ final class TrickleServer: Sendable {
                         if answerInterval > 0 { sleepMilliseconds(Int32(answerInterval * 1000)) }
                         if let byteInterval {
                             for byte in answer {
-                                if stop.isCancelled { return }
+                                if stop.isStopped { return }
                                 var b = byte
                                 guard Glibc.send(c, &b, 1, Int32(MSG_NOSIGNAL)) == 1 else { break }
                                 sleepMilliseconds(Int32(byteInterval * 1000))
@@ -186,7 +186,7 @@ final class TrickleServer: Sendable {
     }
 
     func stop() {
-        stopFlag.cancel()
+        stopFlag.stop()
         _ = join()
         closeDescriptor(listener)
     }

@@ -120,12 +120,12 @@ extension TransportTests {
         #expect(try dripper.receiveFramed() == echo(query(id: 1)))
 
         let frame = DNSClient.frame(query(id: 2, payload: [UInt8](repeating: 1, count: 100)))
-        let start = monotonicNow()
+        let start = MonotonicClock.now()
         var closedAt: Double? = nil
         var answeredOther = false
         for (i, byte) in frame.enumerated() {
             if dripper.isClosedByPeer || !dripper.sendByte(byte) {
-                closedAt = monotonicNow()
+                closedAt = MonotonicClock.now()
                 break
             }
             if i == 3 {
@@ -133,7 +133,7 @@ extension TransportTests {
                 answeredOther = try DNSClient.exchange(query(id: 3), server: server.boundAddress, over: .tcp, timeout: 1) == echo(query(id: 3))
             }
             sleepMilliseconds(50)  // 20 bytes a second: every byte well inside any idle timer
-            if monotonicNow() - start > 3 { break }
+            if MonotonicClock.now() - start > 3 { break }
         }
         #expect(answeredOther)
         guard let closedAt else {
@@ -177,15 +177,15 @@ extension TransportTests {
         raw.shrinkReceiveBuffer()
         // 200 answers of 60 KB: far more than every buffer between the two ends holds.
         for i in 0..<200 { try raw.sendFramed(query(id: UInt16(i))) }
-        let start = monotonicNow()
+        let start = MonotonicClock.now()
         var closedAt: Double? = nil
         var buf = [UInt8](repeating: 0, count: 64)
-        while monotonicNow() - start < 5 {
+        while MonotonicClock.now() - start < 5 {
             // Reads 64 bytes every 20 ms: progress, but no answer completes in time. (A reset
             // shows in poll(2) at once; recv would first return the data still buffered.)
             let n = buf.withUnsafeMutableBytes { recv(raw.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
             if raw.isClosedByPeer || n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) {
-                closedAt = monotonicNow()
+                closedAt = MonotonicClock.now()
                 break
             }
             sleepMilliseconds(20)

@@ -580,12 +580,12 @@ struct TransportTests {
         // Send until the socket has not taken a byte for 0.3 s: every buffer on the way is full.
         let frame = DNSClient.frame(query(id: 1, payload: [UInt8](repeating: 7, count: 4000)))
         var sent = 0
-        var stalledSince = monotonicNow()
-        while monotonicNow() - stalledSince < 0.3, sent < 64 << 20 {
+        var stalledSince = MonotonicClock.now()
+        while MonotonicClock.now() - stalledSince < 0.3, sent < 64 << 20 {
             let n = frame.withUnsafeBytes { send(raw.fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL | MSG_DONTWAIT)) }
             if n > 0 {
                 sent += n
-                stalledSince = monotonicNow()
+                stalledSince = MonotonicClock.now()
             } else {
                 sleepMilliseconds(5)
             }

@@ -116,7 +116,7 @@ struct ChunkVectorTests {
         let cz = try DNSName("kdc.example.")
         let parsed = try TDNSMessages.parseChunkQueryName(owner, controlZone: cz)
         #expect(parsed.nodeID == (try DNSName("krs1.example.")))
-        #expect(TDNSMessages.isValidDistributionID(parsed.distributionID))
+        #expect(DistributionID(parsed.distributionID.text) == parsed.distributionID)
         if v.sequence == 0 {
             #expect(parsed.index == nil)
         } else {
@@ -132,10 +132,10 @@ struct ChunkVectorTests {
         let dist = try d.objects("distributions")[0]
         let cz = try DNSName(try d.string("control_zone"))
         let qname = try DNSName(try dist.string("notify_qname"))
-        #expect(try TDNSMessages.distributionID(fromNotifyName: qname, controlZone: cz) == (try dist.string("distribution_id")))
-        #expect(try TDNSMessages.notifyName(distributionID: try dist.string("distribution_id"), controlZone: cz).isIdentical(to: qname))
+        #expect(try TDNSMessages.distributionID(fromNotifyName: qname, controlZone: cz).text == (try dist.string("distribution_id")))
+        #expect(try TDNSMessages.notifyName(distributionID: try distID(try dist.string("distribution_id")), controlZone: cz).isIdentical(to: qname))
         let manifest = try TDNSMessages.chunkQueryName(
-            sequence: 0, nodeID: try DNSName(try d.string("node_id")), distributionID: try dist.string("distribution_id"),
+            sequence: 0, nodeID: try DNSName(try d.string("node_id")), distributionID: try distID(try dist.string("distribution_id")),
             controlZone: cz)
         #expect(manifest.description == (try dist.string("manifest_owner")))
     }

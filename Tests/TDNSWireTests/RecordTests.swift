@@ -183,8 +183,8 @@ struct KeyRecordTests {
         expectCode(.malformed, "compressed signer") { _ = try SIGRecord(rdata: Array(rdata.prefix(18)) + [0xC0, 12]) }
         expectCode(.malformed, "short") { _ = try SIGRecord(rdata: Array(rdata.prefix(18))) }
         expectCode(.malformed, "signer truncated") { _ = try SIGRecord(rdata: Array(rdata.prefix(20))) }
-        #expect(formatDNSTime(0) == "19700101000000")
-        #expect(formatDNSTime(UInt32.max) == "21060207062815")
-        #expect(formatDNSTime(951_782_400) == "20000229000000")
+        #expect(DNSTime.format(0) == "19700101000000")
+        #expect(DNSTime.format(Int64(UInt32.max)) == "21060207062815")
+        #expect(DNSTime.format(951_782_400) == "20000229000000")
     }
 }

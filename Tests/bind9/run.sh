@@ -155,6 +155,8 @@ show_keys_proof
 show_status_proof
 check "$T: status.tdnskrs. TXT shows keys=2 and the confirmed last distribution" "$(status_line)" \
     eval 'st=$(status_txt); grep -q "keys=2 " <<<"$st" && grep -qE "last_distribution=($D1|$D2) result=installed confirmed=yes" <<<"$st" && grep -q "key_changes installed=2 " <<<"$st"'
+check "$T: status.tdnskrs. TXT is the operators' format, whole (five strings: version, node, last distribution, counters, key changes)" \
+    "$(status_line)" status_format_ok
 
 # TDNSKRS_SHORT=1 (Tests/deb, on the installed packages): the flow up to here — enroll,
 # distribute, named signing with the distributed keys' tags — without reloads, rolls or timings.

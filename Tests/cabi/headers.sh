@@ -5,9 +5,10 @@
 #   TDNSKRS_BUILD=/abs/build CC=cc CXX=g++ bash Tests/cabi/headers.sh
 #
 # For each Include/tdnskrs/*.h: a translation unit containing only `#include <tdnskrs/X.h>`
-# compiles with -Wall -Wextra -Werror -pedantic as C11 and as C++17. Then: every function the
-# headers declare (collected with gcc -aux-info) is exported by build/lib/libtdnskrs.so, and a
-# C++ program taking the address of each one links (so the declarations have C linkage).
+# compiles with -Wall -Wextra -Werror -pedantic as C11, as C99 (the design's minimum) and as
+# C++17. Then: every function the headers declare (collected with gcc -aux-info) is exported
+# by build/lib/libtdnskrs.so, and a C++ program taking the address of each one links (so the
+# declarations have C linkage).
 # One "PASS: <name>" / "FAIL: <name> — <reason>" line per check; exit 1 if any failed.
 set -u
 
@@ -41,6 +42,12 @@ for h in "${headers[@]}"; do
         pass_line "headers: tdnskrs/$h compiles alone as C11 ($cc -std=c11 -Wall -Wextra -Werror -pedantic)"
     else
         fail_line "headers: tdnskrs/$h compiles alone as C11 ($cc -std=c11 -Wall -Wextra -Werror -pedantic)" "$(oneline "$work/log")"
+    fi
+    # The design: "C99 or C11", "Ensure C99 compliance".
+    if "$cc" -std=c99 -Wall -Wextra -Werror -pedantic -I "$inc" -c "$work/tu.c" -o "$work/tu_c99.o" 2>"$work/log"; then
+        pass_line "headers: tdnskrs/$h compiles alone as C99 ($cc -std=c99 -Wall -Wextra -Werror -pedantic)"
+    else
+        fail_line "headers: tdnskrs/$h compiles alone as C99 ($cc -std=c99 -Wall -Wextra -Werror -pedantic)" "$(oneline "$work/log")"
     fi
     if "$cxx" -std=c++17 -Wall -Wextra -Werror -pedantic -I "$inc" -c "$work/tu.cpp" -o "$work/tu_cxx.o" 2>"$work/log"; then
         pass_line "headers: tdnskrs/$h compiles alone as C++17 ($cxx -std=c++17 -Wall -Wextra -Werror -pedantic)"
@@ -81,6 +88,48 @@ for f in "${funcs[@]}"; do
         pass_line "headers: $f is defined and exported by libtdnskrs.so (nm -D --defined-only)"
     else
         fail_line "headers: $f is defined and exported by libtdnskrs.so (nm -D --defined-only)" "not among the exported text symbols"
+    fi
+done
+
+# The design document's C, written as a new user would (Tests/cabi/design_example.c): compiles
+# with -Wall -Wextra -Werror as C11 and as C++17 against our headers, runs under valgrind, and
+# a write into the backend table crypto_get_backend returns dies of SIGSEGV (read-only memory).
+vg=()
+if command -v valgrind >/dev/null 2>&1 && [ "${VALGRIND:-1}" != 0 ]; then
+    vg=(valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite
+        --suppressions="$here/cjose.supp")
+fi
+for lang in c11 c++17; do
+    if [ "$lang" = c11 ]; then compile=("$cc" -std=c11 -x c); else compile=("$cxx" -std=c++17 -x c++); fi
+    bin=$work/design_example_${lang//+/x}
+    what="headers: the design's example code (design_example.c) compiles as ${lang^^} with -Wall -Wextra -Werror"
+    if "${compile[@]}" -Wall -Wextra -Werror -I "$inc" $(pkg-config --cflags json-c) -o "$bin" "$here/design_example.c" \
+            -x none -L "$build/lib" -ltdnskrs -Wl,-rpath,"$build/lib" $(pkg-config --libs json-c) 2>"$work/log"; then
+        pass_line "$what"
+    else
+        fail_line "$what" "$(oneline "$work/log")"
+        continue
+    fi
+    mkdir -p "$work/state_$lang"
+    "${vg[@]}" "$bin" "$work/state_$lang" >"$work/out" 2>"$work/err"
+    rc=$?
+    sed "s/^\(PASS\|FAIL\): /\1: $lang: /" "$work/out" | grep -E '^(PASS|FAIL): '
+    grep -q '^FAIL: ' "$work/out" && fail=1
+    if ! grep -q '^# design_example finished' "$work/out"; then
+        fail_line "headers: $lang design example ran to completion" "exit status $rc: $(oneline "$work/err")"
+    elif [ ${#vg[@]} -gt 0 ]; then
+        if [ "$rc" = 99 ]; then
+            fail_line "headers: $lang design example is valgrind clean" "$(oneline "$work/err")"
+        else
+            pass_line "headers: $lang design example is valgrind clean (no errors, no definite leaks)"
+        fi
+    fi
+    # (In a subshell whose stderr is discarded: bash reports the crash there.)
+    rc=$( ("$bin" readonly >/dev/null 2>&1; echo $?) 2>/dev/null )
+    if [ "$rc" = $((128 + 11)) ]; then
+        pass_line "headers: $lang: writing into the table crypto_get_backend returned dies of SIGSEGV (read-only memory)"
+    else
+        fail_line "headers: $lang: writing into the table crypto_get_backend returned dies of SIGSEGV (read-only memory)" "exit status $rc"
     fi
 done
 

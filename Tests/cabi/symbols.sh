@@ -4,6 +4,7 @@
 #   TDNSKRS_BUILD=/abs/build bash Tests/cabi/symbols.sh
 #
 # Checks on build/lib/libtdnskrs.so:
+#   - the headers declare exactly the functions of the 0.2.0 API (listed here, as in NEWS);
 #   - `nm -D --defined-only` lists exactly the functions declared in Include/tdnskrs/*.h
 #     (nothing else: no `$s` Swift symbols, no CCryptoBoringSSL_*, no runtime internals);
 #   - `readelf -d`: SONAME libtdnskrs.so.0, FLAGS_1 contains NODELETE, no RPATH/RUNPATH into
@@ -41,6 +42,17 @@ else
     fail_line "symbols: build/lib/libtdnskrs.so and libtdnskrs.so.0 lead to the same file" "libtdnskrs.so.0 missing or different"
 fi
 
+# --- one version: the Makefile's, the file name's and krs_version()'s -------------------------
+version=$(sed -nE 's/^VERSION[[:space:]]*:=[[:space:]]*//p' "$root/Makefile")
+printf '#include <stdio.h>\n#include <tdnskrs/common.h>\nint main(void) { puts(krs_version()); return 0; }\n' >"$work/v.c"
+if ${CC:-cc} -std=c11 -I "$inc" -o "$work/v" "$work/v.c" -L "$build/lib" -ltdnskrs -Wl,-rpath,"$build/lib" 2>"$work/log" &&
+        [ "$("$work/v")" = "$version" ] && [ "$(basename "$real")" = "libtdnskrs.so.$version" ]; then
+    pass_line "symbols: krs_version() is the Makefile's VERSION $version, and so is the library's file name"
+else
+    fail_line "symbols: krs_version() is the Makefile's VERSION $version, and so is the library's file name" \
+        "krs_version() \"$("$work/v" 2>/dev/null)\", file $(basename "$real") $(head -c 300 "$work/log" | tr '\n' ' ')"
+fi
+
 # --- the public API: function names declared in the headers ---------------------------------
 for h in "$inc"/tdnskrs/*.h; do printf '#include <tdnskrs/%s>\n' "$(basename "$h")"; done >"$work/all.c"
 if ! gcc -std=c11 -I "$inc" -aux-info "$work/aux.txt" -c "$work/all.c" -o "$work/all.o" 2>"$work/log"; then
@@ -50,6 +62,17 @@ fi
 grep -F "$inc/tdnskrs/" "$work/aux.txt" \
     | sed -E 's/^.*\*\/ *//; s/\(.*$//; s/[[:space:]]+$//; s/.*[[:space:]*]//' | sort -u >"$work/api"
 napi=$(wc -l <"$work/api")
+
+# The API of 0.2.0 by name (NEWS): adding or removing a function must change this list too.
+expected_api="crypto_decrypt crypto_get_backend krs_cleanup krs_enroll krs_fetch krs_free krs_handle_notify
+krs_init krs_last_error krs_notify_decide krs_process_distribution krs_set_host_ops krs_start krs_status_json
+krs_status_text krs_stop krs_strerror krs_version"
+printf '%s\n' $expected_api | sort -u >"$work/expected_api"
+if cmp -s "$work/api" "$work/expected_api"; then
+    pass_line "symbols: the headers declare the 0.2.0 API: $(wc -l <"$work/expected_api") functions ($(tr '\n' ' ' <"$work/expected_api"))"
+else
+    fail_line "symbols: the headers declare the 0.2.0 API" "added: $(comm -23 "$work/api" "$work/expected_api" | tr '\n' ' ')removed: $(comm -13 "$work/api" "$work/expected_api" | tr '\n' ' ')"
+fi
 
 # --- exported symbols -------------------------------------------------------------------------
 # Version-definition nodes (type A, from a version script) are not code or data: leave them out.

@@ -497,7 +497,7 @@ static bool generate(const crypto_backend_t *b, void **pub, void **priv, const c
 {
     *pub = SENTINEL;
     *priv = SENTINEL;
-    int rc = b->generate_keypair(pub, priv);
+    int rc = b->generate_keypair(priv, pub); /* the design's order: private key first */
     bool ok = rc == KRS_OK && *pub && *priv && *pub != SENTINEL && *priv != SENTINEL &&
               *pub != *priv;
     report(ok, name, "got %s (%d), pub %s, priv %s", rcname(rc), rc, *pub ? "set" : "NULL",
@@ -661,12 +661,12 @@ static void sec_nulls(const crypto_backend_t *b)
 
     void *p1 = SENTINEL, *p2 = SENTINEL;
     int rc = b->generate_keypair(NULL, &p2);
-    snprintf(n, sizeof n, "%s: generate_keypair(NULL, &priv) -> KRS_EINVAL, priv NULL", bn);
-    report(rc == KRS_EINVAL && p2 == NULL, n, "got %s, priv %s", rcname(rc),
+    snprintf(n, sizeof n, "%s: generate_keypair(NULL, &pub) -> KRS_EINVAL, pub NULL", bn);
+    report(rc == KRS_EINVAL && p2 == NULL, n, "got %s, pub %s", rcname(rc),
            p2 == NULL ? "NULL" : p2 == SENTINEL ? "NOT reset" : "set (leaked)");
     rc = b->generate_keypair(&p1, NULL);
-    snprintf(n, sizeof n, "%s: generate_keypair(&pub, NULL) -> KRS_EINVAL, pub NULL", bn);
-    report(rc == KRS_EINVAL && p1 == NULL, n, "got %s, pub %s", rcname(rc),
+    snprintf(n, sizeof n, "%s: generate_keypair(&priv, NULL) -> KRS_EINVAL, priv NULL", bn);
+    report(rc == KRS_EINVAL && p1 == NULL, n, "got %s, priv %s", rcname(rc),
            p1 == NULL ? "NULL" : p1 == SENTINEL ? "NOT reset" : "set (leaked)");
     rc = b->generate_keypair(NULL, NULL);
     snprintf(n, sizeof n, "%s: generate_keypair(NULL, NULL) -> KRS_EINVAL", bn);

@@ -24,7 +24,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SANDBOX=$HERE/unit-sandbox.py
 DEB_DIR=$REPO_ROOT/build/deb
 PACKAGES=(libtdnskrs0 libtdnskrs-dev bind9-dlz-tdnskrs knot-module-tdnskrs tdnskrs-nsd tdns-krs tdns-kdc)
-STATE_DIRS=(/var/lib/tdns-kdc /var/lib/tdns-krs /var/lib/tdnskrs)
+STATE_DIRS=(/var/lib/tdns-kdc /var/lib/tdns-krs /var/lib/tdnskrs /var/lib/tdnskrs-nsd)
 UNITS=(tdns-kdc tdns-krs tdnskrs-nsd)
 TMP=""
 SB=""
@@ -121,9 +121,10 @@ conffiles_of() { dpkg-deb -I "$(deb_of "$1")" conffiles 2>/dev/null | xargs; }
 has_file() { files_of "$1" | grep -qE "$2"; }
 
 MA=$(dpkg-architecture -qDEB_HOST_MULTIARCH)
+VERSION=$(sed -nE 's/^VERSION[[:space:]]*:=[[:space:]]*//p' "$REPO_ROOT/Makefile")
 KNOTMODS=$(pkg-config --variable=module_instdir knotd)
 check "$T: libtdnskrs0 holds the library and its soname link, nothing else" "$(files_of libtdnskrs0 | grep -v '/$' | grep -v /usr/share/doc | xargs)" \
-    eval '[ "$(files_of libtdnskrs0 | grep -v "/$" | grep -v /usr/share/doc | xargs)" = "/usr/lib/$MA/libtdnskrs.so.0.1.0 /usr/lib/$MA/libtdnskrs.so.0" ]'
+    eval '[ "$(files_of libtdnskrs0 | grep -v "/$" | grep -v /usr/share/doc | xargs)" = "/usr/lib/$MA/libtdnskrs.so.$VERSION /usr/lib/$MA/libtdnskrs.so.0" ]'
 check "$T: libtdnskrs-dev: headers, libtdnskrs.so link, tdnskrs.pc, example programs" "$(files_of libtdnskrs-dev | grep -v '/$' | xargs)" \
     eval 'has_file libtdnskrs-dev "^/usr/include/tdnskrs/tdnskrs.h$" && has_file libtdnskrs-dev "^/usr/include/tdnskrs/krs.h$" &&
           has_file libtdnskrs-dev "^/usr/lib/$MA/libtdnskrs.so$" && has_file libtdnskrs-dev "^/usr/lib/$MA/pkgconfig/tdnskrs.pc$" &&
@@ -193,9 +194,9 @@ expect_dir() { # expect_dir PATH OWNER:GROUP MODE
 expect_dir /var/lib/tdns-kdc tdnskrs:tdnskrs 700
 expect_dir /var/lib/tdns-krs tdnskrs:tdnskrs 700
 expect_dir /var/lib/tdns-krs/keys tdnskrs:tdnskrs 700
-expect_dir /var/lib/tdnskrs tdnskrs:nsd 750
+expect_dir /var/lib/tdnskrs tdnskrs:nsd 700
 expect_dir /var/lib/tdnskrs/keys tdnskrs:nsd 700
-expect_dir /var/lib/tdnskrs/nsd tdnskrs:nsd 2750
+expect_dir /var/lib/tdnskrs-nsd tdnskrs:nsd 2750
 expect_dir /var/lib/bind/tdnskrs bind:bind 700
 expect_dir /var/lib/bind/tdnskrs/keys bind:bind 700
 expect_dir /var/lib/knot/tdnskrs knot:knot 700

@@ -111,14 +111,14 @@ remote-control:
     control-cert-file: "$N/ctl/nsd_control.pem"
 zone:
     name: "$ZONE"
-    zonefile: "/var/lib/tdnskrs/nsd/example.test.zone.signed"
+    zonefile: "/var/lib/tdnskrs-nsd/example.test.zone.signed"
 EOF
 # The conffile, edited as an operator would: the package's paths, this test's NSD and ports.
 sed -e "s|^notify_listen=.*|notify_listen=127.0.0.1:$NOTIFY_PORT|" -e "s|^zone_dir=.*|zone_dir=$N/unsigned|" \
     -e "s|^nsd_conf=.*|nsd_conf=$N/nsd.conf|" -i /etc/tdnskrs/nsd.conf
 check "$T: units: /etc/tdnskrs/nsd.conf keeps the packaged state_dir, key_dir, signed_dir" "$(grep -E '^(state|key|signed)_dir' /etc/tdnskrs/nsd.conf | one_line)" \
     eval 'grep -qx state_dir=/var/lib/tdnskrs /etc/tdnskrs/nsd.conf && grep -qx key_dir=/var/lib/tdnskrs/keys /etc/tdnskrs/nsd.conf &&
-          grep -qx signed_dir=/var/lib/tdnskrs/nsd /etc/tdnskrs/nsd.conf'
+          grep -qx signed_dir=/var/lib/tdnskrs-nsd /etc/tdnskrs/nsd.conf'
 PKG=$(enrollment_package "$NODE" "127.0.0.1:$NOTIFY_PORT" tdnskrs)
 enrolled "$T: units: tdnskrs-nsd enroll as tdnskrs with the packaged /etc/tdnskrs/nsd.conf" \
     runuser -u tdnskrs -- /usr/bin/tdnskrs-nsd enroll --config /etc/tdnskrs/nsd.conf "$PKG" --notify "127.0.0.1:$NOTIFY_PORT"
@@ -130,11 +130,11 @@ check_within 15 "$T: units: tdnskrs-nsd run in tdnskrs-nsd.service's sandbox, NO
 check "$T: units: tdnskrs-nsd runs as tdnskrs (group nsd), no new privileges, no capabilities, seccomp filter" \
     "$(grep -E '^(Uid|Gid|NoNewPrivs|Seccomp|CapEff)' "/proc/$(cat "$TMP/sidecar.pid" 2>/dev/null)/status" 2>&1 | one_line)" \
     eval 'sandboxed sidecar tdnskrs && [ "$(stat -c %G "/proc/$(cat "$TMP/sidecar.pid")")" = nsd ]'
-check_within 15 "$T: units: the sidecar wrote the unsigned copy into /var/lib/tdnskrs/nsd" '"$(ls -l /var/lib/tdnskrs/nsd | one_line)"' \
-    test -s /var/lib/tdnskrs/nsd/example.test.zone.signed
+check_within 15 "$T: units: the sidecar wrote the unsigned copy into /var/lib/tdnskrs-nsd" '"$(ls -l /var/lib/tdnskrs-nsd | one_line)"' \
+    test -s /var/lib/tdnskrs-nsd/example.test.zone.signed
 nsd -d -c "$N/nsd.conf" >"$TMP/nsd.out" 2>&1 &
 NSD_PID=$!
-check_within 30 "$T: units: NSD (as user nsd) serves $ZONE from /var/lib/tdnskrs/nsd (group nsd may read it)" \
+check_within 30 "$T: units: NSD (as user nsd) serves $ZONE from /var/lib/tdnskrs-nsd (group nsd may read it)" \
     '"$(tail -2 "$N/db/nsd.log" "$TMP/nsd.out" 2>/dev/null | one_line)"' eval 'qdig "$ZONE" SOA +short | grep -q "^ns1.example.test."'
 new_ksk_zsk
 check_within 40 "$T: units: KSK $KSK and ZSK $ZSK confirmed by the sandboxed sidecar" '"states $(dist_state "$D1") / $(dist_state "$D2"); $(grep -iE "error|fail" "$TMP/sidecar.log" | tail -1)"' \
@@ -147,9 +147,9 @@ check_within 20 "$T: units: NSD serves $ZONE signed with the distributed keys (R
 check "$T: units: the distributed .private files in /var/lib/tdnskrs/keys are tdnskrs 0600" "$(private_modes /var/lib/tdnskrs/keys)" \
     [ "$(private_modes /var/lib/tdnskrs/keys)" = "tdnskrs 600" ]
 check "$T: units: the signed zone is group nsd and group-readable (setgid signed_dir; others cannot enter it)" \
-    "$(stat -c '%U:%G %a' /var/lib/tdnskrs/nsd/example.test.zone.signed)" \
-    eval '[ "$(stat -c %G /var/lib/tdnskrs/nsd/example.test.zone.signed)" = nsd ] &&
-          [ $(( 0$(stat -c %a /var/lib/tdnskrs/nsd/example.test.zone.signed) & 040 )) -ne 0 ]'
+    "$(stat -c '%U:%G %a' /var/lib/tdnskrs-nsd/example.test.zone.signed)" \
+    eval '[ "$(stat -c %G /var/lib/tdnskrs-nsd/example.test.zone.signed)" = nsd ] &&
+          [ $(( 0$(stat -c %a /var/lib/tdnskrs-nsd/example.test.zone.signed) & 040 )) -ne 0 ]'
 stop_sandbox
 check "$T: units: SIGTERM stops the sidecar cleanly" "$(tail -2 "$TMP/sidecar.log" | one_line)" eval '! is_alive "$SANDBOX_PID"'
 stop_server "$NSD_PID" nsd-control -c "$N/nsd.conf" stop

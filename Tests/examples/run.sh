@@ -8,7 +8,11 @@
 #   enrolls receive pings → usage errors exit 2, a bad or a used package exits 1 with the
 #   library's reason → named.conf, nsd.conf and tdnskrs-nsd.service pass named-checkconf,
 #   nsd-checkconf and systemd-analyze (paths moved to a temporary directory), and the NSD
-#   sidecar's settings agree with nsd.conf and the unit.
+#   sidecar's settings agree with nsd.conf and the unit → the manual pages in
+#   Sources/Packaging/man/ pass mandoc -Tlint -W style and groff's warnings (as lintian runs
+#   man), and agree with the code: every command and option of each program's --help and no
+#   other, every setting of Settings.swift and no other, every function and table member the
+#   headers declare and no other.
 # Output: "PASS: …" / "FAIL: … — reason" lines. Everything listens on 127.0.0.1, high ports,
 # in a temporary directory; every process this script starts is stopped on exit.
 set -u
@@ -34,8 +38,11 @@ trap 'fail "$T: run completed" "interrupted"; exit 1' INT TERM HUP
 
 # --- preconditions ---------------------------------------------------------------------------
 
-require_tools "gcc, pkg-config, python3, iproute2, bind9, bind9-utils, nsd" \
-    "${CC:-cc}" pkg-config python3 ss named-checkconf rndc-confgen nsd-checkconf
+require_tools "gcc, pkg-config, python3, iproute2, bind9, bind9-utils, nsd, mandoc, man-db" \
+    "${CC:-cc}" pkg-config python3 ss named-checkconf rndc-confgen nsd-checkconf mandoc man lexgrog
+# mandoc's index builder lives in /usr/sbin, which a user's PATH may not have.
+MAKEWHATIS=$(command -v makewhatis || echo /usr/sbin/makewhatis)
+require_tools "mandoc" "$MAKEWHATIS"
 require_built "make lib bin examples" "$KDC_BIN" "$LIB_DIR/libtdnskrs.so" "$PC_DIR/tdnskrs.pc"
 
 TMP=$(mktemp -d /tmp/tdnskrs-examples.XXXXXX)
@@ -279,8 +286,13 @@ unit_fits_settings() {
     local unit=$EX_SRC/tdnskrs-nsd.service rw d
     grep -q '^ExecStart=/usr/bin/tdnskrs-nsd run --config /etc/tdnskrs/nsd.conf$' "$unit" || return 1
     rw=$(sed -n 's/^ReadWritePaths=//p' "$unit")
+    local covered p
     for d in "$(setting state_dir)" "$(setting key_dir)" "$(setting signed_dir)"; do
-        case "$d/" in "$rw"/*) ;; *) return 1 ;; esac
+        covered=no
+        for p in $rw; do
+            case "$d/" in "$p"/*) covered=yes ;; esac
+        done
+        [ "$covered" = yes ] || return 1
     done
 }
 check "$T: tdnskrs-nsd.service: run --config /etc/tdnskrs/nsd.conf; ReadWritePaths covers state_dir, key_dir, signed_dir" \
@@ -289,7 +301,7 @@ check "$T: tdnskrs-nsd.service: run --config /etc/tdnskrs/nsd.conf; ReadWritePat
 # The sidecar itself reads the settings file (it refuses unknown settings), once it is built.
 SIDECAR=$BUILD_DIR/bin/tdnskrs-nsd
 if [ -x "$SIDECAR" ]; then
-    mkdir -p "$R/var/lib/tdnskrs/keys" "$R/etc/nsd/unsigned"
+    mkdir -p "$R/var/lib/tdnskrs/keys" "$R/var/lib/tdnskrs-nsd" "$R/etc/nsd/unsigned"
     relocate "$EX_SRC/tdnskrs-nsd.conf" >"$TMP/tdnskrs-nsd.conf"
     check "$T: tdnskrs-nsd status --config tdnskrs-nsd.conf accepts every setting" \
         "$("$SIDECAR" status --json --config "$TMP/tdnskrs-nsd.conf" 2>&1 | head -2 | tr '\n' ' ')" \
@@ -299,16 +311,188 @@ else
     echo "# $SIDECAR not built: tdnskrs-nsd.conf not read by the sidecar" >&2
 fi
 
+# --- manual pages ----------------------------------------------------------------------------
+
+# The pages make install and the packages install, checked as lintian and a reader meet them,
+# and against the code they describe so that they cannot drift from it silently.
+MAN_SRC=$REPO_ROOT/Sources/Packaging/man
+MAN_PAGES="tdns-kdc.8 tdns-krs.8 tdnskrs-nsd.8 tdnskrs.conf.5 libtdnskrs.3"
+# The headers libtdnskrs(3) documents (TDNSKRS_HEADERS: another tree's, e.g. before a merge).
+HEADERS_DIR=${TDNSKRS_HEADERS:-$REPO_ROOT/Include/tdnskrs}
+# A manual tree of only these pages, indexed, so that mandoc resolves their references to each
+# other (and only to each other: what the machine has installed does not change the result).
+MANTREE=$TMP/man
+man_tree() {
+    local page
+    for page in $MAN_PAGES; do
+        [ -f "$MAN_SRC/$page" ] || return 1
+        mkdir -p "$MANTREE/man${page##*.}" && cp "$MAN_SRC/$page" "$MANTREE/man${page##*.}/" || return 1
+    done
+    "$MAKEWHATIS" "$MANTREE"
+}
+check "$T: man: Sources/Packaging/man/ has $MAN_PAGES" \
+    "present: $(cd "$MAN_SRC" 2>/dev/null && ls | tr '\n' ' ')" man_tree
+
+# mandoc -Tlint at its strictest level, -W style. Its one message that depends on the machine —
+# "referenced manual not found" for a page of another package (named(8), nsd(8), …), looked up
+# in MANTREE only — is dropped; a reference to a page of this project (tdns*, libtdnskrs) that
+# does not resolve is not.
+mandoc_findings() {
+    local line
+    MANPATH=$MANTREE mandoc -Tlint -W style "$MAN_SRC/$1" 2>&1 | while IFS= read -r line; do
+        if [[ $line =~ referenced\ manual\ not\ found:\ Xr\ ([^ ]+)\  ]] && [[ ! ${BASH_REMATCH[1]} =~ ^(tdns|libtdnskrs) ]]; then
+            continue
+        fi
+        echo "$line"
+    done
+}
+# What lintian's manpage check runs (groff's warnings: a line it cannot break, a bad escape, …).
+groff_findings() {
+    LC_ALL=C.UTF-8 MANROFFSEQ='' MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$MAN_SRC/$1" 2>&1 >/dev/null
+}
+for page in $MAN_PAGES; do
+    [ -f "$MAN_SRC/$page" ] || continue
+    check "$T: man: mandoc -Tlint -W style $page: no messages" "$(mandoc_findings "$page" | head -5 | one_line)" \
+        eval '[ -z "$(mandoc_findings "$page")" ]'
+    check "$T: man: $page: no groff warnings (man --warnings, as lintian runs it); lexgrog reads its NAME" \
+        "$(groff_findings "$page" | head -3 | one_line) $(lexgrog "$MAN_SRC/$page" 2>&1 | grep -v ' - ' | head -2 | one_line)" \
+        eval '[ -z "$(groff_findings "$page")" ] && lexgrog "$MAN_SRC/$page" >/dev/null 2>&1'
+done
+
+# help_subcommands PROGRAM [COMMAND…]: the subcommands `PROGRAM COMMAND… --help` lists.
+help_subcommands() { "$@" --help 2>/dev/null | awk '/^SUBCOMMANDS:/ { f = 1; next } f && /^  [a-z]/ { print $1 }'; }
+# help_commands PROGRAM: every command PROGRAM runs, "sub" or "sub subsub", one per line.
+help_commands() {
+    local sub leaf subs
+    for sub in $(help_subcommands "$1"); do
+        subs=$(help_subcommands "$1" "$sub")
+        if [ -z "$subs" ]; then echo "$sub"; else for leaf in $subs; do echo "$sub $leaf"; done; fi
+    done
+}
+# help_options PROGRAM: every --option in the help of PROGRAM and of each of its commands.
+help_options() {
+    local cmd
+    { "$1" --help; help_commands "$1" | while read -r cmd; do "$1" $cmd --help; done; } 2>/dev/null |
+        grep -oE -- '--[a-z][a-z0-9-]*' | sort -u
+}
+# page_commands PAGE: the commands a program's page describes: the words after `.It Cm` in its
+# COMMANDS section, up to the first macro or argument.
+page_commands() {
+    sed -n '/^\.Sh COMMANDS/,/^\.Sh [^C]/p' "$MAN_SRC/$1" | sed -n 's/^\.It Cm //p' |
+        awk '{ s = ""; for (i = 1; i <= NF && $i ~ /^[a-z][a-z-]*$/; i++) s = s (s ? " " : "") $i; print s }' | sort -u
+}
+# page_options PAGE: every --option the page marks up as one of the program's flags: the words
+# `-name` after an `Fl` macro on a line (`.Fl -node Ar node | Fl -all`, `.Op Fl -legacy | -signed`).
+# Other programs' options in the examples (systemctl --now) are plain text and not counted.
+page_options() {
+    awk '{ f = 0; for (i = 1; i <= NF; i++) { if ($i == "Fl" || $i == ".Fl") f = 1; else if (f && $i ~ /^-[a-z][a-z0-9-]*$/) print "-" $i } }' \
+        "$MAN_SRC/$1" | sort -u
+}
+set_diff() { # LIST_A LIST_B: "missing: … extra: …" (in A not B, in B not A)
+    local missing extra
+    missing=$(comm -23 <(sort -u <<<"$1") <(sort -u <<<"$2") | grep . | one_line)
+    extra=$(comm -13 <(sort -u <<<"$1") <(sort -u <<<"$2") | grep . | one_line)
+    [ -z "$missing$extra" ] || echo "missing: ${missing:-none}; not in the code: ${extra:-none}"
+}
+# synopsis_options PAGE COMMAND: the --options of COMMAND's lines in the page's SYNOPSIS (from
+# its `.Nm` to the next), with those of the `where settings is …` paragraph when the lines use
+# `Ar settings`.
+synopsis_options() {
+    sed -n '/^\.Sh SYNOPSIS/,/^\.Sh DESCRIPTION/p' "$MAN_SRC/$1" | awk -v want="$2" '
+        /^\.Nm/ { cmd = ""; common = 0; next }
+        /^\.Pp/ { common = 1; next }
+        /^\.Cm / && !common { cmd = $2; for (i = 3; i <= NF && $i ~ /^[a-z][a-z-]*$/; i++) cmd = cmd " " $i }
+        / Ar settings/ && cmd == want { uses = 1 }
+        {
+            f = 0
+            for (i = 1; i <= NF; i++) {
+                if ($i == "Fl" || $i == ".Fl") f = 1
+                else if (f && $i ~ /^-[a-z][a-z0-9-]*$/) { if (common) shared["-" $i] = 1; else if (cmd == want) own["-" $i] = 1 }
+            }
+        }
+        END { for (o in own) print o; if (uses) for (o in shared) print o }' | sort -u
+}
+# usage_options PROGRAM COMMAND: the --options of the USAGE line of `PROGRAM COMMAND --help`.
+usage_options() { "$1" $2 --help 2>/dev/null | sed -n 's/^USAGE: //p' | grep -oE -- '--[a-z][a-z0-9-]*' | sort -u; }
+# synopsis_mismatches PAGE PROGRAM: "COMMAND (missing: …; not in the code: …)" for each command
+# whose SYNOPSIS lines do not have exactly the options of its USAGE line.
+synopsis_mismatches() {
+    local cmd d
+    while read -r cmd; do
+        d=$(set_diff "$(usage_options "$2" "$cmd")" "$(synopsis_options "$1" "$cmd")")
+        [ -z "$d" ] || echo "$cmd ($d);"
+    done <<<"$(help_commands "$2")"
+}
+for prog in tdns-kdc tdns-krs tdnskrs-nsd; do
+    page=$prog.8 bin=$BIN_DIR/$prog
+    [ -f "$MAN_SRC/$page" ] || continue
+    if [ ! -x "$bin" ]; then
+        fail "$T: man: $page describes every command of $prog --help" "$bin not built"
+        continue
+    fi
+    cmds=$(help_commands "$bin")
+    opts=$(help_options "$bin")
+    check "$T: man: $page describes every command of \`$prog --help\` ($(wc -l <<<"$cmds") commands), and no other" \
+        "$(set_diff "$cmds" "$(page_commands "$page")")" \
+        eval '[ -n "$cmds" ] && [ -z "$(set_diff "$cmds" "$(page_commands "$page")")" ]'
+    check "$T: man: $page shows every option of $prog and its commands ($(wc -l <<<"$opts") options), and no other" \
+        "$(set_diff "$opts" "$(page_options "$page")")" \
+        eval '[ -n "$opts" ] && [ -z "$(set_diff "$opts" "$(page_options "$page")")" ]'
+    check "$T: man: $page SYNOPSIS: each command with exactly the options of its USAGE line" \
+        "$(synopsis_mismatches "$page" "$bin" | one_line)" \
+        eval '[ -n "$(usage_options "$bin" "$(head -1 <<<"$cmds")")" ] && [ -z "$(synopsis_mismatches "$page" "$bin")" ]'
+done
+
+# Every setting krs_init accepts (KRSSettings.known) has its entry in tdnskrs.conf(5), and the
+# page has no entry for a setting the code does not know.
+known_settings() {
+    sed -n '/static let known: Set<String> = \[/,/\]/p' "$REPO_ROOT/Sources/TDNSKRS/Settings.swift" |
+        grep -oE '"[a-z0-9_]+"' | tr -d '"' | sort -u
+}
+page_settings() { sed -n '/^\.Sh SETTINGS/,/^\.Sh [^S]/p' "$MAN_SRC/tdnskrs.conf.5" | sed -n 's/^\.It Cm \([a-z0-9_]*\) Ns =.*/\1/p' | sort -u; }
+if [ -f "$MAN_SRC/tdnskrs.conf.5" ]; then
+    settings=$(known_settings)
+    check "$T: man: tdnskrs.conf.5 has an entry for each of the $(wc -l <<<"$settings") settings of Settings.swift, and no other" \
+        "$(set_diff "$settings" "$(page_settings)")" \
+        eval '[ "$(wc -l <<<"$settings")" -ge 20 ] && [ -z "$(set_diff "$settings" "$(page_settings)")" ]'
+fi
+
+# Every function the installed headers declare is in libtdnskrs(3)'s SYNOPSIS, and every member
+# of crypto_backend_t and krs_host_ops_t in its tables; the SYNOPSIS declares no other function.
+header_functions() {
+    cat "$HEADERS_DIR"/*.h | grep -E '^[a-z][a-z_0-9 ]*[ *][a-z_0-9]+\(' |
+        sed -E 's/^[^(]*[ *]([a-z_0-9]+)\(.*/\1/' | sort -u
+}
+header_members() { cat "$HEADERS_DIR"/*.h | grep -oE '\(\*[a-z_0-9]+\)\(' | sort -u; }
+page_functions() {
+    sed -n '/^\.Sh SYNOPSIS/,/^\.Sh DESCRIPTION/p' "$MAN_SRC/libtdnskrs.3" | sed -nE 's/^\.(Fn|Fo) ([a-z_0-9]+).*/\2/p' | sort -u
+}
+members_missing() {
+    local m
+    while read -r m; do grep -qF -- "$m" "$MAN_SRC/libtdnskrs.3" || echo "$m"; done <<<"$(header_members)"
+}
+if [ -f "$MAN_SRC/libtdnskrs.3" ]; then
+    functions=$(header_functions)
+    check "$T: man: libtdnskrs.3 declares the $(wc -l <<<"$functions") functions of $(basename "$HEADERS_DIR")/*.h, and no other" \
+        "$(set_diff "$functions" "$(page_functions)")" \
+        eval '[ "$(wc -l <<<"$functions")" -ge 10 ] && [ -z "$(set_diff "$functions" "$(page_functions)")" ]'
+    check "$T: man: libtdnskrs.3 shows every callback member of crypto_backend_t and krs_host_ops_t" \
+        "missing: $(members_missing | one_line)" \
+        eval '[ -n "$(header_members)" ] && [ -z "$(members_missing)" ]'
+fi
+
 if command -v systemd-analyze >/dev/null 2>&1; then
     # verify wants ExecStart= to exist: the sidecar binary is not installed here, /bin/true is.
     mkdir -p "$TMP/unit"
     # (Examples/tdnskrs-nsd.service is a link to the packaged unit, Sources/Packaging/systemd/.)
     sed 's|^ExecStart=/usr/bin/tdnskrs-nsd |ExecStart=/bin/true |' "$EX_SRC/tdnskrs-nsd.service" >"$TMP/unit/tdnskrs-nsd.service"
-    # Documentation=man:tdnskrs-nsd(8) is only checked once that page is installed.
+    # Documentation=man:tdnskrs-nsd(8) man:nsd(8) man:nsd-control(8): the first from this tree's
+    # pages (MANTREE), the others as installed; without them the references are not checked.
     vflags=()
-    man -w tdnskrs-nsd >/dev/null 2>&1 || vflags=(--man=no)
+    export MANPATH="$MANTREE:$(manpath -q 2>/dev/null)"
+    man -w tdnskrs-nsd nsd nsd-control >/dev/null 2>&1 || vflags=(--man=no)
     # verify exits 0 even for unknown or unparsable settings: any output is a finding.
-    check "$T: systemd-analyze verify ${vflags[*]} tdnskrs-nsd.service: no findings" \
+    check "$T: systemd-analyze verify ${vflags[*]:+${vflags[*]} }tdnskrs-nsd.service: no findings (Documentation= man pages found)" \
         "$(systemd-analyze verify "${vflags[@]}" "$TMP/unit/tdnskrs-nsd.service" 2>&1 | head -3 | tr '\n' ' ')" \
         eval '[ -z "$(systemd-analyze verify "${vflags[@]}" "$TMP/unit/tdnskrs-nsd.service" 2>&1)" ]'
 else

@@ -336,6 +336,27 @@ rrsig_tags() { qdig "$ZONE" "$1" +dnssec +noall +answer | awk -v t="$1" '$4 == "
 signing_state() { echo "DNSKEY tags '$(dnskey_tags)', RRSIG DNSKEY '$(rrsig_tags DNSKEY)', RRSIG SOA '$(rrsig_tags SOA)'"; }
 status_txt() { dig_txt "$DNS_PORT" status.tdnskrs.; }
 status_line() { status_txt | one_line; }  # status.tdnskrs. TXT on one line, for reasons
+# status_format_ok: status.tdnskrs. TXT is the operators' format, whole: exactly five strings
+# (any order: an RRset has none), each of them once —
+#   version=X.Y.Z
+#   node_id=NAME enrolled=yes|no listening=yes|no running=yes|no
+#   last_distribution=none | last_distribution=ID result=WORDS confirmed=yes|no
+#   keys=N keys_installed=N notifies=N fetches=N refused=N
+#   key_changes installed=N retired=N removed=N
+# The same text in named and knotd (krs_status_text renders it; 0.1.0's plugins rendered the
+# first four in C, and the DLZ the fifth).
+status_format_ok() {
+    local st re
+    st=$(status_txt) || return 1
+    [ "$(grep -c . <<<"$st")" = 5 ] || return 1
+    for re in '^"version=[0-9]+\.[0-9]+\.[0-9]+"$' \
+              '^"node_id=[^ "]+ enrolled=(yes|no) listening=(yes|no) running=(yes|no)"$' \
+              '^"last_distribution=(none|[0-9a-f]+ result=[a-z][a-z -]* confirmed=(yes|no))"$' \
+              '^"keys=[0-9]+ keys_installed=[0-9]+ notifies=[0-9]+ fetches=[0-9]+ refused=[0-9]+"$' \
+              '^"key_changes installed=[0-9]+ retired=[0-9]+ removed=[0-9]+"$'; do
+        [ "$(grep -cE "$re" <<<"$st")" = 1 ] || return 1
+    done
+}
 has_all() { # has_all "LIST" TAG... : every TAG is in LIST
     local list=" $1 " t
     shift

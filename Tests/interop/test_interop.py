@@ -93,7 +93,8 @@ class Backend:
 
     def generate(self):
         pub, priv = VP(), VP()
-        rc = self.b.generate_keypair(ctypes.byref(pub), ctypes.byref(priv))
+        # generate_keypair(void **priv_key, void **pub_key): the design's order, private first.
+        rc = self.b.generate_keypair(ctypes.byref(priv), ctypes.byref(pub))
         if rc != KRS_OK:
             raise KrsError(f"{self.name}.generate_keypair", rc)
         return Key(self, pub.value, False), Key(self, priv.value, True)

@@ -159,7 +159,7 @@ if ! is_alive "$KNOTD_PID"; then
 fi
 check "$T: knotd started, status.tdnskrs. TXT says node $NODE enrolled" "status: $(status_line)" \
     eval 'status_txt | grep -q "node_id=$NODE enrolled=yes"'
-LOADED="tdnskrs: KRS started, NOTIFYs for $CONTROL are taken on knotd's port"
+LOADED="tdnskrs: KRS started, NOTIFYs for its control zone are taken on knotd's port"
 UNLOADED="tdnskrs module unloaded (KRS stopped)"
 check_within 5 "$T: knotd logged '$LOADED'" '"$(grep -F tdnskrs "$LOG" | tail -2 | one_line)"' \
     grep -qF "$LOADED" "$LOG"
@@ -189,15 +189,17 @@ opt = edns and ar == 1 and r[12 + len(question):][:3] == b"\0\0\x29"
 print(flags & 0xF, flags >> 15, (flags >> 10) & 1, (flags >> 11) & 0xF, int(rid == qid), int(q_ok), ar, int(opt))
 EOF
 }
-say "raw NOTIFYs to knotd's port: for the control zone (EDNS), with class CH, for a zone nobody serves"
+say "raw NOTIFYs to knotd's port: for the control zone (EDNS), with class CH, for a zone nobody serves (krs_notify_decide)"
 got=$(notify_probe "KDC.Test." 1 1 2>&1)
 # The control zone itself names no distribution: REFUSED (contract §4; NOERROR is only for a
 # queued <distribution-id>.<control zone>, which the ping below goes through).
 check "$T: NOTIFY $CONTROL (EDNS) → REFUSED from the library, QR, AA, opcode NOTIFY, same ID and question (case kept), OPT added by knotd" \
     "got '$got' (rcode qr aa opcode id_ok q_ok arcount opt)" [ "$got" = "5 1 1 4 1 1 1 1" ]
 got=$(notify_probe "kdc.test." 3 0 2>&1)
-check "$T: NOTIFY $CONTROL class CH → FORMERR from the library, passed through knotd (no OPT)" \
-    "got '$got' (rcode qr aa opcode id_ok q_ok arcount opt)" [ "$got" = "1 1 1 4 1 1 0 0" ]
+# Class is part of "for the KRS" (krs_notify_decide): a CH NOTIFY is knotd's to answer (NOTIMP,
+# no AA), not the library's.
+check "$T: NOTIFY $CONTROL class CH is not the KRS's: knotd answers it itself (NOTIMP, no AA)" \
+    "got '$got' (rcode qr aa opcode id_ok q_ok arcount opt)" [ "$got" = "4 1 0 4 1 1 0 0" ]
 got=$(notify_probe "other.test." 1 0 2>&1)
 check "$T: NOTIFY for another zone passes to knotd untouched (NOTAUTH)" \
     "got '$got' (rcode qr aa opcode id_ok q_ok arcount opt)" eval '[ "${got%% *}" = 9 ]'
@@ -239,6 +241,8 @@ show_keys_proof
 show_status_proof
 check "$T: status.tdnskrs. TXT shows the confirmed last distribution" "$(status_line)" \
     eval 'status_txt | grep -qE "last_distribution=($D1|$D2) result=installed confirmed=yes"'
+check "$T: status.tdnskrs. TXT is the operators' format, whole — the same five strings as in named (listening=no, key_changes installed=2)" \
+    "$(status_line)" eval 'status_format_ok && status_txt | grep -q "listening=no running=yes" && status_txt | grep -q "key_changes installed=2 "'
 
 # TDNSKRS_SHORT=1 (Tests/deb, on the installed packages): the flow up to here — enroll,
 # distribute, knotd signing with the distributed keys' tags — without reloads, rolls or timings.

@@ -3,7 +3,8 @@
 # from C (under valgrind), then the proof that the installed files are real BIND keys:
 # dnssec-signzone signs a zone with them, dnssec-verify accepts it, and Knot's keymgr imports them.
 # Then every distribution the real Go daemons exchanged (Tests/Vectors/go-daemons) through the
-# C API, and krs_handle_notify's answers as the Knot module gets them.
+# C API, krs_handle_notify's answers, and krs_notify_decide / krs_status_text (what the server
+# plugins are built on).
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -141,6 +142,19 @@ if ${CC:-cc} -std=c11 -Wall -Wextra -Werror -I"$root/Include" -o "$work/test_krs
     [ $rc -eq 0 ] || [ $rc -eq 99 ] || fails=$((fails + 1))
 else
     fail "test_krs_notify.c compiles"
+fi
+# krs_notify_decide and krs_status_text, what the server plugins are built on.
+mkdir -p "$work/host-state" "$work/host-keys" "$work/host-state2"
+if ${CC:-cc} -std=c11 -Wall -Wextra -Werror -I"$root/Include" -o "$work/test_host_api" "$here/test_host_api.c" \
+    -L"$build/lib" -ltdnskrs -Wl,-rpath,"$build/lib"; then
+    "${vg[@]}" "$work/test_host_api" "$work/host-state" "$work/host-keys" "$work/node.hpke.privatekey" "$work/host-state2"
+    rc=$?
+    if [ ${#vg[@]} -gt 0 ]; then
+        if [ $rc -eq 99 ]; then fail "valgrind: errors or definite leaks in test_host_api"; else pass "valgrind clean (test_host_api)"; fi
+    fi
+    [ $rc -eq 0 ] || [ $rc -eq 99 ] || fails=$((fails + 1))
+else
+    fail "test_host_api.c compiles"
 fi
 mode=$(stat -c %a "$work/notify-state" 2>/dev/null)
 [ "$mode" = 700 ] && pass "an operator's 0755 state_dir is tightened to 0700 at krs_init" || fail "state_dir mode is $mode after krs_init, not 700"

@@ -148,6 +148,22 @@ int main(int argc, char **argv) {
         report = NULL;
     }
 
+    /* status.tdnskrs. as the plugins serve it: the key in key_dir, the change this context made. */
+    char **lines = NULL;
+    size_t count = 0;
+    rc = krs_status_text(ctx, &lines, &count);
+    char want[2][300];
+    snprintf(want[0], sizeof want[0], "version=%s", krs_version());
+    snprintf(want[1], sizeof want[1], "node_id=%s enrolled=yes listening=no running=no", argv[3]);
+    snprintf(detail, sizeof detail, "rc %d, %zu lines: %s | %s | %s | %s | %s", rc, count, count > 0 ? lines[0] : "",
+             count > 1 ? lines[1] : "", count > 2 ? lines[2] : "", count > 3 ? lines[3] : "", count > 4 ? lines[4] : "");
+    check(rc == KRS_OK && count == 5 && strcmp(lines[0], want[0]) == 0 && strcmp(lines[1], want[1]) == 0 &&
+              strcmp(lines[2], "last_distribution=none") == 0 &&
+              strcmp(lines[3], "keys=1 keys_installed=0 notifies=0 fetches=0 refused=0") == 0 &&
+              strcmp(lines[4], "key_changes installed=1 retired=0 removed=0") == 0 && lines[5] == NULL,
+          "krs_status_text after the install: keys=1, key_changes installed=1", detail);
+    krs_free(lines);
+
     rc = krs_process_distribution(ctx, argv[7], records, lengths, 1, &report);
     snprintf(detail, sizeof detail, "rc %d: %s", rc, krs_last_error(ctx));
     check(rc == KRS_EREPLAY && report == NULL && strstr(krs_last_error(ctx), "already processed") != NULL,

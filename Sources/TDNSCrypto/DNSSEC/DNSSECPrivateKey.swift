@@ -265,9 +265,9 @@ public struct DNSSECPrivateKey: Sendable {
             field("Exponent2", key.dq)
             field("Coefficient", key.qinv)
         }
-        out += Array("Created: \(bindTimestamp(created))\n".utf8)
-        if let publish { out += Array("Publish: \(bindTimestamp(publish))\n".utf8) }
-        if let activate { out += Array("Activate: \(bindTimestamp(activate))\n".utf8) }
+        out += Array("Created: \(DNSTime.format(created))\n".utf8)
+        if let publish { out += Array("Publish: \(DNSTime.format(publish))\n".utf8) }
+        if let activate { out += Array("Activate: \(DNSTime.format(activate))\n".utf8) }
         return out
     }
 }
@@ -292,29 +292,4 @@ func rfc3110PublicKey(exponent: [UInt8], modulus: [UInt8]) -> [UInt8] {
 /// keeps its own key storage in zeroizing buffers.
 private func secretBytes(_ data: Data) -> [UInt8] {
     data.withUnsafeBytes { [UInt8]($0) }
-}
-
-/// `YYYYMMDDHHMMSS` in UTC, as BIND prints key times; clamped to the unsigned 32-bit range
-/// BIND stores (`isc_stdtime_t`).
-func bindTimestamp(_ unixSeconds: Int64) -> String {
-    let t = min(max(unixSeconds, 0), Int64(UInt32.max))
-    let days = t / 86_400
-    let secondsOfDay = t % 86_400
-    let (year, month, day) = civilFromDays(days)
-    func two(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
-    return "\(year)\(two(month))\(two(day))\(two(secondsOfDay / 3600))\(two(secondsOfDay / 60 % 60))\(two(secondsOfDay % 60))"
-}
-
-/// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant, "civil_from_days"),
-/// for non-negative counts.
-private func civilFromDays(_ days: Int64) -> (year: Int64, month: Int64, day: Int64) {
-    let z = days + 719_468
-    let era = z / 146_097
-    let doe = z - era * 146_097
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-    let mp = (5 * doy + 2) / 153
-    let day = doy - (153 * mp + 2) / 5 + 1
-    let month = mp < 10 ? mp + 3 : mp - 9
-    return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
 }

@@ -39,7 +39,7 @@ struct KeyFileDirectory {
     /// `K<zone>+<alg>+<tag>` — zone names here have passed DomainName.isValidFQDN, so they
     /// hold no `/` and no empty label, and cannot leave the directory.
     static func baseName(zone: String, algorithm: UInt8, keyTag: UInt16) -> String {
-        "K\(zone)+\(pad(Int(algorithm), 3))+\(pad(Int(keyTag), 5))"
+        "K\(zone)+\(zeroPadded(Int64(algorithm), 3))+\(zeroPadded(Int64(keyTag), 5))"
     }
 
     func path(_ base: String, _ ext: String) -> String { "\(directory)/\(base)\(ext)" }
@@ -201,7 +201,7 @@ struct KeyFileDirectory {
     /// The public `.key` file with dnssec-keygen's comment header.
     private func keyFile(_ key: KeyToInstall, now: Int64) -> [UInt8] {
         let role = key.isKSK ? "key-signing" : "zone-signing"
-        let stamp = BINDTime.format(now)
+        let stamp = DNSTime.format(now)
         let text = """
             ; This is a \(role) key, keyid \(key.keyTag), for \(key.zone)
             ; Created: \(stamp)
@@ -221,7 +221,7 @@ struct KeyFileDirectory {
         var lines = text.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false).map(Array.init)
         if lines.last?.isEmpty == true { lines.removeLast() }
         lines.removeAll { line in names.contains { name in line.starts(with: Array("\(prefix)\(name):".utf8)) } }
-        let added = changes.map { Array("\(prefix)\($0.0): \(BINDTime.format($0.1))".utf8) }
+        let added = changes.map { Array("\(prefix)\($0.0): \(DNSTime.format($0.1))".utf8) }
         if comment {
             // Before the first line that is not a comment (the DNSKEY record).
             let at = lines.firstIndex { !$0.isEmpty && $0.first != UInt8(ascii: ";") } ?? lines.count
@@ -243,7 +243,7 @@ struct KeyFileDirectory {
             let name = String(decoding: line[line.startIndex..<colon], as: UTF8.self)
             guard ["Created", "Publish", "Activate", "Inactive", "Delete"].contains(name) else { continue }
             let value = String(decoding: line[(colon + 1)...], as: UTF8.self).trimmingWhitespace()
-            if let t = BINDTime.parse(value) { out[name] = t }
+            if let t = DNSTime.parse(value) { out[name] = t }
         }
         return out
     }
@@ -256,34 +256,93 @@ struct KeyFileDirectory {
         }
         return nil
     }
-
-    static func pad(_ n: Int, _ width: Int) -> String {
-        let s = String(n)
-        return String(repeating: "0", count: max(0, width - s.count)) + s
-    }
 }
 
-/// BIND's timing-metadata timestamps: YYYYMMDDHHMMSS in UTC.
-enum BINDTime {
-    static func format(_ unix: Int64) -> String {
-        var t = time_t(unix)
-        var tm = tm()
-        gmtime_r(&t, &tm)
-        func p(_ v: Int32, _ w: Int) -> String { KeyFileDirectory.pad(Int(v), w) }
-        return p(tm.tm_year + 1900, 4) + p(tm.tm_mon + 1, 2) + p(tm.tm_mday, 2) + p(tm.tm_hour, 2) + p(tm.tm_min, 2) + p(tm.tm_sec, 2)
+// MARK: - the file part shared by all three stores
+
+extension KeyFileDirectory {
+    /// How a `delete_key` shows in the directory.
+    enum DeletionStyle {
+        /// `Delete` = now: BIND drops the key and its signatures when it reads that, and
+        /// needs the files to read it; ``purgeDeleted(zones:now:grace:)`` removes them later.
+        case markDeleted
+        /// The files go at once (NSD signs from the directory; Knot keeps its own copy).
+        case removeFiles
     }
 
-    static func parse(_ text: String) -> Int64? {
-        let u = Array(text.utf8)
-        guard u.count == 14, u.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }) else { return nil }
-        func n(_ a: Int, _ b: Int) -> Int32 { Int32(String(decoding: u[a..<b], as: UTF8.self))! }
-        var tm = tm()
-        tm.tm_year = n(0, 4) - 1900
-        tm.tm_mon = n(4, 6) - 1
-        tm.tm_mday = n(6, 8)
-        tm.tm_hour = n(8, 10)
-        tm.tm_min = n(10, 12)
-        tm.tm_sec = n(12, 14)
-        return Int64(timegm(&tm))
+    /// The committed file changes of one plan, still revertible through `transaction`.
+    struct Applied {
+        let transaction: Transaction
+        var changes: [KeyStoreChange] = []
+        /// Zones whose keys changed, in order of first appearance.
+        var zones: [String] = []
+        var installed: [KeyToInstall] = []
+        var retired: [KeyFile] = []
+        var deleted: [KeyFile] = []
+    }
+
+    func apply(_ plan: KeyPlan, now: Int64, retireAfter: Int64?, deletion: DeletionStyle) throws(TDNSError) -> Applied {
+        removeStaleTemporaries()
+        var applied = Applied(transaction: Transaction(self))
+        func touch(_ zone: String) { if !applied.zones.contains(zone) { applied.zones.append(zone) } }
+        var existing: [String: [KeyFile]] = [:]
+        func keysOf(_ zone: String) throws(TDNSError) -> [KeyFile] {
+            if let k = existing[zone] { return k }
+            let k = try keys(zone: zone)
+            existing[zone] = k
+            return k
+        }
+
+        // 1. New key pairs, staged (nothing visible yet).
+        for key in plan.install {
+            try stageInstall(key, now: now, in: applied.transaction)
+            applied.installed.append(key)
+            applied.changes.append(KeyStoreChange(kind: .installed, zone: key.zone, keyTag: key.keyTag, algorithm: key.algorithm))
+            touch(key.zone)
+        }
+        func isNew(_ k: KeyFile) -> Bool {
+            plan.install.contains { $0.zone == k.zone && $0.keyTag == k.keyTag && $0.algorithm == k.algorithm }
+        }
+
+        // 2. Deletions: every key of the zone with that tag; one that is not there is a success.
+        for d in plan.delete {
+            let matching = try keysOf(d.zone).filter { $0.keyTag == d.keyTag && !isNew($0) }
+            for k in matching where !(k.delete.map { $0 <= now } ?? false) || deletion == .removeFiles {
+                if !applied.deleted.contains(k) { applied.deleted.append(k) }
+            }
+            applied.changes.append(KeyStoreChange(kind: .deleted, zone: d.zone, keyTag: d.keyTag, algorithm: matching.first?.algorithm))
+            touch(d.zone)
+        }
+
+        // 3. Retirements: the zone's other active keys of the same role, and old_key_id.
+        for key in plan.install {
+            for k in try keysOf(key.zone) where !isNew(k) && !applied.deleted.contains(k) && !applied.retired.contains(k) {
+                let active = k.inactive.map { $0 > now } ?? true
+                if active && (k.isKSK == key.isKSK || k.keyTag == key.oldKeyTag) {
+                    applied.retired.append(k)
+                    applied.changes.append(KeyStoreChange(kind: .retired, zone: k.zone, keyTag: k.keyTag, algorithm: k.algorithm))
+                }
+            }
+        }
+        for k in applied.retired {
+            try stageTiming(k, inactive: now, delete: k.delete ?? retireAfter.map { now + $0 }, in: applied.transaction)
+        }
+        if deletion == .markDeleted {
+            for k in applied.deleted { try stageTiming(k, inactive: min(k.inactive ?? now, now), delete: now, in: applied.transaction) }
+        }
+
+        // 4. Into place; removals last, so that a failed install never costs an existing key.
+        try applied.transaction.commitStaged()
+        if deletion == .removeFiles {
+            for k in applied.deleted {
+                do {
+                    try removeKey(k, in: applied.transaction)
+                } catch {
+                    applied.transaction.rollback()
+                    throw error
+                }
+            }
+        }
+        return applied
     }
 }
