@@ -14,20 +14,50 @@ import Glibc
 /// (the KRS's `now=` setting, tests), or a host callback (the C API's host clock).
 public struct WallClock: Sendable {
     private let source: @Sendable () -> Int64
+    /// Unix milliseconds, when the clock has a finer source than seconds.
+    private let millisecondSource: (@Sendable () -> Int64)?
 
-    public init(_ source: @escaping @Sendable () -> Int64) { self.source = source }
+    public init(_ source: @escaping @Sendable () -> Int64) {
+        self.source = source
+        millisecondSource = nil
+    }
 
-    /// CLOCK_REALTIME, whole seconds.
-    public static let system = WallClock {
+    private init(seconds: @escaping @Sendable () -> Int64, milliseconds: (@Sendable () -> Int64)?) {
+        source = seconds
+        millisecondSource = milliseconds
+    }
+
+    /// A clock that counts Unix milliseconds; ``now`` is its whole seconds (rounded down).
+    public static func milliseconds(_ source: @escaping @Sendable () -> Int64) -> WallClock {
+        WallClock(
+            seconds: {
+                let ms = source()
+                // Floor division, so that a time before 1970 does not round towards zero.
+                return ms >= 0 ? ms / 1000 : -((-(ms + 1)) / 1000) - 1
+            },
+            milliseconds: source)
+    }
+
+    /// CLOCK_REALTIME (``now`` whole seconds, ``nowMilliseconds`` milliseconds).
+    public static let system = WallClock.milliseconds {
         var ts = timespec()
         clock_gettime(CLOCK_REALTIME, &ts)
-        return Int64(ts.tv_sec)
+        return Int64(ts.tv_sec) &* 1000 &+ Int64(ts.tv_nsec) / 1_000_000
     }
 
     public static func fixed(_ seconds: Int64) -> WallClock { WallClock { seconds } }
 
     /// Unix seconds.
     public var now: Int64 { source() }
+
+    /// Unix milliseconds: for durations measured across processes and written down (the
+    /// KDC's confirmation latency); a clock made from seconds gives `now · 1000`
+    /// (saturating, never trapping).
+    public var nowMilliseconds: Int64 {
+        if let millisecondSource { return millisecondSource() }
+        let (v, overflow) = source().multipliedReportingOverflow(by: 1000)
+        return overflow ? (source() < 0 ? .min : .max) : v
+    }
 }
 
 /// Seconds on CLOCK_MONOTONIC, immune to wall-clock steps: for deadlines, timers and rate

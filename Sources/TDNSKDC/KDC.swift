@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CryptoExtras
 import TDNSCore
 import TDNSCrypto
@@ -35,6 +38,20 @@ public struct KDC: Sendable {
         self.store = KDCStore(directory: POSIXFile.absolute(stateDirectory))
         self.clock = clock
         self.log = log
+    }
+
+    /// Something that changed the KDC's nodes, enrollments, policy or distributions: logged,
+    /// and appended to the state directory's event log (``KDCEventLog``), because the
+    /// commands that make most of these changes run outside `serve` and their standard error
+    /// is gone when they exit.
+    public func event(_ message: String, level: KDCLog.Level = .info) {
+        switch level {
+        case .info: log.info(message)
+        case .warning: log.warning(message)
+        case .refused: log.refused(message)
+        case .error: log.error(message)
+        }
+        KDCEventLog(directory: store.directory).append(level: level, message, at: clock.now)
     }
 
     // MARK: - init
@@ -87,6 +104,7 @@ public struct KDC: Sendable {
     /// `node add`: a node with pre-provisioned public keys. `legacy`: the Go format (Format 1
     /// HMAC manifests, unsigned NOTIFYs), in `hpkeLayout` (v1 exists only for Go KRSs, so it is
     /// refused without `legacy`); otherwise signed distributions (JWT manifest, PROTOCOL §9.3).
+    /// `crypto` must be a backend the policy supports. A removed node's ID can be added again.
     public func addNode(
         id: String, crypto: KDCCrypto, hpkePublicKey: String?, josePublicKey: String?, notify: String?, legacy: Bool,
         hpkeLayout: KDCHPKELayout? = nil
@@ -114,15 +132,25 @@ public struct KDC: Sendable {
         let address = try notify.map { (a) throws(TDNSError) in try KDCInput.address(a, what: "--notify") }
         let node = KDCNode(
             id: nodeID, crypto: crypto, hpkePublicKey: hpke, josePublicKey: jose, notifyAddress: address,
-            sig0PublicKey: nil, legacy: legacy, hpkeLayout: hpkeLayout ?? .v2, source: "manual", registeredAt: clock.now)
+            sig0PublicKey: nil, legacy: legacy, hpkeLayout: hpkeLayout ?? .v2, source: "manual", registeredAt: clock.now,
+            cryptoSource: .operatorChoice)
         try store.update { (state) throws(TDNSError) in
-            guard state.node(nodeID) == nil else { throw .config("node \(nodeID) is already registered") }
+            try Self.requireSupported(crypto, state.policy, for: "node add")
+            if let existing = state.node(nodeID), !existing.isRemoved { throw .config("node \(nodeID) is already registered") }
+            state.nodes.removeAll { $0.id == nodeID }
             state.nodes.append(node)
         }
-        log.info("node \(nodeID) added (\(Self.formatText(node)))")
+        event("node \(nodeID) added (\(Self.formatText(node)))")
         return KDCReport(
             json: Self.nodeJSON(node),
             lines: ["node \(nodeID) added: \(Self.formatText(node))\(address.map { ", notify \($0)" } ?? "")"])
+    }
+
+    /// Refuses `crypto` when the policy does not support it (exit 2 at the command line).
+    static func requireSupported(_ crypto: KDCCrypto, _ policy: KDCPolicy, for what: String) throws(TDNSError) {
+        guard policy.supports(crypto) else {
+            throw .config("\(what): backend \(crypto.rawValue) is not supported by this KDC's policy (supported: \(policy.supportedText); see `tdns-kdc policy`)")
+        }
     }
 
     /// How distributions to `node` look, for people.
@@ -133,20 +161,34 @@ public struct KDC: Sendable {
             : "\(node.crypto.rawValue), signed distributions (JWT manifest)"
     }
 
-    /// `node set NODE --legacy|--signed [--hpke-layout v1|v2]`: changes how later
-    /// distributions to the node are made. `--signed` for a node that never announced
-    /// `jws-es256` is allowed with a warning (a Go KRS cannot read it); v1 only for legacy
-    /// HPKE nodes. Distributions already made keep their format.
-    public func setNode(id: String, legacy: Bool?, hpkeLayout: KDCHPKELayout?) throws(TDNSError) -> KDCReport {
+    /// `node set NODE [--crypto B] [--legacy|--signed] [--hpke-layout v1|v2]`: changes how later
+    /// distributions to the node are made. `--crypto B` switches the backend of a node that
+    /// has a key for B (dual enrollment, seed "Path 3") and that the policy supports; the node
+    /// then stays on it whatever the policy's default (`crypto_source` operator).
+    /// `--signed` for a node that never announced `jws-es256` is allowed with a warning (a Go
+    /// KRS cannot read it); v1 only for legacy HPKE nodes. Distributions already made keep
+    /// their format and backend.
+    public func setNode(id: String, legacy: Bool?, hpkeLayout: KDCHPKELayout?, crypto: KDCCrypto? = nil) throws(TDNSError) -> KDCReport {
         let nodeID = try KDCInput.fqdn(id, what: "node ID")
-        guard legacy != nil || hpkeLayout != nil else {
-            throw .config("node set needs --legacy, --signed or --hpke-layout")
+        guard legacy != nil || hpkeLayout != nil || crypto != nil else {
+            throw .config("node set needs --crypto, --legacy, --signed or --hpke-layout")
         }
-        let node = try store.update { (state) throws(TDNSError) -> KDCNode in
+        let (node, previous) = try store.update { (state) throws(TDNSError) -> (KDCNode, KDCCrypto) in
             guard let i = state.nodes.firstIndex(where: { $0.id == nodeID }) else {
                 throw .config("node \(nodeID) is not registered")
             }
             var n = state.nodes[i]
+            guard !n.isRemoved else { throw .config("node \(nodeID) was removed; `node add` or enroll it again") }
+            let previous = n.crypto
+            if let crypto {
+                try Self.requireSupported(crypto, state.policy, for: "node set")
+                guard n.hasKey(for: crypto) else {
+                    let have = n.backendsWithKeys.map(\.rawValue).joined(separator: ", ")
+                    throw .config("node \(nodeID) has no \(crypto.rawValue) key (keys on file: \(have.isEmpty ? "none" : have)); re-enroll it with `enroll generate \(nodeID) --crypto \(crypto.rawValue)`")
+                }
+                n.crypto = crypto
+                n.cryptoSource = .operatorChoice
+            }
             let willBeLegacy = legacy ?? n.legacy
             if let hpkeLayout {
                 guard willBeLegacy else {
@@ -162,7 +204,7 @@ public struct KDC: Sendable {
             // gets v2.
             if !willBeLegacy { n.hpkeLayout = .v2 }
             state.nodes[i] = n
-            return n
+            return (n, previous)
         }
         var warnings: [String] = []
         if !node.legacy && !node.announced(KDCCapability.jwsES256) {
@@ -171,54 +213,120 @@ public struct KDC: Sendable {
         if node.legacy && node.announced(KDCCapability.jwsES256) {
             warnings.append("node \(nodeID) announced \(KDCCapability.jwsES256): with require_signature=yes it refuses the Go format (HMAC-only manifests)")
         }
-        log.info("node \(nodeID) set to \(Self.formatText(node))")
+        if crypto != nil && previous != node.crypto {
+            event("Node \(nodeID) switched from backend \(previous.rawValue) to backend: \(node.crypto.rawValue) (node set)")
+        }
+        event("node \(nodeID) set to \(Self.formatText(node))")
         return KDCReport(json: Self.nodeJSON(node), lines: ["node \(nodeID): \(Self.formatText(node))"], warnings: warnings)
     }
 
     // MARK: - enrollment (PROTOCOL §11.1–§11.2, §19)
 
+    /// The file format of an enrollment package.
+    public enum PackageFormat: String, Sendable, CaseIterable {
+        /// PROTOCOL §11.2 (what the Go KRS and `tdns-krs enroll` read) plus the §19 members.
+        case go
+        /// The design document's version "2.0" package (seed "Enrollment Flow
+        /// Generalization", PROTOCOL §19): `version`, `crypto`, `auth_token`,
+        /// `kdc_encryption_key` (a JWK object for jose, base64 of the 32-byte X25519 key for
+        /// hpke), `kdc_signing_key` (the JWK of the KDC's ES256 signing key; absent for a
+        /// legacy package), `kdc_address`, `kdc_port`, `control_zone`, `valid_until`,
+        /// `capabilities`, and `reenroll` for a re-enrollment. No node ID (the node takes it
+        /// from `--node-id` / `node_id=`) and no KDC SIG(0) key.
+        case seed
+    }
+
     /// `enroll generate`: a token and the package file (mode 0600).
     ///
+    /// Without `crypto` the package offers every backend the policy supports (its
+    /// `capabilities`, and the KDC keys of those backends) and names the policy's default
+    /// (`default_crypto`, a §19 member; in the seed format the package's `crypto`); with
+    /// `crypto` only that backend, which the policy must support. For a node that is
+    /// registered, the package is a re-enrollment: when the node enrolls with it, its public
+    /// keys are replaced in one step (the node keeps working with its old keys until then, and
+    /// if the re-enrollment fails or expires).
+    ///
     /// `legacy`: the node gets the Go format whatever its request announces. Such a package
-    /// carries no `kdc_signing_pubkey` and no `kdc_sig0_pubkey`: a node holding them would
-    /// require signatures this KDC will not make for it.
+    /// carries no `kdc_signing_pubkey` and (Go format) no `kdc_sig0_pubkey`: a node holding
+    /// them would require signatures this KDC will not make for it.
     public func generateEnrollment(
         nodeID id: String, out: String, crypto: KDCCrypto?, notify: String?, validFor: Int64 = 7 * 86_400,
-        legacy: Bool = false
+        legacy: Bool = false, format: PackageFormat = .go
     ) throws(TDNSError) -> KDCReport {
         let nodeID = try KDCInput.fqdn(id, what: "node ID")
         let address = try notify.map { (a) throws(TDNSError) in try KDCInput.address(a, what: "--notify") }
         guard validFor > 0 else { throw .config("--valid-for must be positive") }
         let keys = try loadKeys()
         let state = try store.load()
+        let policy = state.policy
+        if let crypto { try Self.requireSupported(crypto, policy, for: "enroll generate") }
         let zone = try DNSName(state.config.controlZone)
         var token = Self.randomBytes(32)
         defer { zeroize(&token) }
         let tokenHex = Hex.encode(token)
         let now = clock.now
         let validUntil = now + validFor
-        let backends: [KDCCrypto] = crypto.map { [$0] } ?? [.hpke, .jose]
+        let backends: [KDCCrypto] = crypto.map { [$0] } ?? policy.supportedCrypto
+        let preferred = crypto ?? policy.defaultCrypto
+        let enrolled = state.activeNode(nodeID)
 
-        var members: [(String, JSONValue)] = [
-            ("token", .string(tokenHex)),
-            ("node_id", .string(nodeID)),
-            ("kdc_hpke_pubkey", .string(backends.contains(.hpke) ? keys.hpke.publicKey.hex : "")),
-            ("kdc_jose_pubkey", .string(backends.contains(.jose) ? Base64.encode(Array(keys.jose.publicKey.jwkJSON().utf8)) : "")),
-            ("kdc_enrollment_address", .string(state.config.listen)),
-            ("control_zone", .string(state.config.controlZone)),
-        ]
-        if !legacy {
-            let signingJWK = try JSONValue.parse(Array(keys.signing.publicKey.jwkJSON().utf8))
-            members += [
-                ("kdc_signing_pubkey", signingJWK),
-                ("kdc_sig0_pubkey", .string(keys.sig0KeyLine(controlZone: zone))),
+        var members: [(String, JSONValue)]
+        switch format {
+        case .go:
+            members = [
+                ("token", .string(tokenHex)),
+                ("node_id", .string(nodeID)),
+                ("kdc_hpke_pubkey", .string(backends.contains(.hpke) ? keys.hpke.publicKey.hex : "")),
+                ("kdc_jose_pubkey", .string(backends.contains(.jose) ? Base64.encode(Array(keys.jose.publicKey.jwkJSON().utf8)) : "")),
+                ("kdc_enrollment_address", .string(state.config.listen)),
+                ("control_zone", .string(state.config.controlZone)),
             ]
+            if !legacy {
+                let signingJWK = try JSONValue.parse(Array(keys.signing.publicKey.jwkJSON().utf8))
+                members += [
+                    ("kdc_signing_pubkey", signingJWK),
+                    ("kdc_sig0_pubkey", .string(keys.sig0KeyLine(controlZone: zone))),
+                ]
+            }
+            members += [
+                ("valid_until", .string(RFC3339.format(validUntil))),
+                ("version", .string("2.0")),
+                ("capabilities", .array(backends.map { .string($0.rawValue) })),
+                // PROTOCOL §19 (issue 13): what the node may make keys for, and the policy's
+                // default when the operator did not fix one backend. A Go KRS ignores both.
+                ("supported_crypto", .array(backends.map { .string($0.rawValue) })),
+            ]
+            if crypto == nil { members.append(("default_crypto", .string(preferred.rawValue))) }
+            if enrolled != nil { members.append(("reenroll", .bool(true))) }
+        case .seed:
+            guard let (host, port) = KDCInput.splitAddress(state.config.listen) else {
+                throw .config("the KDC's listen address \(state.config.listen) is not IP:port")
+            }
+            let encryptionKey: JSONValue = preferred == .jose
+                ? try JSONValue.parse(Array(keys.jose.publicKey.jwkJSON().utf8))
+                : .string(Base64.encode(keys.hpke.publicKey.rawRepresentation))
+            members = [
+                ("version", .string("2.0")),
+                ("crypto", .string(preferred.rawValue)),
+                ("auth_token", .string(tokenHex)),
+                ("kdc_encryption_key", encryptionKey),
+            ]
+            // The KDC's ES256 key (JWK object) that signs the node's distributions; left out
+            // for a legacy node, which gets HMAC-only distributions it must not refuse. The
+            // KDC's SIG(0) key has no place in this format (the node then does not require
+            // signed NOTIFYs unless configured with it).
+            if !legacy {
+                members.append(("kdc_signing_key", try JSONValue.parse(Array(keys.signing.publicKey.jwkJSON().utf8))))
+            }
+            members += [
+                ("kdc_address", .string(host)),
+                ("kdc_port", .integer(port)),
+                ("control_zone", .string(state.config.controlZone)),
+                ("valid_until", .string(RFC3339.format(validUntil))),
+                ("capabilities", .array(backends.map { .string($0.rawValue) })),
+            ]
+            if enrolled != nil { members.append(("reenroll", .bool(true))) }
         }
-        members += [
-            ("valid_until", .string(RFC3339.format(validUntil))),
-            ("version", .string("2.0")),
-            ("capabilities", .array(backends.map { .string($0.rawValue) })),
-        ]
         var json = JSONValue.object(members).serialized(escapeHTML: true)
         defer { zeroize(&json) }
         var file = Base64.encodeBytes(json) + [0x0A]
@@ -229,21 +337,32 @@ public struct KDC: Sendable {
         let enrollment = KDCEnrollment(
             nodeID: nodeID, tokenHash: Hex.encode(Digests.sha256(Array(tokenHex.utf8))), crypto: crypto,
             notifyAddress: address, createdAt: now, activatedAt: nil, expiresAt: nil, usedAt: nil, validUntil: validUntil,
-            packageFile: path, legacy: legacy ? true : nil)
+            packageFile: path, legacy: legacy ? true : nil, reenroll: enrolled != nil ? true : nil,
+            format: format == .seed ? "seed" : nil)
         try store.update { (state) throws(TDNSError) in
+            // Checked again under the lock: the policy may have changed meanwhile.
+            if let crypto { try Self.requireSupported(crypto, state.policy, for: "enroll generate") }
             // A new package replaces the node's earlier unused ones.
-            state.enrollments.removeAll { $0.nodeID == nodeID && $0.usedAt == nil }
+            state.enrollments.removeAll { $0.nodeID == nodeID && $0.usedAt == nil && $0.revokedAt == nil }
             state.enrollments.append(enrollment)
         }
-        log.info("enrollment package for \(nodeID) written to \(path)\(legacy ? " (legacy)" : "") (not active until `enroll activate`)")
+        let offered = backends.map(\.rawValue).joined(separator: ", ")
+        let what = enrolled != nil ? "re-enrollment package" : "enrollment package"
+        var lines = ["\(what) for \(nodeID) written to \(path) (\(format == .seed ? "seed format, " : "")backends offered: \(offered); default: \(preferred.rawValue))"]
+        if let enrolled {
+            lines.append("\(nodeID) is enrolled (receiving with \(enrolled.crypto.rawValue)); when it enrolls with this package its keys are replaced, until then it keeps its old ones")
+        }
+        lines.append("activate it with: tdns-kdc enroll activate \(nodeID)")
+        event("\(what) for \(nodeID) written to \(path) (backends offered: \(offered); default: \(preferred.rawValue)\(legacy ? "; legacy" : "")) (not active until `enroll activate`)")
         return KDCReport(
             json: .object([
                 ("node_id", .string(nodeID)), ("package", .string(path)), ("state", .string("generated")),
                 ("valid_until", .string(RFC3339.format(validUntil))),
                 ("capabilities", .array(backends.map { .string($0.rawValue) })),
-                ("legacy", .bool(legacy)),
+                ("default_crypto", .string(preferred.rawValue)),
+                ("legacy", .bool(legacy)), ("reenroll", .bool(enrolled != nil)), ("format", .string(format.rawValue)),
             ]),
-            lines: ["enrollment package for \(nodeID) written to \(path)", "activate it with: tdns-kdc enroll activate \(nodeID)"])
+            lines: lines)
     }
 
     /// `enroll activate`: the node's latest unused token becomes valid for `window` seconds
@@ -254,7 +373,7 @@ public struct KDC: Sendable {
         let enrollment = try store.update { (state) throws(TDNSError) -> KDCEnrollment in
             let w = window ?? state.config.enrollmentWindow
             guard w > 0 else { throw .config("--window must be positive") }
-            guard let i = state.enrollments.lastIndex(where: { $0.nodeID == nodeID && $0.usedAt == nil }) else {
+            guard let i = state.enrollments.lastIndex(where: { $0.nodeID == nodeID && $0.usedAt == nil && $0.revokedAt == nil }) else {
                 throw .config("no unused enrollment for \(nodeID); run `enroll generate` first")
             }
             var e = state.enrollments[i]
@@ -406,85 +525,177 @@ public struct KDC: Sendable {
     /// `distribute`: one distribution per targeted node, prepared now (so the manifest
     /// timestamp is the creation time and every answer is the same), stored `pending`. A
     /// running `serve` picks them up and sends the NOTIFYs.
+    ///
+    /// What it carries (PROTOCOL §10.2): `--zone Z --key TAG` that key; `--zone Z` every key
+    /// of Z (KSK and ZSK, in one distribution); `allZones` every key of every zone, in one
+    /// distribution per node; a ping nothing but the ping. delete_key names one key: it
+    /// needs `--key` when the zone has several (deleting all of a zone's keys at once is never
+    /// what an operator means by leaving the option out). The manifest counts are true:
+    /// `zone_count` distinct zones, `key_count` keys, `operation_count` entries (§9.1, §9.3).
     public func distribute(
-        target: Target, zone zoneName: String?, keyTag: UInt16?, operation: KDCOperation, chunkSize: Int?
+        target: Target, zone zoneName: String?, keyTag: UInt16?, operation: KDCOperation, chunkSize: Int?,
+        allZones: Bool = false
     ) throws(TDNSError) -> KDCReport {
         let zone = try zoneName.map { (z) throws(TDNSError) in try KDCInput.fqdn(z, what: "zone") }
-        if operation != .ping && zone == nil { throw .config("--zone is required for \(operation.rawValue)") }
+        if allZones && zone != nil { throw .config("give --zone ZONE or --all-zones, not both") }
+        if allZones && keyTag != nil { throw .config("--key TAG needs --zone ZONE, not --all-zones") }
+        if keyTag != nil && zone == nil && operation != .ping { throw .config("--key TAG needs --zone ZONE") }
+        if operation == .ping && (allZones || keyTag != nil) { throw .config("ping carries no keys: leave out --zone, --key and --all-zones") }
+        if operation != .ping && zone == nil && !allZones {
+            throw .config("--zone ZONE (or --all-zones) is required for \(operation.rawValue)")
+        }
+        if operation == .deleteKey && allZones { throw .config("delete_key needs --zone ZONE --key TAG: --all-zones would delete every key") }
         let targetID = try { () throws(TDNSError) -> String? in
             if case .node(let id) = target { return try KDCInput.fqdn(id, what: "node ID") }
             return nil
         }()
         let keys = try loadKeys()
         let now = clock.now
+        let nowMs = clock.nowMilliseconds
+        var warnings: [String] = []
         let created = try store.update { (state) throws(TDNSError) -> [KDCDistribution] in
             let size = chunkSize ?? state.config.chunkSize
             guard (1...65535).contains(size) else { throw .config("--chunk-size \(size) is outside 1…65535") }
             let nodes: [KDCNode]
             if let targetID {
                 guard let n = state.node(targetID) else { throw .config("node \(targetID) is not registered") }
+                guard !n.isRemoved else { throw .config("node \(targetID) was removed") }
                 nodes = [n]
             } else {
-                nodes = state.nodes
+                nodes = state.nodes.filter { !$0.isRemoved }
                 guard !nodes.isEmpty else { throw .config("no nodes are registered") }
             }
-            var key: KDCKey? = nil
-            if operation != .ping, let zone {
-                guard state.zones.contains(where: { $0.name == zone }) else { throw .config("zone \(zone) does not exist") }
-                let candidates = state.keys.filter { $0.zone == zone && (keyTag == nil || $0.keyTag == keyTag) }
-                if let keyTag, candidates.isEmpty { throw .config("zone \(zone) has no key with tag \(keyTag)") }
-                guard candidates.count == 1, let only = candidates.first else {
-                    throw .config(candidates.isEmpty ? "zone \(zone) has no keys; `key generate` or `key import` one"
-                        : "zone \(zone) has \(candidates.count) keys; choose one with --key TAG")
+            var selected: [KDCKey] = []
+            if operation != .ping {
+                if let zone {
+                    guard state.zones.contains(where: { $0.name == zone }) else { throw .config("zone \(zone) does not exist") }
+                    selected = state.keys.filter { $0.zone == zone && (keyTag == nil || $0.keyTag == keyTag) }
+                    if let keyTag, selected.isEmpty { throw .config("zone \(zone) has no key with tag \(keyTag)") }
+                    if selected.isEmpty { throw .config("zone \(zone) has no keys; `key generate` or `key import` one") }
+                    if operation == .deleteKey && selected.count > 1 {
+                        throw .config("zone \(zone) has \(selected.count) keys; name the one to delete with --key TAG")
+                    }
+                } else {
+                    selected = state.keys
+                    if selected.isEmpty { throw .config("no zone has keys; `key generate` or `key import` one") }
                 }
-                key = only
+                selected = Self.payloadOrder(selected, zones: state.zones)
             }
-            var pem: [UInt8] = []
-            defer { zeroize(&pem) }
-            if operation == .rollKey, let key {
-                pem = try store.read(key.privateKeyFile, limit: 65536)
+            warnings = Self.goKRSWarnings(selected, nodes: nodes, operation: operation)
+            var pems: [String: [UInt8]] = [:]
+            defer { for k in Array(pems.keys) { zeroize(&pems[k, default: []]) } }
+            if operation == .rollKey {
+                for key in selected where pems[key.privateKeyFile] == nil {
+                    pems[key.privateKeyFile] = try store.read(key.privateKeyFile, limit: 65536)
+                }
             }
             var made: [KDCDistribution] = []
+            made.reserveCapacity(nodes.count)
             for node in nodes {
-                let recipient = try Self.recipient(node)
-                let id = state.nextDistributionID(now: now)
-                let entry: JSONValue
-                switch operation {
-                case .rollKey:
-                    guard let key else { throw .internalFailure("roll_key without a key") }
-                    entry = DistributionEntries.rollKey(
-                        zone: key.zone, keyTag: key.keyTag, keyType: key.keyType, algorithm: key.algorithm,
-                        flags: key.flags, dnskey: key.dnskey, privateKeyPEM: pem)
-                case .deleteKey:
-                    guard let key else { throw .internalFailure("delete_key without a key") }
-                    entry = DistributionEntries.deleteKey(zone: key.zone, keyTag: key.keyTag, crypto: node.crypto, reason: "deleted by the KDC operator")
-                case .ping:
-                    entry = DistributionEntries.ping(nonce: Self.randomBytes(32), timestamp: now, crypto: node.crypto)
-                }
-                let layout: KDCHPKELayout? = node.crypto == .hpke ? node.effectiveHPKELayout : nil
-                let prepared = try DistributionBuilder.build(DistributionBuilder.Request(
-                    distributionID: id, recipient: recipient, content: operation.content, entries: [entry],
-                    zoneCount: operation == .ping ? 0 : 1, keyCount: operation == .ping ? 0 : 1, timestamp: now,
-                    ttl: state.config.distributionTTL, retireTime: state.config.retireTime, chunkSize: size,
-                    signer: node.legacy ? nil : keys.signing, issuer: state.config.controlZone,
-                    hpkeLayout: layout ?? .v2))
-                let file = try store.writeRecords(distributionID: id, nodeID: node.id, records: prepared.records)
-                let d = KDCDistribution(
-                    id: id, nodeID: node.id, operation: operation.rawValue, zone: operation == .ping ? nil : key?.zone,
-                    keyTag: operation == .ping ? nil : key?.keyTag, crypto: node.crypto, signed: !node.legacy,
-                    hpkeLayout: layout, content: operation.content, createdAt: now,
-                    deadline: now + state.config.distributionTTL, chunkCount: prepared.chunkCount, recordsFile: file)
-                state.distributions.append(d)
+                let d = try makeDistribution(
+                    &state, for: node, operation: operation, keys: selected, pems: pems, now: now, nowMs: nowMs,
+                    chunkSize: size, kdcKeys: keys)
                 made.append(d)
             }
             return made
         }
-        for d in created {
-            log.info("distribution \(d.id) for \(d.nodeID): \(d.operation)\(d.keyTag.map { " key \($0)" } ?? "") (\(d.crypto.rawValue)\(d.hpkeLayout.map { " \($0.rawValue)" } ?? ""), \(d.signed ? "signed JWT manifest" : "Go format, HMAC-only"), \(d.chunkCount == 0 ? "inline" : "\(d.chunkCount) chunks"), deadline \(RFC3339.format(d.deadline)))")
-        }
+        for d in created { logCreated(d) }
         return KDCReport(
             json: .object([("distributions", .array(created.map(Self.distributionJSON)))]),
-            lines: created.map { "\($0.id) \($0.nodeID) \($0.operation)\($0.keyTag.map { " \($0)" } ?? "") \($0.chunkCount == 0 ? "inline" : "\($0.chunkCount) chunks")" })
+            lines: created.map { "\($0.id) \($0.nodeID) \($0.operation)\(Self.keysText($0)) \($0.crypto.rawValue) \($0.chunkCount == 0 ? "inline" : "\($0.chunkCount) chunks")" },
+            warnings: warnings)
+    }
+
+    /// The log lines of a new distribution: the seed's shape, then the details.
+    func logCreated(_ d: KDCDistribution) {
+        event("Distribution \(d.id) created for \(d.nodeID) using \(d.crypto.rawValue)")
+        log.info("distribution \(d.id) for \(d.nodeID): \(d.operation)\(Self.keysText(d)) (\(d.crypto.rawValue)\(d.hpkeLayout.map { " \($0.rawValue)" } ?? ""), \(d.signed ? "signed JWT manifest" : "Go format, HMAC-only"), \(d.chunkCount == 0 ? "inline" : "\(d.chunkCount) chunks"), deadline \(RFC3339.format(d.deadline)))")
+    }
+
+    /// ` 12345` for one key, ` 2 keys (example.com. 12345 KSK, 23456 ZSK)` for several.
+    static func keysText(_ d: KDCDistribution) -> String {
+        if d.keys.isEmpty { return "" }
+        if d.keys.count == 1, let k = d.keys.first { return " \(k.keyTag)" }
+        let zones = Set(d.keys.map(\.zone)).count
+        return " \(d.keys.count) keys in \(zones) zone\(zones == 1 ? "" : "s")"
+    }
+
+    /// Entries in the order a Go KRS handles best (PROTOCOL §10.3): zone by zone (in the order
+    /// they were added), KSK/CSK before ZSK, oldest key first — a Go KRS keeps the last
+    /// roll_key of each kind per zone active, so the newest one is last.
+    static func payloadOrder(_ keys: [KDCKey], zones: [KDCZone]) -> [KDCKey] {
+        var zoneRank: [String: Int] = [:]
+        for (i, z) in zones.enumerated() { zoneRank[z.name] = i }
+        return keys.sorted { a, b in
+            let za = zoneRank[a.zone] ?? Int.max, zb = zoneRank[b.zone] ?? Int.max
+            if za != zb { return za < zb }
+            if a.zone != b.zone { return a.zone < b.zone }
+            let ka = a.flags & 1, kb = b.flags & 1
+            if ka != kb { return ka > kb }
+            if a.createdAt != b.createdAt { return a.createdAt < b.createdAt }
+            return a.keyTag < b.keyTag
+        }
+    }
+
+    /// A Go KRS keeps one active KSK and one ZSK per zone: of several roll_key entries of one
+    /// kind for one zone only the last stays in use there (PROTOCOL §10.3). Said once per
+    /// distribute when a legacy node is among the targets.
+    static func goKRSWarnings(_ keys: [KDCKey], nodes: [KDCNode], operation: KDCOperation) -> [String] {
+        guard operation == .rollKey, nodes.contains(where: \.legacy) else { return [] }
+        var groups: [String: [KDCKey]] = [:]
+        var order: [String] = []
+        for k in keys {
+            let g = "\(k.zone) \(k.flags & 1 == 1 ? "KSK" : "ZSK")"
+            if groups[g] == nil { order.append(g) }
+            groups[g, default: []].append(k)
+        }
+        return order.compactMap { g in
+            guard let list = groups[g], list.count > 1, let last = list.last else { return nil }
+            return "\(g)s: \(list.count) keys; a legacy node (Go KRS) keeps only the last one (\(last.keyTag)) in use (PROTOCOL §10.3)"
+        }
+    }
+
+    /// Builds one distribution of `keys` (or a ping) for `node`, writes its records and adds
+    /// it to `state` (counted as sent). Called under the state lock: by `distribute`, and by
+    /// re-enrollment to make a node's live distributions again for its new keys.
+    func makeDistribution(
+        _ state: inout KDCState, for node: KDCNode, operation: KDCOperation, keys selected: [KDCKey],
+        pems: [String: [UInt8]], now: Int64, nowMs: Int64, chunkSize size: Int, kdcKeys: KDCKeys
+    ) throws(TDNSError) -> KDCDistribution {
+        let recipient = try Self.recipient(node)
+        let id = state.nextDistributionID(now: now)
+        var entries: [JSONValue] = []
+        switch operation {
+        case .rollKey:
+            for key in selected {
+                guard let pem = pems[key.privateKeyFile] else { throw .internalFailure("roll_key without the private key of \(key.keyTag)") }
+                entries.append(DistributionEntries.rollKey(
+                    zone: key.zone, keyTag: key.keyTag, keyType: key.keyType, algorithm: key.algorithm,
+                    flags: key.flags, dnskey: key.dnskey, privateKeyPEM: pem))
+            }
+        case .deleteKey:
+            for key in selected {
+                entries.append(DistributionEntries.deleteKey(zone: key.zone, keyTag: key.keyTag, crypto: node.crypto, reason: "deleted by the KDC operator"))
+            }
+        case .ping:
+            entries = [DistributionEntries.ping(nonce: Self.randomBytes(32), timestamp: now, crypto: node.crypto)]
+        }
+        guard !entries.isEmpty else { throw .internalFailure("a distribution without entries") }
+        let layout: KDCHPKELayout? = node.crypto == .hpke ? node.effectiveHPKELayout : nil
+        let prepared = try DistributionBuilder.build(DistributionBuilder.Request(
+            distributionID: id, recipient: recipient, content: operation.content, entries: entries,
+            zoneCount: Set(selected.map(\.zone)).count, keyCount: selected.count, timestamp: now,
+            ttl: state.config.distributionTTL, retireTime: state.config.retireTime, chunkSize: size,
+            signer: node.legacy ? nil : kdcKeys.signing, issuer: state.config.controlZone,
+            hpkeLayout: layout ?? .v2))
+        let file = try store.writeRecords(distributionID: id, nodeID: node.id, records: prepared.records)
+        let d = KDCDistribution(
+            id: id, nodeID: node.id, operation: operation.rawValue,
+            keys: selected.map { KDCKeyRef(zone: $0.zone, keyTag: $0.keyTag, keyType: $0.keyType) }, crypto: node.crypto,
+            signed: !node.legacy, hpkeLayout: layout, content: operation.content, createdAt: now,
+            deadline: now + state.config.distributionTTL, chunkCount: prepared.chunkCount, recordsFile: file, createdAtMs: nowMs)
+        state.add(d)
+        return d
     }
 
     /// The recipient keys of a node, parsed.
@@ -506,56 +717,93 @@ public struct KDC: Sendable {
         let nodes = state.nodes.filter { nodeID == nil || $0.id == nodeID }
         let enrollments = state.enrollments.filter { nodeID == nil || $0.nodeID == nodeID }
         let dists = state.distributions.filter { nodeID == nil || $0.nodeID == nodeID }
+        let latest = Self.latestEnrollments(state.enrollments)
         var lines = ["control zone \(state.config.controlZone), listening on \(state.config.listen)"]
+        lines.append("policy: default \(state.policy.defaultCrypto.rawValue), supported \(state.policy.supportedText)")
         lines.append("nodes: \(nodes.count)")
         for n in nodes {
             let layout = n.legacy && n.crypto == .hpke ? " \(n.hpkeLayout.rawValue)" : ""
-            lines.append("  \(n.id) \(n.crypto.rawValue) \(n.source)\(n.legacy ? " legacy\(layout)" : " signed") notify \(n.notifyAddress ?? "-")")
+            if n.isRemoved {
+                lines.append("  \(n.id) removed \(n.removedAt.map(RFC3339.format) ?? "")")
+            } else {
+                lines.append("  \(n.id) \(n.crypto.rawValue) \(n.source)\(n.legacy ? " legacy\(layout)" : " signed") notify \(n.notifyAddress ?? "-")")
+            }
         }
         lines.append("enrollments: \(enrollments.count)")
         for e in enrollments {
-            lines.append("  \(e.nodeID) \(e.state(now: now))\(e.expiresAt.map { " until \(RFC3339.format($0))" } ?? "")")
+            lines.append("  \(e.nodeID) \(e.state(now: now))\(e.reenroll == true ? " (re-enrollment)" : "")\(e.expiresAt.map { " until \(RFC3339.format($0))" } ?? "")")
         }
         lines.append("distributions: \(dists.count)")
         for d in dists {
             let due = d.isLive ? " until \(RFC3339.format(d.deadline))" : ""
-            lines.append("  \(d.id) \(d.nodeID) \(d.operation)\(d.keyTag.map { " \($0)" } ?? "") \(d.state.rawValue)\(due)\(d.reason.map { " (\($0))" } ?? "")")
+            lines.append("  \(d.id) \(d.nodeID) \(d.operation)\(Self.keysText(d)) \(d.crypto.rawValue) \(d.state.rawValue)\(due)\(d.reason.map { " (\($0))" } ?? "")")
         }
+        lines.append("metrics:")
+        lines += state.metrics.lines()
         return KDCReport(
             json: .object([
                 ("control_zone", .string(state.config.controlZone)),
                 ("listen", .string(state.config.listen)),
+                ("policy", Self.policyJSON(state.policy)),
                 ("nodes", .array(nodes.map { n in
                     var j = Self.nodeJSON(n)
-                    if case .object(var m) = j, let e = state.enrollments.last(where: { $0.nodeID == n.id }) {
+                    if case .object(var m) = j, let e = latest[n.id] {
                         m.append(("enrollment", .string(e.state(now: now))))
                         j = .object(m)
                     }
                     return j
                 })),
-                ("enrollments", .array(enrollments.map { e in
-                    var m: [(String, JSONValue)] = [("node_id", .string(e.nodeID)), ("state", .string(e.state(now: now))),
-                                                     ("created_at", .string(RFC3339.format(e.createdAt)))]
-                    if let a = e.activatedAt { m.append(("activated_at", .string(RFC3339.format(a)))) }
-                    if let x = e.expiresAt { m.append(("expires_at", .string(RFC3339.format(x)))) }
-                    if let u = e.usedAt { m.append(("used_at", .string(RFC3339.format(u)))) }
-                    return .object(m)
-                })),
+                ("enrollments", .array(enrollments.map { Self.enrollmentJSON($0, now: now) })),
                 ("zones", .array(state.zones.map { .string($0.name) })),
                 ("keys", .array(state.keys.map(Self.keyJSON))),
                 ("distributions", .array(dists.map(Self.distributionJSON))),
+                ("metrics", state.metrics.json()),
             ]),
             lines: lines)
     }
 
+    /// The latest enrollment of each node (one pass).
+    static func latestEnrollments(_ all: [KDCEnrollment]) -> [String: KDCEnrollment] {
+        var out: [String: KDCEnrollment] = [:]
+        for e in all { out[e.nodeID] = e }
+        return out
+    }
+
     // MARK: - JSON views
+
+    static func policyJSON(_ p: KDCPolicy) -> JSONValue {
+        .object([
+            ("default_crypto", .string(p.defaultCrypto.rawValue)),
+            ("supported_crypto", .array(p.supportedCrypto.map { .string($0.rawValue) })),
+        ])
+    }
+
+    static func enrollmentJSON(_ e: KDCEnrollment, now: Int64) -> JSONValue {
+        var m: [(String, JSONValue)] = [("node_id", .string(e.nodeID)), ("state", .string(e.state(now: now))),
+                                         ("created_at", .string(RFC3339.format(e.createdAt)))]
+        if let c = e.crypto { m.append(("crypto", .string(c.rawValue))) }
+        if e.reenroll == true { m.append(("reenroll", .bool(true))) }
+        if let f = e.format { m.append(("format", .string(f))) }
+        if let a = e.activatedAt { m.append(("activated_at", .string(RFC3339.format(a)))) }
+        if let x = e.expiresAt { m.append(("expires_at", .string(RFC3339.format(x)))) }
+        if let u = e.usedAt { m.append(("used_at", .string(RFC3339.format(u)))) }
+        if let r = e.revokedAt { m.append(("revoked_at", .string(RFC3339.format(r)))) }
+        return .object(m)
+    }
 
     static func nodeJSON(_ n: KDCNode) -> JSONValue {
         var m: [(String, JSONValue)] = [
-            ("node_id", .string(n.id)), ("crypto", .string(n.crypto.rawValue)), ("legacy", .bool(n.legacy)),
+            ("node_id", .string(n.id)), ("state", .string(n.isRemoved ? "removed" : "active")),
+            ("crypto", .string(n.crypto.rawValue)), ("crypto_source", .string((n.cryptoSource ?? .operatorChoice).rawValue)),
+            ("keys_on_file", .array(n.backendsWithKeys.map { .string($0.rawValue) } + (n.sig0PublicKey != nil ? [.string("sig0")] : []))),
+            ("legacy", .bool(n.legacy)),
             ("hpke_layout", .string(n.hpkeLayout.rawValue)), ("capabilities", .array(n.capabilities.map { .string($0) })),
             ("source", .string(n.source)), ("registered_at", .string(RFC3339.format(n.registeredAt))),
         ]
+        if let p = n.preferredCrypto { m.append(("preferred_crypto", .string(p.rawValue))) }
+        if let s = n.supportedCrypto { m.append(("supported_crypto", .array(s.map { .string($0) }))) }
+        if let r = n.reenrolledAt { m.append(("reenrolled_at", .string(RFC3339.format(r)))) }
+        if let r = n.removedAt { m.append(("removed_at", .string(RFC3339.format(r)))) }
         if let a = n.notifyAddress { m.append(("notify_address", .string(a))) }
         if let h = n.hpkePublicKey { m.append(("hpke_pubkey", .string(h))) }
         if let j = n.josePublicKey { m.append(("jose_pubkey", .string(j))) }
@@ -571,6 +819,10 @@ public struct KDC: Sendable {
         ])
     }
 
+    /// A distribution for `--json`. `zone` when all its keys are of one zone, `key_tag` when it
+    /// carries exactly one key (as before distributions carried several), and always `keys`
+    /// (each with its own state: a failed distribution failed only the keys the node listed)
+    /// with `key_count` and `zone_count`.
     static func distributionJSON(_ d: KDCDistribution) -> JSONValue {
         var m: [(String, JSONValue)] = [
             ("distribution_id", .string(d.id)), ("node_id", .string(d.nodeID)), ("operation", .string(d.operation)),
@@ -578,6 +830,13 @@ public struct KDC: Sendable {
         if let z = d.zone { m.append(("zone", .string(z))) }
         if let t = d.keyTag { m.append(("key_tag", .integer(t))) }
         m += [
+            ("key_count", .integer(d.keys.count)), ("zone_count", .integer(Set(d.keys.map(\.zone)).count)),
+            ("keys", .array(d.keys.map { k in
+                var km: [(String, JSONValue)] = [("zone", .string(k.zone)), ("key_tag", .integer(k.keyTag))]
+                if !k.keyType.isEmpty { km.append(("key_type", .string(k.keyType))) }
+                km.append(("state", .string(d.keyState(k))))
+                return .object(km)
+            })),
             ("crypto", .string(d.crypto.rawValue)), ("signed", .bool(d.signed)),
         ]
         if let l = d.hpkeLayout { m.append(("hpke_layout", .string(l.rawValue))) }
@@ -589,12 +848,16 @@ public struct KDC: Sendable {
         if let t = d.lastNotifyAt { m.append(("last_notify_at", .string(RFC3339.format(t)))) }
         if let r = d.lastNotifyResult { m.append(("last_notify_result", .string(r))) }
         if let r = d.reason { m.append(("reason", .string(r))) }
+        if d.withdrawn == true { m.append(("withdrawn", .bool(true))) }
         if let t = d.notifiedAt { m.append(("notified_at", .string(RFC3339.format(t)))) }
         if let t = d.confirmedAt { m.append(("confirmed_at", .string(RFC3339.format(t)))) }
+        if let l = d.latencyMs { m.append(("confirmation_latency_ms", .integer(l))) }
         if let by = d.confirmedBy { m.append(("confirmed_by", .string(by))) }
         if let f = d.failedKeys {
             m.append(("failed_keys", .array(f.map { .object([("zone_name", .string($0.zoneName)), ("key_id", .string($0.keyID)), ("error", .string($0.error))]) })))
         }
+        if let r = d.remadeFrom { m.append(("remade_from", .string(r))) }
+        if let r = d.remadeAs { m.append(("remade_as", .string(r))) }
         return .object(m)
     }
 

@@ -48,7 +48,7 @@ public struct KDCNotifier: Sendable {
         let state = service.currentState()
         var out: [(KDCDistribution, String)] = []
         for d in state.distributions where d.isServable(now: now) {
-            guard let address = state.node(d.nodeID)?.notifyAddress else { continue }
+            guard let node = state.node(d.nodeID), !node.isRemoved, let address = node.notifyAddress else { continue }
             if let last = d.lastNotifyAt, now < last + Self.backoff(afterAttempt: d.notifyAttempts) { continue }
             out.append((d, address))
         }
@@ -68,7 +68,7 @@ public struct KDCNotifier: Sendable {
                     var d = state.distributions[i]
                     d.state = .failed
                     d.reason = Self.deadlineReason(d)
-                    state.distributions[i] = d
+                    state.replace(i, with: d)
                     out.append(d)
                 }
                 return out
@@ -80,7 +80,7 @@ public struct KDCNotifier: Sendable {
         service.reload()
         for d in failed {
             service.forget(d.id)
-            service.log.warning("distribution \(d.id) for \(d.nodeID): \(d.reason ?? "failed")")
+            service.kdc.event("Distribution \(d.id) failed for \(d.nodeID) (backend: \(d.crypto.rawValue)): \(d.reason ?? "failed")", level: .warning)
         }
         return failed.map(\.id)
     }

@@ -99,8 +99,8 @@ public final class KDCService: Sendable {
         let lookup = withSnapshot { (s) -> (KDCNode?, KDCDistribution?) in
             (s.state.node(nodeID), s.state.distribution(name.distributionID.text))
         }
-        guard lookup.0 != nil else {
-            log.refused("CHUNK query \(q.name) from \(peer ?? "?"): unknown node \(nodeID)")
+        guard let queried = lookup.0, !queried.isRemoved else {
+            log.refused("CHUNK query \(q.name) from \(peer ?? "?"): \(lookup.0 == nil ? "unknown" : "removed") node \(nodeID)")
             return reply(to: m, rcode: .nxDomain)
         }
         guard let dist = lookup.1 else {
@@ -187,6 +187,10 @@ public final class KDCService: Sendable {
             log.refused("confirmation for unknown distribution \(id) from \(peer ?? "?")")
             return TDNSMessages.notifyResponse(to: m, rcode: .refused)
         }
+        guard !node.isRemoved else {
+            log.refused("confirmation of \(id) from \(peer ?? "?") refused: node \(node.id) was removed")
+            return TDNSMessages.notifyResponse(to: m, rcode: .refused)
+        }
 
         // Who sent it: a SIG(0) by the node's enrolled key; else the node's address (as Go
         // does) — but not for a node that said it signs its confirmations and has a SIG(0) key
@@ -225,30 +229,31 @@ public final class KDCService: Sendable {
                 return TDNSMessages.notifyResponse(to: m, rcode: .formErr)
             }
         }
-        // As the Go KDC: failed_keys only count for key operations, and only the keys of this
-        // distribution.
-        let relevant = dist.content == "key_operations"
-            ? failed.filter { $0.zoneName.lowercased() == dist.zone && $0.keyID == dist.keyTag.map(String.init) }
-            : []
+        let relevant = Self.relevantFailures(failed, of: dist)
         let t = now
+        let tMs = kdc.clock.nowMilliseconds
+        let recorded: KDCDistribution?
         do {
-            try kdc.store.update { (state) throws(TDNSError) in
-                guard let i = state.distributions.firstIndex(where: { $0.id == id }) else { return }
+            recorded = try kdc.store.update { (state) throws(TDNSError) -> KDCDistribution? in
+                guard let i = state.distributions.firstIndex(where: { $0.id == id }) else { return nil }
                 var d = state.distributions[i]
-                // A late confirmation still turns failed(deadline) into confirmed.
-                guard d.isLive || d.failedUnconfirmed else { return }
+                // A late confirmation still turns failed(deadline) into confirmed; a withdrawn
+                // distribution stays withdrawn.
+                guard d.isLive || d.failedUnconfirmed else { return nil }
                 d.confirmedAt = t
                 d.confirmedBy = identifiedBy
                 if d.notifiedAt == nil { d.notifiedAt = t }
                 if relevant.isEmpty {
                     d.state = .confirmed
                     d.reason = nil
+                    if let created = d.createdAtMs { d.latencyMs = max(0, tMs - created) }
                 } else {
                     d.state = .failed
                     d.failedKeys = relevant
-                    d.reason = relevant.map { "\($0.zoneName) \($0.keyID): \($0.error)" }.joined(separator: "; ")
+                    d.reason = Self.failureReason(relevant, of: d)
                 }
-                state.distributions[i] = d
+                state.replace(i, with: d)
+                return d
             }
         } catch {
             log.error("distribution \(id): cannot record the confirmation: \(error.reason)")
@@ -256,8 +261,47 @@ public final class KDCService: Sendable {
         }
         reload()
         forget(id)
-        log.info("distribution \(id): \(relevant.isEmpty ? "confirmed" : "failed") by \(node.id) (identified by \(identifiedBy))")
+        if let d = recorded {
+            if d.state == .confirmed {
+                kdc.event("Distribution \(id) confirmed by \(node.id) (backend: \(d.crypto.rawValue), latency: \(d.latencyMs.map { "\($0)ms" } ?? "unknown"), identified by \(identifiedBy))")
+            } else {
+                kdc.event("Distribution \(id) failed for \(node.id) (backend: \(d.crypto.rawValue)): \(d.reason ?? "failed_keys")", level: .warning)
+            }
+        } else {
+            log.info("distribution \(id): confirmation from \(node.id) (identified by \(identifiedBy)) ignored: already \(dist.state.rawValue)")
+        }
         return TDNSMessages.notifyResponse(to: m)
+    }
+
+    /// Which `failed_keys` of a confirmation count (PROTOCOL §10.6): as the Go KDC, only for
+    /// key operations and only the keys of this distribution — except the §19 additions
+    /// that fail the whole distribution whatever its content: an entry with key_id `*` (and
+    /// zone_name ""), which a node sends when it could not open the distribution at all, and
+    /// entries whose error is a backend mismatch (`backend mismatch: jose node received an
+    /// hpke distribution`, issue 13), one per key the node could tell. A Go KDC matches no
+    /// key `*` and is not misled about any real key.
+    static func relevantFailures(_ failed: [KDCFailedKey], of dist: KDCDistribution) -> [KDCFailedKey] {
+        let whole = failed.filter(\.failsWholeDistribution)
+        if let first = whole.first {
+            var named: [KDCFailedKey] = []
+            for f in whole where dist.keys.contains(where: { $0.matches(f) }) && !named.contains(f) { named.append(f) }
+            return named.isEmpty ? [first] : named
+        }
+        guard dist.content == "key_operations" else { return [] }
+        var out: [KDCFailedKey] = []
+        for f in failed where dist.keys.contains(where: { $0.matches(f) }) && !out.contains(f) { out.append(f) }
+        return out
+    }
+
+    /// `example.com. 12345: disk full` for one key (as before); `2 of 3 keys failed: …; …` for
+    /// several; for a whole-distribution failure the node's words alone (`backend mismatch:
+    /// jose node received an hpke distribution`), as `status` and `node show` show it.
+    static func failureReason(_ relevant: [KDCFailedKey], of d: KDCDistribution) -> String {
+        if let whole = relevant.first(where: \.failsWholeDistribution) {
+            return whole.error.isEmpty ? "the node could not process the distribution" : whole.error
+        }
+        let list = relevant.map { "\($0.zoneName) \($0.keyID): \($0.error)" }.joined(separator: "; ")
+        return d.keys.count > 1 ? "\(relevant.count) of \(d.keys.count) keys failed: \(list)" : list
     }
 
     /// The `failed_keys` of a key status report (content type 1; type 3 has none for keys).
@@ -276,13 +320,21 @@ public final class KDCService: Sendable {
                 guard let zone = item["zone_name"]?.stringValue, let key = item["key_id"]?.stringValue else {
                     throw .malformed("failed_keys entry lacks zone_name or key_id")
                 }
-                out.append(KDCFailedKey(zoneName: zone, keyID: key, error: item["error"]?.stringValue ?? ""))
+                out.append(KDCFailedKey(zoneName: zone, keyID: key, error: Self.shortText(item["error"]?.stringValue ?? "")))
             }
         }
         if let list = json["successful_keys"], list.arrayValue == nil, !list.isNull {
             throw .malformed("successful_keys is not an array")
         }
         return out
+    }
+
+    /// Longest text kept from a node's report (it goes into the state and the log).
+    static let maxReportedText = 256
+
+    /// The node's text, one line, at most ``maxReportedText`` characters.
+    static func shortText(_ s: String) -> String {
+        String(s.prefix(maxReportedText).map { $0.isASCII && ($0.asciiValue ?? 0) < 0x20 ? " " : $0 })
     }
 
     // MARK: - enrollment UPDATE (PROTOCOL §11.4–§11.5)
@@ -347,36 +399,44 @@ public final class KDCService: Sendable {
             return fail(.formErr, "enrollment request is not a JSON object: \(error.reason)")
         }
         func field(_ name: String) -> String? { request[name]?.stringValue }
-        for name in ["auth_token", "hpke_pubkey", "jose_pubkey", "notify_address", "sig0_pubkey", "timestamp"] {
+        for name in ["auth_token", "hpke_pubkey", "jose_pubkey", "notify_address", "preferred_crypto", "sig0_pubkey", "timestamp"] {
             if let v = request[name], v.stringValue == nil { return fail(.formErr, "\(name) is not a string") }
         }
         // PROTOCOL §19: what the node can read. Absent (a Go KRS) = nothing beyond the Go format.
-        var capabilities: [String] = []
-        if let list = request["capabilities"] {
-            guard let items = list.arrayValue, items.count <= Self.maxCapabilities else {
-                return fail(.formErr, "capabilities is not a list of at most \(Self.maxCapabilities) strings")
-            }
-            for item in items {
-                guard let text = item.stringValue, (1...Self.maxCapabilityLength).contains(text.utf8.count),
-                      text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
-                else { return fail(.formErr, "capabilities holds a member that is not a short printable string") }
-                if !capabilities.contains(text) { capabilities.append(text) }
-            }
+        guard let capabilities = Self.shortList(request["capabilities"]) else {
+            return fail(.formErr, "capabilities is not a list of at most \(Self.maxCapabilities) short printable strings")
         }
+        // PROTOCOL §19 (issue 13): the backends the node's KRS supports and the one it prefers.
+        // Absent (a Go KRS, an older KRS): no preference. Names of backends this KDC does not
+        // know are kept as announced but never chosen.
+        guard let nodeSupported = Self.shortList(request["supported_crypto"]) else {
+            return fail(.formErr, "supported_crypto is not a list of at most \(Self.maxCapabilities) short printable strings")
+        }
+        let preferredText = field("preferred_crypto").map { Self.shortText($0).lowercased() }
+        let preferred = preferredText.flatMap { KDCCrypto(rawValue: $0) }
         if let h = field("hpke_pubkey"), !h.isEmpty { nodeHPKE = try? HPKEPublicKey(text: Array(h.utf8)) }
 
-        // Token (PROTOCOL §11.1): exists, activated, inside its window, unused.
+        // Token (PROTOCOL §11.1): exists, activated, inside its window, unused, not revoked.
         let token = field("auth_token") ?? ""
         let tokenHash = Hex.encode(Digests.sha256(Array(token.utf8)))
         let t = now
-        let enrollment = withSnapshot { s in s.state.enrollments.first { $0.tokenHash == tokenHash } }
+        let (enrollment, policy, registered) = withSnapshot { s in
+            let e = s.state.enrollments.first { $0.tokenHash == tokenHash }
+            return (e, s.state.policy, e.flatMap { s.state.activeNode($0.nodeID) })
+        }
         guard !token.isEmpty, let enrollment else { return fail(.refused, "enrollment token validation failed: unknown token") }
         guard enrollment.usedAt == nil else { return fail(.refused, "enrollment token validation failed: token already used") }
+        guard enrollment.revokedAt == nil else { return fail(.refused, "enrollment token validation failed: token revoked (node removed)") }
         guard enrollment.activatedAt != nil, let expires = enrollment.expiresAt else {
             return fail(.refused, "enrollment token validation failed: token not activated")
         }
         guard t <= expires else { return fail(.refused, "enrollment token validation failed: token expired") }
         nodeForError = enrollment.nodeID
+        // An enrolled node replaces its keys only with a re-enrollment token (issue 13): a
+        // token generated before the node was registered another way does not do it.
+        guard registered == nil || enrollment.reenroll == true else {
+            return fail(.refused, "node \(enrollment.nodeID) is already enrolled and this is not a re-enrollment token; generate a new package with `enroll generate`")
+        }
 
         let window = withSnapshot { $0.state.config.enrollmentWindow }
         guard let stamp = field("timestamp"), let ts = RFC3339.parse(stamp) else {
@@ -407,7 +467,9 @@ public final class KDCService: Sendable {
         guard sig0Key.owner.canonical.description == enrollment.nodeID else {
             return fail(.refused, "sig0_pubkey owner \(sig0Key.owner) is not the node ID \(enrollment.nodeID)")
         }
-        // Not in the Go KDC: the UPDATE must be SIG(0)-signed by the key it enrolls.
+        // Not in the Go KDC: the UPDATE must be SIG(0)-signed by the key it enrolls — for a
+        // re-enrollment too: the NEW key. The token is the authority (as in a first
+        // enrollment); the old SIG(0) key is not asked for (see README, "Re-enrollment").
         do {
             try SIG0Signatures.verify(m, key: sig0Key.record, now: t, skew: window)
         } catch {
@@ -419,9 +481,18 @@ public final class KDCService: Sendable {
                 return fail(.formErr, error.reason)
             }
         }
-        let crypto: KDCCrypto = enrollment.crypto ?? (nodeHPKE != nil ? .hpke : .jose)
-        if crypto == .hpke && nodeHPKE == nil { return fail(.formErr, "the enrollment is for HPKE, but the request has no hpke_pubkey") }
-        if crypto == .jose && nodeJOSE == nil { return fail(.formErr, "the enrollment is for JOSE, but the request has no jose_pubkey") }
+        if notify == nil { notify = registered?.notifyAddress }
+
+        // The backend (seed "Multi-Backend Support Strategies", issue 13 policy).
+        let available = KDCCrypto.allCases.filter { ($0 == .hpke && nodeHPKE != nil) || ($0 == .jose && nodeJOSE != nil) }
+        let crypto: KDCCrypto
+        let source: KDCCryptoSource
+        switch Self.chooseBackend(available: available, package: enrollment.crypto, preferred: preferred, policy: policy) {
+        case .chosen(let c, let s):
+            (crypto, source) = (c, s)
+        case .refused(let rcode, let why):
+            return fail(rcode, why)
+        }
 
         // PROTOCOL §19 / contract §1: signed distributions only for a node that verifies them;
         // the HPKE layout a Go KRS reads follows from what `krs-cli enroll` wrote: v1
@@ -429,27 +500,70 @@ public final class KDCService: Sendable {
         let verifiesSignatures = capabilities.contains(KDCCapability.jwsES256)
         let legacy = enrollment.legacy == true || !verifiesSignatures
         let layout: KDCHPKELayout = legacy && nodeHPKE != nil && joseText.isEmpty && !verifiesSignatures ? .v1 : .v2
-        let node = KDCNode(
+        var node = KDCNode(
             id: enrollment.nodeID, crypto: crypto, hpkePublicKey: nodeHPKE?.hex, josePublicKey: nodeJOSE?.jwkJSON(),
             notifyAddress: notify, sig0PublicKey: sig0Key.record.presentationLine(owner: sig0Key.owner),
-            legacy: legacy, hpkeLayout: layout, capabilities: capabilities, source: "enrolled", registeredAt: t)
+            legacy: legacy, hpkeLayout: layout, capabilities: capabilities, source: "enrolled", registeredAt: t,
+            cryptoSource: source)
+        node.preferredCrypto = preferred
+        node.supportedCrypto = request["supported_crypto"] == nil ? nil : nodeSupported
+        let kdcKeys = keys
+        let nowMs = kdc.clock.nowMilliseconds
+        let outcome: (previous: KDCNode?, remade: [(old: String, new: KDCDistribution?)])
         do {
-            try kdc.store.update { (state) throws(TDNSError) in
-                // Checked again under the lock: a concurrent request may have used the token.
+            outcome = try kdc.store.update { (state) throws(TDNSError) -> (KDCNode?, [(old: String, new: KDCDistribution?)]) in
+                // Checked again under the lock: a concurrent request may have used the token,
+                // `node remove` may have revoked it.
                 guard let i = state.enrollments.firstIndex(where: { $0.tokenHash == tokenHash }),
-                      state.enrollments[i].usedAt == nil
-                else { throw TDNSError.replay("token already used") }
+                      state.enrollments[i].usedAt == nil, state.enrollments[i].revokedAt == nil
+                else { throw TDNSError.replay("token already used or revoked") }
+                let previous = state.activeNode(node.id)
+                if previous != nil && state.enrollments[i].reenroll != true {
+                    throw TDNSError.policy("node \(node.id) is already enrolled and this is not a re-enrollment token")
+                }
                 state.enrollments[i].usedAt = t
+                if let previous {
+                    // Re-enrollment: the keys are replaced in one step; the record keeps its history.
+                    node.registeredAt = previous.registeredAt
+                    node.reenrolledAt = t
+                }
                 state.nodes.removeAll { $0.id == node.id }
                 state.nodes.append(node)
+                state.metrics.counted(node.crypto) { c in
+                    c.enrollments += 1
+                    if previous != nil { c.reenrollments += 1 }
+                }
+                guard previous != nil else { return (nil, []) }
+                return (previous, try self.remakeLive(&state, for: node, now: t, nowMs: nowMs, kdcKeys: kdcKeys))
             }
         } catch where error.code == .replay {
             return fail(.refused, "enrollment token validation failed: token already used")
+        } catch where error.code == .policy {
+            return fail(.refused, error.reason)
         } catch {
             log.error("enrollment of \(node.id): cannot store the node: \(error.reason)")
             return fail(.servFail, "failed to add node to the KDC state")
         }
         reload()
+        for (old, _) in outcome.remade { forget(old) }
+        if let previous = outcome.previous {
+            let before = previous.backendsWithKeys.map(\.rawValue).joined(separator: ",")
+            let after = node.backendsWithKeys.map(\.rawValue).joined(separator: ",")
+            kdc.event("Node \(node.id) re-enrolled with backend: \(node.crypto.rawValue) (was \(previous.crypto.rawValue); keys \(before) replaced by \(after), new SIG(0) key; \(outcome.remade.count) live distribution\(outcome.remade.count == 1 ? "" : "s") made again)")
+        } else {
+            kdc.event("Node \(node.id) enrolled with backend: \(node.crypto.rawValue)")
+        }
+        for (old, new) in outcome.remade {
+            if let new {
+                kdc.logCreated(new)
+                kdc.event("Distribution \(old) withdrawn for \(node.id): made again for the new keys as \(new.id)")
+            } else {
+                kdc.event("Distribution \(old) withdrawn for \(node.id): its keys are gone, not made again", level: .warning)
+            }
+        }
+        if preferredText != nil && preferred != node.crypto {
+            log.info("node \(node.id) preferred \(preferredText ?? "") but receives with \(node.crypto.rawValue) (\(KDC.sourceText(node)))")
+        }
         log.info("node \(node.id) enrolled (\(KDC.formatText(node)), capabilities [\(capabilities.joined(separator: ","))], notify \(notify ?? "-"))")
 
         var confirmation = confirmationJSON(nodeID: node.id, status: "success", error: nil)
@@ -464,6 +578,95 @@ public final class KDCService: Sendable {
             log.error("enrollment of \(node.id): cannot encrypt the confirmation: \(error.reason)")
         }
         return EnrollOutcome(rcode: .servFail, content: [])
+    }
+
+    /// A list of short printable strings (`capabilities`, `supported_crypto`, PROTOCOL §19),
+    /// without repeats; [] when absent; nil when malformed.
+    static func shortList(_ value: JSONValue?) -> [String]? {
+        guard let value else { return [] }
+        guard let items = value.arrayValue, items.count <= maxCapabilities else { return nil }
+        var out: [String] = []
+        for item in items {
+            guard let text = item.stringValue, (1...maxCapabilityLength).contains(text.utf8.count),
+                  text.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })
+            else { return nil }
+            if !out.contains(text) { out.append(text) }
+        }
+        return out
+    }
+
+    enum BackendChoice: Equatable {
+        case chosen(KDCCrypto, KDCCryptoSource)
+        case refused(RCode, String)
+    }
+
+    /// The backend an enrolling node receives with: the package's one backend (`enroll
+    /// generate --crypto`), else the node's `preferred_crypto`, else the policy's default,
+    /// else its one key for a supported backend — always one the policy supports and the node
+    /// has a key for. A node with keys only for backends the policy does not support (the
+    /// rollback), or for a one-backend package without that key, is refused with the reason.
+    static func chooseBackend(available: [KDCCrypto], package: KDCCrypto?, preferred: KDCCrypto?, policy: KDCPolicy) -> BackendChoice {
+        if let package {
+            guard policy.supports(package) else {
+                return .refused(.refused, "backend \(package.rawValue) is not supported by this KDC (supported: \(policy.supportedText))")
+            }
+            guard available.contains(package) else {
+                return .refused(.formErr, "the enrollment is for \(package == .hpke ? "HPKE" : "JOSE"), but the request has no \(package.rawValue)_pubkey")
+            }
+            return .chosen(package, .package)
+        }
+        let usable = available.filter(policy.supports)
+        guard let first = usable.first else {
+            let offered = available.map(\.rawValue).joined(separator: ", ")
+            return .refused(.refused, "backend \(offered) is not supported by this KDC (supported: \(policy.supportedText))")
+        }
+        if let preferred, usable.contains(preferred) { return .chosen(preferred, .preferred) }
+        if usable.contains(policy.defaultCrypto) { return .chosen(policy.defaultCrypto, .policyDefault) }
+        return .chosen(first, .onlyKey)
+    }
+
+    /// Re-enrollment: every live distribution of the node (made for its old keys, which it
+    /// is about to retire) is withdrawn and made again, same operation and keys, for its new
+    /// keys and backend; a ping gets a new nonce. A distribution whose keys the KDC no longer
+    /// holds is only withdrawn. Returns (old ID, new distribution or nil).
+    func remakeLive(
+        _ state: inout KDCState, for node: KDCNode, now: Int64, nowMs: Int64, kdcKeys: KDCKeys
+    ) throws(TDNSError) -> [(old: String, new: KDCDistribution?)] {
+        var out: [(old: String, new: KDCDistribution?)] = []
+        let live = state.distributions.indices.filter { state.distributions[$0].nodeID == node.id && state.distributions[$0].isServable(now: now) }
+        for i in live {
+            let old = state.distributions[i]
+            let operation = KDCOperation(rawValue: old.operation) ?? .ping
+            var selected: [KDCKey] = []
+            var missing = false
+            for ref in old.keys {
+                if let k = state.keys.first(where: { $0.zone == ref.zone && $0.keyTag == ref.keyTag }) { selected.append(k) } else { missing = true }
+            }
+            if missing || (operation != .ping && selected.isEmpty) {
+                state.withdraw(i, reason: "node re-enrolled with new keys; the keys of this distribution are gone, not made again")
+                out.append((old.id, nil))
+                continue
+            }
+            var pems: [String: [UInt8]] = [:]
+            defer { for k in Array(pems.keys) { zeroize(&pems[k, default: []]) } }
+            if operation == .rollKey {
+                for k in selected where pems[k.privateKeyFile] == nil { pems[k.privateKeyFile] = try kdc.store.read(k.privateKeyFile, limit: 65536) }
+            }
+            // The chunk size of the original is not kept; the KDC's default serves any size.
+            let new = try kdc.makeDistribution(
+                &state, for: node, operation: operation, keys: selected, pems: pems, now: now, nowMs: nowMs,
+                chunkSize: state.config.chunkSize, kdcKeys: kdcKeys)
+            guard let j = state.distributions.firstIndex(where: { $0.id == old.id }),
+                  let k = state.distributions.lastIndex(where: { $0.id == new.id })
+            else { throw .internalFailure("re-enrollment lost a distribution") }
+            state.withdraw(j, reason: "node re-enrolled with new keys; made again as \(new.id)")
+            // What `status` and `node show` say of it (contract §5).
+            state.distributions[j].reason = "superseded by \(new.id)"
+            state.distributions[j].remadeAs = new.id
+            state.distributions[k].remadeFrom = old.id
+            out.append((old.id, state.distributions[k]))
+        }
+        return out
     }
 
     /// Go `edns0.EnrollmentConfirmation`: node_id, status, kdc_hpke_pubkey, timestamp,

@@ -13,7 +13,7 @@ struct TDNSKDCCommand: ParsableCommand {
         commandName: "tdns-kdc",
         abstract: "Reference TDNS Key Distribution Center: enrollment, distributions, CHUNK service.",
         discussion: "State lives in --state DIR (or $TDNS_KDC_STATE). See README.md for a worked example.",
-        subcommands: [Init.self, Node.self, Enroll.self, Zone.self, Key.self, Distribute.self, Serve.self, ExportZone.self, Status.self]
+        subcommands: [Init.self, Policy.self, Node.self, Enroll.self, Zone.self, Key.self, Distribute.self, Serve.self, ExportZone.self, Status.self]
     )
 }
 
@@ -66,6 +66,11 @@ func parseCrypto(_ text: String) throws -> KDCCrypto {
     return c
 }
 
+func parseCryptoList(_ text: String) throws -> [KDCCrypto] {
+    guard let list = KDCCrypto.list(text) else { throw ValidationError("--supported-crypto must be a comma-separated list of hpke and jose") }
+    return list
+}
+
 func parseLayout(_ text: String) throws -> KDCHPKELayout {
     guard let l = KDCHPKELayout(rawValue: text.lowercased()) else { throw ValidationError("--hpke-layout must be v1 or v2") }
     return l
@@ -94,10 +99,52 @@ struct Init: ParsableCommand {
     }
 }
 
+// MARK: - policy
+
+struct Policy: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show or change the backend policy: the default backend and the supported ones.",
+        discussion: "Without options: shows it. Removing a backend from --supported-crypto stops new enrollments with it; nodes using it keep receiving.")
+    @OptionGroup var global: Global
+    @Option(help: "Backend of nodes with keys for several backends that stated no preference: hpke or jose.") var defaultCrypto: String?
+    @Option(help: "Backends new enrollments, node add and node set may use, e.g. hpke,jose.") var supportedCrypto: String?
+
+    func run() throws {
+        global.emit(try global.kdc().policy(
+            defaultCrypto: try defaultCrypto.map(parseCrypto), supportedCrypto: try supportedCrypto.map(parseCryptoList)))
+    }
+}
+
 // MARK: - node
 
 struct Node: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Register nodes and choose what they are sent.", subcommands: [Add.self, Change.self])
+    static let configuration = CommandConfiguration(
+        abstract: "Register, list, show, switch and remove nodes.",
+        subcommands: [Add.self, List.self, Show.self, Change.self, Remove.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Every node: backend, keys on file, enrollment, last distribution.")
+        @OptionGroup var global: Global
+
+        func run() throws { global.emit(try global.kdc().listNodes()) }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "One node: backend in use and why, keys on file, enrollment, last distributions.")
+        @OptionGroup var global: Global
+        @Argument(help: "Node ID (FQDN with trailing dot).") var nodeID: String
+
+        func run() throws { global.emit(try global.kdc().showNode(id: nodeID)) }
+    }
+
+    struct Remove: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Retire a node: its live distributions are withdrawn, its tokens revoked, no more NOTIFYs.")
+        @OptionGroup var global: Global
+        @Argument(help: "Node ID (FQDN with trailing dot).") var nodeID: String
+
+        func run() throws { global.emit(try global.kdc().removeNode(id: nodeID)) }
+    }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Register a node with pre-provisioned public keys.")
@@ -121,6 +168,7 @@ struct Node: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "set", abstract: "Change how later distributions to a node are made.")
         @OptionGroup var global: Global
         @Argument(help: "Node ID (FQDN with trailing dot).") var nodeID: String
+        @Option(help: "Switch the backend: hpke or jose (the node must have a key for it).") var crypto: String?
         @Flag(help: "The Go KDC's format (for a Go KRS).") var legacy = false
         @Flag(help: "Signed distributions (JWT manifest); a Go KRS cannot read them.") var signed = false
         @Option(help: "For a legacy HPKE node: v1 (Go KRS with use_crypto_v2: false) or v2.") var hpkeLayout: String?
@@ -131,7 +179,8 @@ struct Node: ParsableCommand {
 
         func run() throws {
             global.emit(try global.kdc().setNode(
-                id: nodeID, legacy: legacy ? true : (signed ? false : nil), hpkeLayout: try hpkeLayout.map(parseLayout)))
+                id: nodeID, legacy: legacy ? true : (signed ? false : nil), hpkeLayout: try hpkeLayout.map(parseLayout),
+                crypto: try crypto.map(parseCrypto)))
         }
     }
 }
@@ -146,15 +195,17 @@ struct Enroll: ParsableCommand {
         @OptionGroup var global: Global
         @Argument(help: "Node ID (FQDN with trailing dot).") var nodeID: String
         @Option(help: "Package file to write (mode 0600).") var out: String
-        @Option(help: "Only this backend: hpke or jose (default: both).") var crypto: String?
+        @Option(help: "Only this backend: hpke or jose (default: every backend the policy supports).") var crypto: String?
         @Option(help: "IP:port for NOTIFYs (overrides the node's own notify_address).") var notify: String?
         @Option(help: "How long the package can be activated and used (valid_until).") var validFor = "7d"
         @Flag(help: "The node gets the Go KDC's format whatever it announces (for a Go KRS).") var legacy = false
+        @Option(help: "Package format: go (PROTOCOL §11.2, default) or seed (the design document's version 2.0 package).") var format = "go"
 
         func run() throws {
+            guard let f = KDC.PackageFormat(rawValue: format.lowercased()) else { throw ValidationError("--format must be go or seed") }
             global.emit(try global.kdc().generateEnrollment(
                 nodeID: nodeID, out: out, crypto: try crypto.map(parseCrypto), notify: notify,
-                validFor: try duration(validFor, "--valid-for"), legacy: legacy))
+                validFor: try duration(validFor, "--valid-for"), legacy: legacy, format: f))
         }
     }
 
@@ -215,8 +266,9 @@ struct Distribute: ParsableCommand {
     @OptionGroup var global: Global
     @Option(help: "Target node.") var node: String?
     @Flag(help: "Every registered node.") var all = false
-    @Option(help: "Zone of the key (not needed for ping).") var zone: String?
-    @Option(help: "Key tag (needed when the zone has several keys).") var key: UInt16?
+    @Option(help: "Zone: every key of it in one distribution (not for ping).") var zone: String?
+    @Option(help: "Only this key of --zone.") var key: UInt16?
+    @Flag(help: "Every key of every zone, in one distribution per node.") var allZones = false
     @Option(help: "roll_key, delete_key or ping.") var op = "roll_key"
     @Option(help: "Data chunk size (default: the KDC's, 60000).") var chunkSize: Int?
 
@@ -228,7 +280,8 @@ struct Distribute: ParsableCommand {
     func run() throws {
         let operation = KDCOperation(rawValue: op) ?? .rollKey
         global.emit(try global.kdc().distribute(
-            target: node.map { .node($0) } ?? .all, zone: zone, keyTag: key, operation: operation, chunkSize: chunkSize))
+            target: node.map { .node($0) } ?? .all, zone: zone, keyTag: key, operation: operation, chunkSize: chunkSize,
+            allZones: allZones))
     }
 }
 

@@ -113,6 +113,18 @@ struct TimeTests {
         let a = MonotonicClock.now(), b = MonotonicClock.now()
         #expect(b >= a)
     }
+
+    @Test("milliseconds: the system clock's agree with its seconds; a seconds clock gives now·1000, saturating; floor for negatives")
+    func milliseconds() {
+        let ms = WallClock.system.nowMilliseconds
+        #expect(abs(ms / 1000 - Int64(time(nil))) <= 1)
+        #expect(WallClock.fixed(42).nowMilliseconds == 42_000)
+        #expect(WallClock.fixed(.max).nowMilliseconds == .max && WallClock.fixed(.min).nowMilliseconds == .min)
+        let m = WallClock.milliseconds { 1_769_509_199_999 }
+        #expect(m.now == 1_769_509_199 && m.nowMilliseconds == 1_769_509_199_999)
+        #expect(WallClock.milliseconds { -1 }.now == -1 && WallClock.milliseconds { -1000 }.now == -1)
+        #expect(WallClock.milliseconds { -1001 }.now == -2)
+    }
 }
 
 /// Go durations: one syntax for manifests, KRS settings and the KDC's options.

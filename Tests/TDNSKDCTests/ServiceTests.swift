@@ -272,7 +272,10 @@ struct EnrollmentTests {
         #expect(text.hasSuffix("\n") && !text.contains("#"))
         let json = try JSONValue.parse(try Base64.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(json.keys == ["token", "node_id", "kdc_hpke_pubkey", "kdc_jose_pubkey", "kdc_enrollment_address", "control_zone",
-                              "kdc_signing_pubkey", "kdc_sig0_pubkey", "valid_until", "version", "capabilities"])
+                              "kdc_signing_pubkey", "kdc_sig0_pubkey", "valid_until", "version", "capabilities",
+                              "supported_crypto", "default_crypto"])
+        #expect(json["supported_crypto"] == .array([.string("hpke"), .string("jose")]) && json["default_crypto"]?.stringValue == "hpke")
+        #expect(json["reenroll"] == nil)
         let keys = try env.kdc.loadKeys()
         #expect(json["kdc_hpke_pubkey"]?.stringValue == keys.hpke.publicKey.hex)
         #expect(try Base64.decode(try require2(json["kdc_jose_pubkey"]?.stringValue)) == Array(keys.jose.publicKey.jwkJSON().utf8))
@@ -406,7 +409,7 @@ struct EnrollmentTests {
         let text = try String(contentsOfFile: env.root + "/krs9.enroll", encoding: .utf8)
         let json = try JSONValue.parse(try Base64.decode(text.trimmingCharacters(in: .whitespacesAndNewlines)))
         #expect(json.keys == ["token", "node_id", "kdc_hpke_pubkey", "kdc_jose_pubkey", "kdc_enrollment_address", "control_zone",
-                              "valid_until", "version", "capabilities"])
+                              "valid_until", "version", "capabilities", "supported_crypto", "default_crypto"])
         #expect(try env.kdc.store.load().enrollments.last?.legacy == true)
     }
 

@@ -1014,3 +1014,421 @@ def test_key_import_from_dnssec_keygen(kdc, tmp_path):
     assert key["dnskey"].endswith(b64)
     again = run(kdc["state"], "key", "import", "--zone", "imported.example.", str(tmp_path / f"{base}.private"), check=False)
     assert again.returncode == 2 and "already has a key" in again.stderr
+
+
+# --- issue 13: policy, node lifecycle, re-enrollment, several keys, metrics ----------------------
+#
+# A KDC of its own (policy changes must not reach the tests above). What is checked comes from
+# the KDC's answers and files, opened with pyhpke/jwcrypto, not from its own words.
+
+@pytest.fixture(scope="module")
+def mig():
+    state = os.path.join(WORK, "mig-state")
+    port = free_port()
+    run(state, "init", "--control-zone", CZ, "--listen", f"127.0.0.1:{port}")
+    run(state, "zone", "add", "example.com.")
+    ksk = run_json(state, "key", "generate", "--zone", "example.com.", "--algorithm", "13", "--type", "ksk")
+    zsk = run_json(state, "key", "generate", "--zone", "example.com.", "--algorithm", "15", "--type", "zsk")
+    run(state, "zone", "add", "example.org.")
+    csk = run_json(state, "key", "generate", "--zone", "example.org.", "--algorithm", "13", "--type", "csk")
+    server = Server(state, port)
+    yield {"state": state, "server": server, "port": port, "keys": {"ksk": ksk, "zsk": zsk, "csk": csk}}
+    server.stop()
+
+
+def dist_status(kdc, dist_id):
+    return [x for x in run_json(kdc["state"], "status")["distributions"] if x["distribution_id"] == dist_id][0]
+
+
+def event_log(kdc):
+    with open(os.path.join(kdc["state"], "kdc.log")) as f:
+        return f.read().splitlines()
+
+
+def fetch_all(kdc, node, dist_id):
+    """The manifest and every data chunk of a distribution, as RDATA."""
+    records = [chunk_query(kdc["server"], f"{node}{dist_id}.{CZ}").answer[0][0].to_digestable()]
+    first = parse_chunk(records[0])
+    meta = json.loads(first["data"]) if first["format"] == 1 else jwt_claims(first["data"].decode("ascii"), signing_key(kdc))
+    for i in range(1, meta["chunk_count"] + 1):
+        records.append(chunk_query(kdc["server"], f"{i}.{node}{dist_id}.{CZ}").answer[0][0].to_digestable())
+    return records, meta
+
+
+def jose_open(key, blob):
+    token = jwe.JWE()
+    token.deserialize(base64.b64decode(blob, validate=True).decode("ascii"), key=key)
+    return json.loads(token.payload)
+
+
+class JoseEnrollClient(EnrollClient):
+    """A node with a JOSE key (and an HPKE one only when `hpke`): the request holds the keys it
+    has; it is HPKE-sealed to the KDC when the package offers HPKE, else a JWE to its JOSE key."""
+
+    def __init__(self, node, hpke=False):
+        super().__init__(node)
+        self.jose = jwk.JWK.generate(kty="EC", crv="P-256")
+        self.with_hpke = hpke
+
+    def update(self, package, timestamp=None, capabilities=("jws-es256", "sig0"), rrtype=CHUNK, preferred=None):
+        req = {
+            "auth_token": package.get("token") or package.get("auth_token"),
+            "capabilities": list(capabilities),
+            "jose_pubkey": self.jose.export_public(),
+            "notify_address": "127.0.0.1:15999",
+            "sig0_pubkey": self.key_line,
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp or time.time())),
+        }
+        if self.with_hpke:
+            req["hpke_pubkey"] = self.hpke_pub.hex()
+        if preferred:
+            req["preferred_crypto"] = preferred
+        pt = json.dumps(req, separators=(",", ":"), sort_keys=True).encode()
+        if package.get("kdc_hpke_pubkey"):
+            pkr = SUITE.kem.deserialize_public_key(bytes.fromhex(package["kdc_hpke_pubkey"]))
+            enc, ctx = SUITE.create_sender_context(pkr)
+            ct = enc + ctx.seal(pt)
+        else:
+            kdc_jwk = jwk.JWK.from_json(base64.b64decode(package["kdc_jose_pubkey"]))
+            t = jwe.JWE(pt, protected={"alg": "ECDH-ES", "enc": "A256GCM"})
+            t.add_recipient(kdc_jwk)
+            ct = t.serialize(compact=True).encode("ascii")
+        chunk = bytes([1]) + struct.pack(">H", 0) + struct.pack(">HHH", 0, 0, len(ct)) + ct
+        upd = dns.update.UpdateMessage(package["control_zone"])
+        upd.add(dns.name.from_text("_enroll." + package["control_zone"]), 300, dns.rdata.GenericRdata(dns.rdataclass.IN, rrtype, chunk))
+        upd.use_edns(0, dns.flags.DO, 1232)
+        return sign_sig0(upd.to_wire(), self.sig0, rfc4034_key_tag(self.key_rdata), package["control_zone"])
+
+
+def new_package(kdc, tmp_path, node, *extra, activate=True):
+    path = tmp_path / f"{node}{len(os.listdir(tmp_path))}.enroll"
+    run(kdc["state"], "enroll", "generate", node, "--out", str(path), *extra)
+    if activate:
+        run(kdc["state"], "enroll", "activate", node)
+    return read_package(path)
+
+
+POLICY_REFUSALS = [
+    ["policy", "--default-crypto", "jose", "--supported-crypto", "hpke"],
+    ["policy", "--supported-crypto", "jose"],
+    ["policy", "--supported-crypto", "hpke,rsa"],
+    ["policy", "--default-crypto", "aes"],
+]
+
+
+@pytest.mark.parametrize("args", POLICY_REFUSALS, ids=[" ".join(a) for a in POLICY_REFUSALS])
+def test_policy_refusal_is_one_line_and_exit_2(tmp_path, args):
+    state = str(tmp_path / "s")
+    run(state, "init", "--control-zone", CZ, "--listen", "127.0.0.1:15353")
+    p = run(state, *args, check=False)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1 and p.stderr.startswith("tdns-kdc: "), p.stderr
+    assert run_json(state, "policy") == {"default_crypto": "hpke", "supported_crypto": ["hpke", "jose"]}
+
+
+def test_policy_rollback_refuses_jose_registrations_and_keeps_jose_nodes(tmp_path):
+    state = str(tmp_path / "s")
+    run(state, "init", "--control-zone", CZ, "--listen", "127.0.0.1:15353")
+    run(state, "zone", "add", "example.com.")
+    run(state, "key", "generate", "--zone", "example.com.", "--algorithm", "13", "--type", "ksk")
+    jkey = jwk.JWK.generate(kty="EC", crv="P-256")
+    pub, _ = hpke_keypair()
+    run(state, "node", "add", "j.example.", "--crypto", "jose", "--jose-pubkey", jkey.export_public())
+    run(state, "node", "add", "dual.example.", "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--jose-pubkey", jkey.export_public())
+    p = run(state, "policy", "--supported-crypto", "hpke")
+    assert "warning" in p.stderr and "j.example." in p.stderr
+    assert run_json(state, "policy") == {"default_crypto": "hpke", "supported_crypto": ["hpke"]}
+    assert run_json(state, "status")["policy"] == {"default_crypto": "hpke", "supported_crypto": ["hpke"]}
+    with open(os.path.join(state, "kdc.json")) as f:
+        before = f.read()
+    for args in (["node", "add", "j2.example.", "--crypto", "jose", "--jose-pubkey", jkey.export_public()],
+                 ["enroll", "generate", "j3.example.", "--out", str(tmp_path / "p"), "--crypto", "jose"],
+                 ["node", "set", "dual.example.", "--crypto", "jose"]):
+        p = run(state, *args, check=False)
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, (args, p.stderr)
+        assert "not supported" in p.stderr
+    with open(os.path.join(state, "kdc.json")) as f:
+        assert f.read() == before, "refusals change nothing"
+    d = run_json(state, "distribute", "--node", "j.example.", "--zone", "example.com.")["distributions"][0]
+    assert d["crypto"] == "jose", "an existing JOSE node keeps receiving with JOSE"
+    pkg = tmp_path / "h.enroll"
+    run(state, "enroll", "generate", "h.example.", "--out", str(pkg))
+    package = read_package(pkg)
+    assert package["supported_crypto"] == ["hpke"] and package["kdc_jose_pubkey"] == "" and package["default_crypto"] == "hpke"
+
+
+def test_node_list_show_set(tmp_path):
+    state = str(tmp_path / "s")
+    run(state, "init", "--control-zone", CZ, "--listen", "127.0.0.1:15353")
+    run(state, "zone", "add", "example.com.")
+    run(state, "key", "generate", "--zone", "example.com.", "--algorithm", "13", "--type", "ksk")
+    jkey = jwk.JWK.generate(kty="EC", crv="P-256")
+    pub, priv = hpke_keypair()
+    run(state, "node", "add", "h.example.", "--crypto", "hpke", "--hpke-pubkey", pub.hex())
+    run(state, "node", "add", "dual.example.", "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--jose-pubkey", jkey.export_public())
+    d = run_json(state, "distribute", "--node", "dual.example.", "--zone", "example.com.")["distributions"][0]
+    nodes = run_json(state, "node", "list")["nodes"]
+    assert [n["node_id"] for n in nodes] == ["h.example.", "dual.example."]
+    assert nodes[1]["keys_on_file"] == ["hpke", "jose"] and nodes[1]["crypto"] == "hpke"
+    assert nodes[1]["last_distribution"] == {"distribution_id": d["distribution_id"], "state": "pending"}
+    text = run(state, "node", "list").stdout
+    assert "dual.example. hpke" in text and "keys hpke,jose" in text
+    show = run_json(state, "node", "show", "dual.example.")
+    assert show["crypto"] == "hpke" and show["keys_on_file"] == ["hpke", "jose"] and show["state"] == "active"
+    assert show["distributions"][0]["distribution_id"] == d["distribution_id"] and show["distributions"][0]["state"] == "pending"
+    assert "backend in use: hpke" in run(state, "node", "show", "dual.example.").stdout
+    # Switch: a node with the key.
+    assert run_json(state, "node", "set", "dual.example.", "--crypto", "jose")["crypto"] == "jose"
+    d2 = run_json(state, "distribute", "--node", "dual.example.", "--zone", "example.com.")["distributions"][0]
+    assert d2["crypto"] == "jose"
+    # Refused: no key for the backend; unknown node.
+    for args in (["node", "set", "h.example.", "--crypto", "jose"], ["node", "show", "nobody.example."],
+                 ["node", "remove", "nobody.example."], ["node", "set", "h.example.", "--crypto", "rsa"]):
+        p = run(state, *args, check=False)
+        assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1, (args, p.stderr)
+    assert run_json(state, "node", "show", "h.example.")["crypto"] == "hpke"
+    assert any("Node dual.example. switched from backend hpke to backend: jose" in l
+               for l in open(os.path.join(state, "kdc.log")).read().splitlines())
+
+
+def test_node_remove_stops_everything_for_the_node(mig, tmp_path):
+    listener = NotifyListener(answer=False)
+    try:
+        pub, _ = hpke_keypair()
+        node = "retired.example."
+        run(mig["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy",
+            "--notify", f"127.0.0.1:{listener.port}")
+        d = run_json(mig["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]["distribution_id"]
+        deadline = time.time() + 10
+        while time.time() < deadline and not listener.got:
+            time.sleep(0.1)
+        assert listener.got, "NOTIFYed before the removal"
+        assert chunk_query(mig["server"], f"{node}{d}.{CZ}").rcode() == dns.rcode.NOERROR
+        new_package(mig, tmp_path, node)
+        removed = run_json(mig["state"], "node", "remove", node)
+        assert removed["withdrawn_distributions"] == [d] and removed["revoked_tokens"] == 1
+        n = len(listener.got)
+        for name in (f"{node}{d}.{CZ}", f"1.{node}{d}.{CZ}"):
+            assert chunk_query(mig["server"], name).rcode() == dns.rcode.NXDOMAIN, name
+        time.sleep(4)  # backoff after 3 attempts is ≤ 4 s
+        assert len(listener.got) <= n + 1, "no more NOTIFYs (one may have been on its way)"
+        settled = len(listener.got)
+        time.sleep(3)
+        assert len(listener.got) == settled
+        st = dist_status(mig, d)
+        assert st["state"] == "failed" and st["reason"] == "withdrawn: node removed"
+        enrollments = [e for e in run_json(mig["state"], "status", "--node", node)["enrollments"]]
+        assert enrollments and all(e["state"] == "revoked" for e in enrollments)
+        p = run(mig["state"], "enroll", "activate", node, check=False)
+        assert p.returncode == 2
+        assert run_json(mig["state"], "node", "show", node)["state"] == "removed"
+        log = event_log(mig)
+        assert any(f"Node {node} removed: 1 live distribution withdrawn, 1 enrollment token revoked" in l for l in log)
+        assert any(f"Distribution {d} withdrawn for {node}: node removed" in l for l in log)
+    finally:
+        listener.close()
+
+
+def test_multi_key_distribution_counts_and_go_format_path(mig, tmp_path):
+    """--zone without --key: KSK and ZSK in one distribution; --all-zones: every zone's keys.
+    The Format 1 manifest counts them; the entries open with the node's key and install
+    through libtdnskrs (the Go-format path, PROTOCOL §10)."""
+    pub, priv = hpke_keypair()
+    jkey = jwk.JWK.generate(kty="EC", crv="P-256")
+    run(mig["state"], "node", "add", "multi-h.example.", "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy")
+    run(mig["state"], "node", "add", "multi-j.example.", "--crypto", "jose", "--jose-pubkey", jkey.export_public())
+    keys = mig["keys"]
+    for node in ("multi-h.example.", "multi-j.example."):
+        d = run_json(mig["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"]
+        assert len(d) == 1 and d[0]["key_count"] == 2 and d[0]["zone_count"] == 1
+        records, meta = fetch_all(mig, node, d[0]["distribution_id"])
+        md = meta["metadata"] if "metadata" in meta else meta
+        assert (md["key_count"], md["zone_count"], md["operation_count"]) == (2, 1, 2)
+        blob = transport_blob(meta, [parse_chunk(r)["data"] for r in records[1:]])
+        if node == "multi-h.example.":
+            entries = json.loads(hpke_open(priv, base64.b64decode(blob, validate=True)))
+        else:
+            entries = jose_open(jkey, blob)
+        assert [e["key_type"] for e in entries] == ["KSK", "ZSK"]
+        check_roll_key(entries[0], keys["ksk"])
+        check_roll_key(entries[1], keys["zsk"])
+    d = run_json(mig["state"], "distribute", "--node", "multi-h.example.", "--all-zones")["distributions"]
+    assert len(d) == 1 and d[0]["key_count"] == 3 and d[0]["zone_count"] == 2
+    dist_id = d[0]["distribution_id"]
+    records, meta = fetch_all(mig, "multi-h.example.", dist_id)
+    assert (meta["metadata"]["key_count"], meta["metadata"]["zone_count"], meta["metadata"]["operation_count"]) == (3, 2, 3)
+    entries = json.loads(hpke_open(priv, base64.b64decode(transport_blob(meta, [parse_chunk(r)["data"] for r in records[1:]]))))
+    assert [(e["zone_name"], e["key_id"]) for e in entries] == [
+        ("example.com.", str(keys["ksk"]["key_tag"])), ("example.com.", str(keys["zsk"]["key_tag"])),
+        ("example.org.", str(keys["csk"]["key_tag"]))]
+    check_roll_key(entries[2], keys["csk"])
+    # --key keeps its meaning: one key.
+    one = run_json(mig["state"], "distribute", "--node", "multi-h.example.", "--zone", "example.com.", "--key", str(keys["zsk"]["key_tag"]))
+    assert one["distributions"][0]["key_count"] == 1 and one["distributions"][0]["key_tag"] == keys["zsk"]["key_tag"]
+    # The multi-zone legacy distribution through libtdnskrs: all three keys installed.
+    lib = os.path.join(BUILD, "lib")
+    exe = tmp_path / "test_kdc_krs"
+    subprocess.run([os.environ.get("CC", "cc"), "-std=c11", "-Wall", "-Wextra", "-Werror",
+                    f"-I{os.path.join(HERE, '..', '..', 'Include')}", "-o", str(exe), os.path.join(HERE, "test_kdc_krs.c"),
+                    f"-L{lib}", "-ltdnskrs", f"-Wl,-rpath,{lib}"], check=True, capture_output=True)
+    work = tmp_path / "krs"
+    (work / "keys").mkdir(parents=True)
+    (work / "node.hpke").write_text(f"{priv.hex()}\n")
+    os.chmod(work / "node.hpke", 0o600)
+    (work / "krs.conf").write_text("\n".join([f"node_id=multi-h.example.", f"control_zone={CZ}", f"state_dir={work / 'state'}",
+                                              f"key_dir={work / 'keys'}", f"hpke_private_key={work / 'node.hpke'}"]) + "\n")
+    p = subprocess.run([str(exe), str(work / "krs.conf"), str(meta["metadata"]["timestamp"] + 5), dist_id, *[r.hex() for r in records]],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    for k in ("ksk", "zsk", "csk"):
+        assert f'"key_id":"{keys[k]["key_tag"]}"' in p.stdout, k
+    assert len([f for f in os.listdir(work / "keys") if f.endswith(".private")]) == 3
+    # delete_key of a zone with two keys needs --key (exit 2, one line).
+    p = run(mig["state"], "distribute", "--node", "multi-h.example.", "--zone", "example.com.", "--op", "delete_key", check=False)
+    assert p.returncode == 2 and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_reenrollment_hpke_to_jose_replaces_keys_and_remakes_live_distributions(mig, tmp_path):
+    node = "migrating.example."
+    first = EnrollClient(node)
+    pkg = new_package(mig, tmp_path, node)
+    assert pkg["supported_crypto"] == ["hpke", "jose"] and pkg["default_crypto"] == "hpke" and "reenroll" not in pkg
+    rcode, content = first.send(first.update(pkg, capabilities=["jws-es256", "sig0"]), mig["port"])
+    assert rcode == dns.rcode.NOERROR and first.open(content, pkg["kdc_hpke_pubkey"])["status"] == "success"
+    assert run_json(mig["state"], "node", "show", node)["crypto"] == "hpke"
+    old = run_json(mig["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]["distribution_id"]
+    assert chunk_query(mig["server"], f"{node}{old}.{CZ}").rcode() == dns.rcode.NOERROR
+
+    # Re-enrollment package, JOSE only: the node re-enrolls with a JOSE key and a new SIG(0) key.
+    re = new_package(mig, tmp_path, node, "--crypto", "jose")
+    assert re["reenroll"] is True and re["supported_crypto"] == ["jose"] and "default_crypto" not in re
+    assert re["kdc_hpke_pubkey"] == ""
+    second = JoseEnrollClient(node)
+    rcode, content = second.send(second.update(re), mig["port"])
+    assert rcode == dns.rcode.NOERROR
+    token = jwe.JWE()
+    token.deserialize(content.decode("ascii"), key=second.jose)
+    assert json.loads(token.payload)["status"] == "success"
+
+    show = run_json(mig["state"], "node", "show", node)
+    assert show["crypto"] == "jose" and show["keys_on_file"] == ["jose", "sig0"] and "reenrolled_at" in show
+    assert json.loads(show["jose_pubkey"])["x"] == json.loads(second.jose.export_public())["x"]
+    assert show["sig0_pubkey"].split()[-1] == second.key_line.split()[-1]
+    st = dist_status(mig, old)
+    assert st["state"] == "failed" and st["reason"].startswith("superseded by ")
+    new = st["reason"].split()[-1]
+    assert new != old and st["remade_as"] == new
+    nd = dist_status(mig, new)
+    assert nd["crypto"] == "jose" and nd["remade_from"] == old and nd["key_count"] == 2
+    assert chunk_query(mig["server"], f"{node}{old}.{CZ}").rcode() == dns.rcode.NXDOMAIN
+    records, claims = fetch_all(mig, node, new)
+    entries = jose_open(second.jose, transport_blob(claims, [parse_chunk(r)["data"] for r in records[1:]]))
+    check_roll_key(entries[0], mig["keys"]["ksk"])
+    assert f"superseded by {new}" in run(mig["state"], "status").stdout
+    log = event_log(mig)
+    assert any(l.endswith(f"info: Node {node} enrolled with backend: hpke") for l in log)
+    assert any(f"Node {node} re-enrolled with backend: jose" in l for l in log)
+    assert any(l.endswith(f"info: Distribution {new} created for {node} using jose") for l in log)
+    assert any(l.endswith(f"info: Distribution {old} created for {node} using hpke") for l in log)
+    # A confirmation of the superseded one changes nothing.
+    late = confirmation_notify(old, {"successful_keys": [{"zone_name": "example.com.", "key_id": str(mig["keys"]["ksk"]["key_tag"])}]})
+    wire = sign_sig0(late.to_wire(), second.sig0, rfc4034_key_tag(second.key_rdata), CZ)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    s.sendto(wire, ("127.0.0.1", mig["port"]))
+    s.recvfrom(65535)
+    s.close()
+    assert dist_status(mig, old)["state"] == "failed"
+
+
+def test_failed_or_expired_reenrollment_changes_nothing(mig, tmp_path):
+    node = "steady.example."
+    first = EnrollClient(node)
+    pkg = new_package(mig, tmp_path, node)
+    assert first.send(first.update(pkg, capabilities=["jws-es256", "sig0"]), mig["port"])[0] == dns.rcode.NOERROR
+    live = run_json(mig["state"], "distribute", "--node", node, "--zone", "example.org.")["distributions"][0]["distribution_id"]
+    before = run_json(mig["state"], "node", "show", node)
+    before.pop("enrollment", None)
+
+    def unchanged():
+        now = run_json(mig["state"], "node", "show", node)
+        now.pop("enrollment", None)
+        assert {k: now[k] for k in ("crypto", "hpke_pubkey", "sig0_pubkey", "keys_on_file")} == \
+               {k: before[k] for k in ("crypto", "hpke_pubkey", "sig0_pubkey", "keys_on_file")}
+        assert dist_status(mig, live)["state"] != "failed"
+        assert chunk_query(mig["server"], f"{node}{live}.{CZ}").rcode() == dns.rcode.NOERROR
+
+    # Signed by a key other than the one it enrolls: refused.
+    re = new_package(mig, tmp_path, node, "--crypto", "jose")
+    second = JoseEnrollClient(node)
+    wire = bytearray(second.update(re))
+    wire[-5] ^= 1
+    assert second.send(bytes(wire), mig["port"])[0] == dns.rcode.REFUSED
+    unchanged()
+    # Expired (a 1 s window): refused.
+    run(mig["state"], "enroll", "activate", node, "--window", "1s")
+    time.sleep(2.2)
+    assert second.send(second.update(re), mig["port"])[0] == dns.rcode.REFUSED
+    unchanged()
+    assert run_json(mig["state"], "node", "show", node)["enrollment"]["state"] == "expired"
+
+
+def test_backend_mismatch_report_fails_the_distribution_with_its_reason(mig):
+    pub, _ = hpke_keypair()
+    node = "mismatch.example."
+    run(mig["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex(), "--legacy", "--notify", "127.0.0.1:9")
+    d = run_json(mig["state"], "distribute", "--node", node, "--zone", "example.com.")["distributions"][0]["distribution_id"]
+    reason = "backend mismatch: jose node received an hpke distribution"
+    report = confirmation_notify(d, {"failed_keys": [{"zone_name": "", "key_id": "*", "error": reason}]})
+    assert dns.query.udp(report, "127.0.0.1", port=mig["port"], timeout=5).rcode() == dns.rcode.NOERROR
+    st = wait_state(mig, d, "failed")
+    assert st["reason"] == reason
+    assert reason in run(mig["state"], "node", "show", node).stdout
+    assert any(f"Distribution {d} failed for {node} (backend: hpke): {reason}" in l for l in event_log(mig))
+
+
+def test_seed_format_package_and_enrollment(mig, tmp_path):
+    node = "seedfmt.example."
+    path = tmp_path / "seed.enroll"
+    run(mig["state"], "enroll", "generate", node, "--out", str(path), "--format", "seed")
+    pkg = read_package(path)
+    assert list(pkg) == ["version", "crypto", "auth_token", "kdc_encryption_key", "kdc_signing_key", "kdc_address", "kdc_port",
+                         "control_zone", "valid_until", "capabilities"]
+    assert pkg["version"] == "2.0" and pkg["crypto"] == "hpke" and pkg["capabilities"] == ["hpke", "jose"]
+    assert pkg["kdc_address"] == "127.0.0.1" and pkg["kdc_port"] == mig["port"] and pkg["control_zone"] == CZ
+    kdc_hpke = base64.b64decode(pkg["kdc_encryption_key"], validate=True)
+    assert kdc_hpke.hex() == open(os.path.join(mig["state"], "kdc.hpke.pubkey")).read().split()[-1]
+    assert jwk.JWK(**pkg["kdc_signing_key"]).thumbprint() == signing_key(mig).thumbprint()
+    assert "node_id" not in pkg and "kdc_sig0_pubkey" not in pkg
+    jpath = tmp_path / "seedj.enroll"
+    run(mig["state"], "enroll", "generate", "seedj.example.", "--out", str(jpath), "--format", "seed", "--crypto", "jose")
+    jpkg = read_package(jpath)
+    assert jpkg["crypto"] == "jose" and jpkg["kdc_encryption_key"]["kty"] == "EC" and jpkg["capabilities"] == ["jose"]
+    assert jwk.JWK(**jpkg["kdc_encryption_key"]).thumbprint() == \
+        jwk.JWK.from_json(open(os.path.join(mig["state"], "kdc.jose.pubkey")).read()).thumbprint()
+    # The token enrolls like a Go-format one.
+    run(mig["state"], "enroll", "activate", node)
+    client = EnrollClient(node)
+    go_view = {"token": pkg["auth_token"], "kdc_hpke_pubkey": kdc_hpke.hex(), "control_zone": pkg["control_zone"]}
+    rcode, content = client.send(client.update(go_view, capabilities=["jws-es256", "sig0"]), mig["port"])
+    assert rcode == dns.rcode.NOERROR and client.open(content, kdc_hpke.hex())["status"] == "success"
+    assert any(l.endswith(f"info: Node {node} enrolled with backend: hpke") for l in event_log(mig))
+
+
+def test_metrics_match_what_happened(mig):
+    """Runs last in this group: every count in status --json metrics against the distributions
+    and nodes the KDC lists (each a separate record, so the counters are checked, not echoed)."""
+    st = run_json(mig["state"], "status")
+    m = st["metrics"]
+    for b in ("hpke", "jose"):
+        ds = [d for d in st["distributions"] if d["crypto"] == b]
+        c = m["distributions"][b]
+        assert c["sent"] == len(ds), b
+        assert c["confirmed"] == len([d for d in ds if d["state"] == "confirmed"]), b
+        assert c["failed"] == len([d for d in ds if d["state"] == "failed" and not d.get("withdrawn")]), b
+        assert c["withdrawn"] == len([d for d in ds if d.get("withdrawn")]), b
+        lat = m["confirmation_latency_ms"][b]
+        assert set(lat) >= {"median", "p95"}
+    # Enrollments: migrating (hpke, then jose), steady (hpke), seedfmt (hpke).
+    assert m["enrollments"] == {"hpke": 3, "jose": 1}
+    assert m["reenrollments"]["jose"] == 1
+    assert m["distributions"]["hpke"]["failed"] >= 1 and m["distributions"]["hpke"]["withdrawn"] >= 2
