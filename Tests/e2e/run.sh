@@ -63,8 +63,23 @@ if "$KRS" enroll --state "$S2" "$work/node2.pkg" --notify 127.0.0.3:$N2P --key-d
 else
     fail "node2 enrollment: $(tail -2 "$work/e2.out" | tr '\n' ' ')"
 fi
-"$KRS" enroll --state "$S1" "$work/node1.pkg" --notify 127.0.0.2:$N1P --key-dir "$S1/keys" >/dev/null 2>&1 \
-    && fail "a used enrollment package is accepted twice" || pass "a used enrollment package is refused the second time"
+# Enrolled already: refused by the node itself, before anything is sent (issue 13).
+if "$KRS" enroll --state "$S1" "$work/node1.pkg" --notify 127.0.0.2:$N1P --key-dir "$S1/keys" >"$work/e1b.out" 2>&1; then
+    fail "an enrolled node enrolls again without --reenroll"
+elif grep -q "already enrolled as node1.test.; use --reenroll" "$work/e1b.out"; then
+    pass "an enrolled node refuses a second enrollment: already enrolled as node1.test.; use --reenroll"
+else
+    fail "second enrollment refused, but not as enrolled already: $(tail -1 "$work/e1b.out")"
+fi
+# The same package on a fresh state directory: the KDC refuses the used token.
+mkdir -p "$work/again/keys"
+if "$KRS" enroll --state "$work/again" "$work/node1.pkg" --notify 127.0.0.2:$N1P --key-dir "$work/again/keys" >"$work/e1c.out" 2>&1; then
+    fail "a used enrollment package is accepted twice"
+elif grep -q "token already used" "$work/e1c.out"; then
+    pass "a used enrollment package is refused the second time (token already used)"
+else
+    fail "a used package refused, but not by the KDC: $(tail -1 "$work/e1c.out")"
+fi
 
 "$KRS" run --state "$S1" >"$work/n1.log" 2>&1 & pids+=($!)
 "$KRS" run --state "$S2" >"$work/n2.log" 2>&1 & pids+=($!)
@@ -97,6 +112,13 @@ done
 [ "$n1" -ge 4 ] && pass "node1 installed 4 keys (2 zones × KSK+ZSK)" || fail "node1 has $n1 keys, want 4"
 [ "$n2" -ge 4 ] && pass "node2 installed 4 keys (2 zones × KSK+ZSK)" || fail "node2 has $n2 keys, want 4"
 [ $ok = 1 ] && pass "tdns-kdc status shows all 8 distributions confirmed" || fail "confirmed distributions: $confirmed of 8"
+# The seed's log line, with the backend each node was enrolled with (issue 13).
+for nb in 1:hpke 2:jose; do
+    n=${nb%%:*}; b=${nb##*:}
+    c=$(grep -cE "Distribution [0-9a-f]+ processed successfully \(backend: $b, duration: [0-9]+ms\)" "$work/n$n.log")
+    [ "$c" -ge 4 ] && pass "node$n logged $c distributions processed successfully (backend: $b, duration: …ms)" \
+        || fail "node$n logged $c 'processed successfully (backend: $b' lines, want 4: $(tail -2 "$work/n$n.log" | tr '\n' ' ')"
+done
 for n in 1 2; do
     if "$KRS" status --state "$work/node$n" --json | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["enrolled"] and len(d["keys"]) >= 4' 2>/dev/null; then
         pass "tdns-krs status --json of node$n lists its keys"
