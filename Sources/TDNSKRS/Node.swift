@@ -89,7 +89,8 @@ public final class KRSNode: Sendable {
         self.log = log
         self.keyChanged = keyChanged
         intake = NotifyIntake(directory: settings.stateDirectory, activity: activity, log: log)
-        // The stamp before the settings were read: a change in between is read again.
+        // The krs.conf the settings were just read from (a change in the moment between is
+        // missed until the next one: the file is only rewritten by enrollment and retirement).
         settingsStamp.withLock { $0 = FileStamp(Self.settingsFile(settings)) }
         steps = Mutex(try Self.steps(settings, clock: clock, log: log, keyChanged: keyChanged, stop: stopToken, activity: activity))
     }
