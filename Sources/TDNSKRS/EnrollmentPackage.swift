@@ -68,7 +68,9 @@ public struct EnrollmentPackage: Sendable {
             return v
         }
         let given = try givenNodeID.map { (v) throws(TDNSError) in try KRSSettings.fqdn(v, setting: "node_id") }
-        let isSeed = json["version"]?.stringValue == "2.0" || json["auth_token"] != nil
+        // Told apart by the token's name: our KDC's Go-format packages carry "version": "2.0"
+        // as well (§19), so the version says nothing.
+        let isSeed = json["auth_token"] != nil && json["token"] == nil
         format = isSeed ? .seed : .go
         if let named = json["node_id"]?.stringValue, !named.isEmpty {
             nodeID = try KRSSettings.fqdn(named, setting: "node_id")

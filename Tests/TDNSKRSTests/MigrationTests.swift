@@ -37,6 +37,8 @@ struct MigrationTests {
                 ("kdc_jose_pubkey", .string(offered.contains(.jose) ? Base64.encode(Array(jose.publicKey.jwkJSON().utf8)) : "")),
                 ("kdc_enrollment_address", .string(address)), ("control_zone", .string("kdc.example.")),
                 ("kdc_signing_pubkey", .string(signing.publicKey.jwkJSON())),
+                // As our KDC writes it: a Go-format package with the seed's version number.
+                ("valid_until", .string("2027-01-22T08:00:00Z")), ("version", .string("2.0")),
             ]
             if supportedMember {
                 members.append(("supported_crypto", .array(offered.map { .string($0.rawValue) })))
