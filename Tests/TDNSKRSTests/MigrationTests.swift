@@ -412,6 +412,27 @@ struct MigrationTests {
         #expect(try root.value("previous_hpke_private_key") == nil && !FileManager.default.fileExists(atPath: oldHPKE))
     }
 
+    @Test("a re-enrollment whose KDC does not answer (connection refused) leaves krs.conf, the files and the keys as they were")
+    func reenrollmentUnanswered() throws {
+        let kdc = try EnrollingKDC()
+        let root = Root()
+        let node = try KRSNode(arguments: ["state_dir=\(root.state)", "key_store=none", "now=1800000000"])
+        _ = try node.enroll(package: kdc.keys.goPackage(address: kdc.address, offered: [.hpke]), notifyAddress: "127.0.0.1:5398")
+        let conf = try root.conf()
+        let files = root.stateFiles()
+        let hpke = node.settings.hpkeKey?.publicKey.hex
+        // A KDC that is gone: nothing listens on its port any more.
+        let gone = try EnrollingKDC()
+        let address = gone.address
+        gone.fake.stop()
+        let e = #expect(throws: TDNSError.self) {
+            _ = try node.enroll(package: kdc.keys.goPackage(address: address, offered: [.jose], reenroll: true), reenroll: true)
+        }
+        #expect(e != nil && e?.code != .config, "it was sent, and failed on the way: \(e?.reason ?? "")")
+        #expect(try root.conf() == conf && root.stateFiles() == files)
+        #expect(node.settings.hpkeKey?.publicKey.hex == hpke && node.settings.joseKey == nil)
+    }
+
     // MARK: - backend mismatch
 
     @Test("wrong backend: KRS_OK with one failed_keys entry, audited, recorded as processed (a final answer)", arguments: [
