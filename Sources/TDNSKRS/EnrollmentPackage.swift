@@ -10,7 +10,8 @@ import TDNSWire
 ///   `supported_crypto`, `default_crypto` and, for a re-enrollment, `reenroll: true`;
 /// - the seed's format (`tdns-kdc enroll generate --format seed`, PROTOCOL §19): a JSON object
 ///   (as it is, or base64) with `version` "2.0", `crypto`, `auth_token`, `kdc_encryption_key`
-///   (the KDC's JWK object for jose, base64 of its 32-byte X25519 key for hpke),
+///   (the KDC's JWK object for jose, base64 of its 32-byte X25519 key for hpke — 64 hex
+///   characters are taken too),
 ///   `kdc_signing_key` (the KDC's ES256 JWK), `kdc_address`, `kdc_port`, `control_zone`,
 ///   `valid_until`, `capabilities` — and no node ID, which the node is given
 ///   (`--node-id`, `node_id=`).
@@ -114,8 +115,11 @@ public struct EnrollmentPackage: Sendable {
             guard let key = json["kdc_encryption_key"] else { throw .malformed("enrollment package lacks kdc_encryption_key") }
             switch backend {
             case .hpke:
-                // base64 of the KDC's 32-byte X25519 public key.
-                guard let b64 = key.stringValue, let raw = try? Base64.decode(b64), raw.count == 32 else {
+                // base64 of the KDC's 32-byte X25519 public key (44 characters); 64 hex
+                // characters, the form of every other HPKE key in TDNS, are taken too.
+                guard let text = key.stringValue,
+                      let raw = text.utf8.count == 64 ? Hex.decode(Array(text.utf8)) : try? Base64.decode(text), raw.count == 32
+                else {
                     throw .malformed("kdc_encryption_key is not base64 of a 32-byte X25519 key")
                 }
                 kdcHPKEKey = try HPKEPublicKey(rawRepresentation: raw)

@@ -96,7 +96,7 @@ public struct Enroll: ParsableCommand {
     @Option(name: .customLong("key-dir"), help: "Directory for the key files (default: the config file's).") var keyDir: String?
     @Option(name: .customLong("node-id"), help: "This node's ID (FQDN), for a seed-format package, which names none; or node_id=.")
     var nodeID: String?
-    @Flag(help: "Re-enroll a node enrolled already: new keys, switched to when the KDC acknowledges them; the old ones stay usable until then.")
+    @Flag(help: "Re-enroll a node enrolled already: new keys beside the old ones, switched to when the KDC acknowledges them; the old ones still open distributions until the first made with the new keys (at most 7 days).")
     var reenroll = false
 
     public init() {}

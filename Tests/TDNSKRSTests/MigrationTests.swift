@@ -223,6 +223,8 @@ struct MigrationTests {
             #expect(p.kdcHPKEKey?.hex == kdc.hpke.publicKey.hex && p.kdcSigningKey?.jwkJSON() == kdc.signing.publicKey.jwkJSON())
             #expect(p.validUntil == "2027-01-22T08:00:00Z" && p.kdcSIG0Key == nil && p.token == String(repeating: "ef", count: 32))
         }
+        let hexKey = try kdc.seedPackage(crypto: .hpke, port: .number("53")) { $0[3].1 = .string(kdc.hpke.publicKey.hex) }
+        #expect(try EnrollmentPackage(fileContents: hexKey, nodeID: "edge1.example.").kdcHPKEKey?.hex == kdc.hpke.publicKey.hex)
         let jose = try EnrollmentPackage(fileContents: try kdc.seedPackage(crypto: .jose, host: "2001:db8::1", port: .string("53")),
                                          nodeID: "edge1.example.")
         #expect(jose.offeredCrypto == [.jose] && jose.kdcHPKEKey == nil && jose.kdcJOSEKey?.jwkJSON() == kdc.jose.publicKey.jwkJSON())
