@@ -135,6 +135,24 @@ typedef struct krs_host_ops {
  *                                     enrollment UPDATE, the CHUNK queries and the
  *                                     confirmations (default 65288; the Go KDC of 2026: 65015)
  *   max_distribution_size=BYTES       cap on one distribution (default 67108864)
+ *   supported_crypto=hpke,jose        the backends this node enrolls with (comma-separated;
+ *                                     default hpke,jose): enrollment makes node keys only for
+ *                                     those the package offers too (its supported_crypto, or
+ *                                     the KDC keys it carries), and fails when none is left
+ *   preferred_crypto=hpke|jose        sent in the enrollment request ("preferred_crypto",
+ *                                     PROTOCOL §19) as the backend this node would rather
+ *                                     receive with; one of supported_crypto; empty: none
+ *                                     stated (default). A Go KDC ignores the member.
+ *   previous_hpke_private_key=HEX|PATH, previous_jose_private_key=JWK|PATH
+ *                                     the node's keys from before a re-enrollment (`tdns-krs
+ *                                     enroll --reenroll` writes them into krs.conf): they still
+ *                                     open distributions made for them, until the first
+ *                                     distribution the new keys open is processed or
+ *                                     previous_keys_until passes; then they are removed
+ *   previous_keys_until=UNIX_SECONDS  end of the previous keys (re-enrollment + 7 days)
+ *
+ * A running context reads state_dir/krs.conf again before each distribution when the file
+ * changed (its mtime or inode): a re-enrollment beside it takes effect without a restart.
  *
  * @param out_ctx  receives the new context
  * @param argc     number of entries in argv (0–1024)
@@ -185,7 +203,14 @@ void krs_cleanup(krs_context_t *ctx);
  * when the keys could not be installed because the server refused them or key_dir could not
  * be written: then nothing was installed, the distribution is recorded as processed
  * (install-failed) and the report lists every key in "failed_keys" with its "error" (the
- * tool's message, or "storage: <reason>") — the report the KDC receives. Otherwise:
+ * tool's message, or "storage: <reason>") — the report the KDC receives. KRS_OK too for a
+ * distribution encrypted for a backend this node has no key for (a JOSE-only node given
+ * crypto "hpke", or the reverse): it is recorded as processed and audited
+ * (backend-mismatch), and the report is {"failed_keys":[{"zone_name":"","key_id":"*",
+ * "error":"backend mismatch: jose node received an hpke distribution"}]} — a final answer
+ * for the KDC, which marks the distribution failed with that reason. Each distribution
+ * processed logs "Distribution <id> processed successfully (backend: hpke, duration:
+ * 15ms)". Otherwise:
  *   KRS_EINVAL        NULL arguments, count 0, NULL rdata with non-zero length
  *   KRS_EMALFORMED    malformed records, manifest, chunks, base64, payload or key material
  *   KRS_ETOOBIG       over max_distribution_size (also as announced by the manifest) or
@@ -197,7 +222,7 @@ void krs_cleanup(krs_context_t *ctx);
  *   KRS_ESTALE        timestamp outside distribution_ttl ± max_skew; JWT expired
  *   KRS_EREPLAY       this distribution_id was processed before
  *   KRS_ECRYPTO       decryption failed
- *   KRS_EKEYTYPE      encrypted for a backend this node has no key for
+ *   KRS_EKEYTYPE      a key of the wrong type (a backend mismatch is KRS_OK, above)
  *   KRS_EPOLICY       unknown crypto, content type or DNSSEC algorithm; JOSE header refused
  *   KRS_EKEYMISMATCH  key tag differs from key_id, or the private key is not the DNSKEY's
  *   KRS_ESTORAGE      the state (replay record, audit log) could not be written (nothing
@@ -221,6 +246,16 @@ int krs_process_distribution(krs_context_t *ctx, const char *distribution_id,
  * once. A kdc_enrollment_address of the form host:port is resolved here, once (the first
  * IPv4 address, else the first), logged, and stored as kdc_address=IP:port.
  * Needs notify_listen (the address the KDC will NOTIFY, whose IP identifies the node).
+ * Keys are made only for the backends in supported_crypto that the package offers, and the
+ * request carries "preferred_crypto" when that setting names one of them. Both package
+ * formats are read: the Go one (base64 JSON, above; our KDC adds supported_crypto,
+ * default_crypto, reenroll) and the seed's ("version":"2.0", crypto, auth_token,
+ * kdc_encryption_key, kdc_signing_key, kdc_address + kdc_port, control_zone, valid_until,
+ * capabilities; JSON as it is or base64), which names no node: node_id= gives it. A seed
+ * package has no KDC SIG(0) key: NOTIFYs are then not verified unless kdc_sig0_pubkey= is
+ * given (logged). A node enrolled already (state_dir/krs.conf names it and a key) is
+ * refused with KRS_ECONFIG "already enrolled as NODE; use --reenroll": re-enrollment is
+ * `tdns-krs enroll --reenroll`.
  * @param ctx      the context
  * @param package  the package file's contents (need not be NUL-terminated)
  * @param len      its length, at most 65536
@@ -348,7 +383,13 @@ int krs_fetch(krs_context_t *ctx, const char *distribution_id);
  * (zone, key_tag, algorithm, ksk, state: active|retired), audit (the audit log's last
  * records, oldest first, whichever process wrote them), counters (notifies,
  * notifies_ignored, notifies_refused, fetches, fetch_failures, keys_installed, refused,
- * confirmations, confirmation_failures, pending_dropped).
+ * confirmations, confirmation_failures, pending_dropped), crypto (the backends this node
+ * has keys for), previous_keys_until (Unix time while keys from before a re-enrollment are
+ * kept, else null), backends ({"hpke":{"processed":N,"failed":N,"processing_ms":{"median":
+ * MS,"p95":MS}},"jose":{…}}: distributions by the manifest's crypto — processed: installed;
+ * failed: refused or not installed once the backend was known, a backend mismatch
+ * included; processing_ms over the last 1024 of either, from the start of the fetch or of
+ * krs_process_distribution to the installed keys, 0 while there are none).
  * @param ctx       the context
  * @param out_json  receives the NUL-terminated JSON text
  * @return KRS_OK, KRS_EINVAL or KRS_ENOMEM.

@@ -45,13 +45,55 @@ enum Enrollment {
     ///   identifies the node's confirmations (PROTOCOL §10.6).
     static func run(
         package: EnrollmentPackage, notifyAddress: String, chunkType: RRType, stateDirectory: String, now: Int64,
-        keepSettings: [String], log: @Sendable (KRSLogLevel, String) -> Void
+        keepSettings: [String], supported: [CryptoBackend] = CryptoBackend.allCases, preferred: CryptoBackend? = nil,
+        reenrollment: Reenrollment? = nil, log: @Sendable (KRSLogLevel, String) -> Void
     ) throws(TDNSError) -> Outcome {
-        let request = try prepare(package: package, notifyAddress: notifyAddress, chunkType: chunkType, now: now, log: log)
-        log(.info, "enrolling \(package.nodeID) with the KDC at \(request.server)")
-        let answerBytes = try DNSClient.exchangeWithFallback(request.wire, server: request.server, timeout: timeout)
-        let answer = try DNSMessage(wireEncoded: answerBytes)
-        return try complete(request, answer: answer, stateDirectory: stateDirectory, keepSettings: keepSettings, log: log)
+        let request = try prepare(package: package, notifyAddress: notifyAddress, chunkType: chunkType, now: now,
+                                  supported: supported, preferred: preferred, log: log)
+        // A re-enrollment writes the new keys beside the old ones before it asks (contract
+        // item 5); whatever goes wrong before the KDC's acknowledgement removes them again, and
+        // the node goes on with its old keys.
+        var written: [String] = []
+        if let reenrollment {
+            for (level, note) in try PrivateDirectory.prepare(stateDirectory, setting: "state_dir") { log(level, note) }
+            written = try writeKeys(request, directory: stateDirectory, suffix: reenrollment.suffix).files
+        }
+        do throws(TDNSError) {
+            log(.info, "\(reenrollment == nil ? "enrolling" : "re-enrolling") \(package.nodeID) with the KDC at \(request.server)")
+            let answerBytes = try DNSClient.exchangeWithFallback(request.wire, server: request.server, timeout: timeout)
+            let answer = try DNSMessage(wireEncoded: answerBytes)
+            return try complete(request, answer: answer, stateDirectory: stateDirectory, keepSettings: keepSettings,
+                                reenrollment: reenrollment, log: log)
+        } catch {
+            for file in written { try? POSIXFile.remove(file) }
+            if reenrollment != nil { log(.warning, "re-enrollment failed; the node keeps its current keys: \(error.reason)") }
+            throw error
+        }
+    }
+
+    /// What a re-enrollment adds to an enrollment: where the new keys go and the old keys,
+    /// kept as `previous_*` until the first distribution made with the new ones is processed
+    /// (or ``keepPrevious`` seconds).
+    struct Reenrollment: Sendable {
+        /// Inserted into the new key files' names (`node.hpke.<suffix>.privatekey`), so that
+        /// they never replace a file the running node reads.
+        var suffix: String
+        /// `previous_hpke_private_key=…`, `previous_jose_private_key=…` (the current key
+        /// settings of krs.conf, renamed).
+        var previousLines: [String]
+        var now: Int64
+        static let keepPrevious: Int64 = 7 * 86400
+    }
+
+    /// Which backends the node makes keys for: those it supports (`supported_crypto`) that
+    /// the package offers, in the package's order.
+    static func backends(offered: [CryptoBackend], supported: [CryptoBackend]) throws(TDNSError) -> [CryptoBackend] {
+        let chosen = offered.filter { supported.contains($0) }
+        guard !chosen.isEmpty else {
+            let list = { (b: [CryptoBackend]) in b.isEmpty ? "none" : b.map(\.rawValue).joined(separator: ",") }
+            throw .config("supported_crypto: this node supports \(list(supported)), the enrollment package offers \(list(offered)): no backend in common")
+        }
+        return chosen
     }
 
     /// Generates the node's keys and builds the signed UPDATE (PROTOCOL §11.3–§11.4): the
@@ -59,12 +101,23 @@ enum Enrollment {
     /// (a Go KDC built with 65015 answers FORMERR to 65288, §21).
     static func prepare(
         package: EnrollmentPackage, notifyAddress: String, chunkType: RRType, now: Int64,
+        supported: [CryptoBackend] = CryptoBackend.allCases, preferred: CryptoBackend? = nil,
         log: @Sendable (KRSLogLevel, String) -> Void = { _, _ in }
     ) throws(TDNSError) -> Request {
         let controlZone = try DNSName(package.controlZone)
+        let backends = try backends(offered: package.offeredCrypto, supported: supported)
         let server = try KDCAddress.resolve(package.kdcAddress, log: log)
-        let hpke: HPKEPrivateKey? = package.kdcHPKEKey != nil ? HPKEPrivateKey.generate() : nil
-        let jose: JOSEPrivateKey? = package.kdcJOSEKey != nil ? try JOSEPrivateKey.generate() : nil
+        // Keys only for the backends both sides have (contract item 1).
+        let hpke: HPKEPrivateKey? = backends.contains(.hpke) ? HPKEPrivateKey.generate() : nil
+        let jose: JOSEPrivateKey? = backends.contains(.jose) ? try JOSEPrivateKey.generate() : nil
+        var preference: CryptoBackend? = nil
+        if let preferred {
+            if backends.contains(preferred) {
+                preference = preferred
+            } else {
+                log(.warning, "preferred_crypto=\(preferred.rawValue), but the enrollment makes no \(preferred.rawValue) key (the package offers \(package.offeredCrypto.map(\.rawValue).joined(separator: ","))): no preference sent")
+            }
+        }
         let sig0 = try DNSSECPrivateKey.generate(algorithm: .ed25519)
         let keyRR = KEYRecord(algorithm: sig0.algorithm.rawValue, publicKey: sig0.dnskeyPublicKey)
             .presentationLine(owner: try DNSName(package.nodeID), ttl: 3600)
@@ -76,8 +129,11 @@ enum Enrollment {
         ]
         if let hpke { request.append(("hpke_pubkey", .string(hpke.publicKey.hex))) }
         if let jose { request.append(("jose_pubkey", .string(jose.publicKey.jwkJSON()))) }
+        request.append(("notify_address", .string(notifyAddress)))
+        // PROTOCOL §19 (contract item 1): the backend the node would rather receive with. A
+        // Go KDC unmarshals the request into a struct and drops members it does not know.
+        if let preference { request.append(("preferred_crypto", .string(preference.rawValue))) }
         request += [
-            ("notify_address", .string(notifyAddress)),
             ("sig0_pubkey", .string(keyRR)),
             ("timestamp", .string(RFC3339.format(now))),
         ]
@@ -99,10 +155,41 @@ enum Enrollment {
                        hpke: hpke, jose: jose, sig0: sig0)
     }
 
+    /// Writes the node's new private keys (0600): `node.<backend>[.<suffix>].privatekey`.
+    /// Returns the files and the settings that name them.
+    static func writeKeys(_ request: Request, directory dir: String, suffix: String?) throws(TDNSError) -> (files: [String], settings: [String]) {
+        let tail = suffix.map { ".\($0)" } ?? ""
+        var files: [String] = []
+        var lines: [String] = []
+        if let hpke = request.hpke {
+            var text = Array("# HPKE private key of \(request.package.nodeID)\n\(hpke.hex)\n".utf8)
+            defer { zeroize(&text) }
+            let path = "\(dir)/node.hpke\(tail).privatekey"
+            try POSIXFile.writeAtomically(path, bytes: text, mode: 0o600)
+            files.append(path)
+            lines.append("hpke_private_key=\(path)")
+        }
+        if let jose = request.jose {
+            var text = Array(jose.jwkJSON().utf8)
+            defer { zeroize(&text) }
+            let path = "\(dir)/node.jose\(tail).privatekey"
+            try POSIXFile.writeAtomically(path, bytes: text, mode: 0o600)
+            files.append(path)
+            lines.append("jose_private_key=\(path)")
+        }
+        var pem = request.sig0.pkcs8PEM()
+        defer { zeroize(&pem) }
+        let path = "\(dir)/node.sig0\(tail).privatekey"
+        try POSIXFile.writeAtomically(path, bytes: pem, mode: 0o600)
+        files.append(path)
+        lines.append("sig0_private_key=\(path)")
+        return (files, lines)
+    }
+
     /// Checks the KDC's answer (PROTOCOL §11.5) and persists keys (0600) and settings.
     static func complete(
         _ request: Request, answer: DNSMessage, stateDirectory: String, keepSettings: [String],
-        log: @Sendable (KRSLogLevel, String) -> Void
+        reenrollment: Reenrollment? = nil, log: @Sendable (KRSLogLevel, String) -> Void
     ) throws(TDNSError) -> Outcome {
         let package = request.package
         let response = try TDNSMessages.parseEnrollmentResponse(answer, to: request.update)
@@ -138,22 +225,12 @@ enum Enrollment {
             // The address resolved at enrollment, once (kdc_enrollment_address may be host:port).
             "kdc_address=\(request.server)", "notify_listen=\(request.notifyAddress)",
         ] + keepSettings
-        if let hpke = request.hpke {
-            var text = Array("# HPKE private key of \(package.nodeID)\n\(hpke.hex)\n".utf8)
-            defer { zeroize(&text) }
-            try POSIXFile.writeAtomically("\(dir)/node.hpke.privatekey", bytes: text, mode: 0o600)
-            lines.append("hpke_private_key=\(dir)/node.hpke.privatekey")
+        lines += try writeKeys(request, directory: dir, suffix: reenrollment?.suffix).settings
+        if let reenrollment, !reenrollment.previousLines.isEmpty {
+            // The old keys still open distributions made for them (contract item 5).
+            lines += reenrollment.previousLines
+            lines.append("previous_keys_until=\(reenrollment.now + Reenrollment.keepPrevious)")
         }
-        if let jose = request.jose {
-            var text = Array(jose.jwkJSON().utf8)
-            defer { zeroize(&text) }
-            try POSIXFile.writeAtomically("\(dir)/node.jose.privatekey", bytes: text, mode: 0o600)
-            lines.append("jose_private_key=\(dir)/node.jose.privatekey")
-        }
-        var pem = request.sig0.pkcs8PEM()
-        defer { zeroize(&pem) }
-        try POSIXFile.writeAtomically("\(dir)/node.sig0.privatekey", bytes: pem, mode: 0o600)
-        lines.append("sig0_private_key=\(dir)/node.sig0.privatekey")
         if let kdcSigning = package.kdcSigningKey {
             try POSIXFile.writeAtomically("\(dir)/kdc.signing.pubkey", bytes: Array(kdcSigning.jwkJSON().utf8), mode: 0o644)
             lines.append("kdc_signing_pubkey=\(dir)/kdc.signing.pubkey")

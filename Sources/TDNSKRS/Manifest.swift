@@ -26,6 +26,15 @@ struct Manifest: Sendable {
         /// Anything else, refused when the payload is decrypted.
         case unknown(String)
 
+        /// The backend (`hpke` for both HPKE layouts); nil for an unknown `crypto`.
+        var backend: CryptoBackend? {
+            switch self {
+            case .hpkeV1, .hpke: return .hpke
+            case .jose: return .jose
+            case .unknown: return nil
+            }
+        }
+
         init(_ text: String?) {
             switch text {
             case nil: self = .hpkeV1

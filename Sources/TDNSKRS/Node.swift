@@ -34,6 +34,25 @@ public final class KRSNode: Sendable {
     let intake: NotifyIntake
     private let steps: Mutex<Steps>
     private let running = Mutex<Running?>(nil)
+    /// `state_dir/krs.conf` as the current steps read it (mtime, inode): a change — a
+    /// re-enrollment by `tdns-krs enroll --reenroll` beside the running node — is read before
+    /// the next distribution (contract item 5).
+    private let settingsStamp = Mutex<FileStamp?>(nil)
+    /// Serializes the node's own rewrites of krs.conf (retiring the previous keys).
+    private let settingsWrite = Mutex(())
+
+    struct FileStamp: Equatable, Sendable {
+        var seconds: Int
+        var nanoseconds: Int
+        var inode: Int
+
+        init?(_ path: String) {
+            guard let (s, ns) = POSIXFile.modificationTime(path) else { return nil }
+            seconds = s
+            nanoseconds = ns
+            inode = POSIXFile.inode(path)
+        }
+    }
 
     /// What one set of settings builds: replaced as a whole when enrollment writes new ones.
     struct Steps: Sendable {
@@ -70,8 +89,13 @@ public final class KRSNode: Sendable {
         self.log = log
         self.keyChanged = keyChanged
         intake = NotifyIntake(directory: settings.stateDirectory, activity: activity, log: log)
+        // The krs.conf the settings were just read from (a change in the moment between is
+        // missed until the next one: the file is only rewritten by enrollment and retirement).
+        settingsStamp.withLock { $0 = FileStamp(Self.settingsFile(settings)) }
         steps = Mutex(try Self.steps(settings, clock: clock, log: log, keyChanged: keyChanged, stop: stopToken, activity: activity))
     }
+
+    static func settingsFile(_ settings: KRSSettings) -> String { "\(settings.stateDirectory)/\(KRSSettings.enrollmentFile)" }
 
     /// A node from `key=value` settings (see ``KRSSettings``).
     public convenience init(
@@ -103,27 +127,140 @@ public final class KRSNode: Sendable {
 
     /// Enrolls with the KDC named in the package and reads the settings again, with the
     /// `krs.conf` it wrote.
-    /// - Parameter notifyAddress: overrides `notify_listen`; one of the two is required.
-    public func enroll(package text: [UInt8], notifyAddress: String? = nil) throws(TDNSError) -> String {
-        let package = try EnrollmentPackage(fileContents: text)
+    ///
+    /// A node enrolled already (its `krs.conf` names it and a key) is re-enrolled only with
+    /// `reenroll` (contract item 5): the new keys are written beside the old ones, and only the
+    /// KDC's acknowledgement switches `krs.conf` to them, keeping the old ones as `previous_*`
+    /// until the first distribution made with the new keys is processed (or 7 days). A failed
+    /// re-enrollment changes nothing.
+    /// - Parameters:
+    ///   - notifyAddress: overrides `notify_listen`; one of the two is required.
+    ///   - nodeID: the node's ID for a seed-format package (it names none); else `node_id=`.
+    public func enroll(
+        package text: [UInt8], notifyAddress: String? = nil, nodeID: String? = nil, reenroll: Bool = false
+    ) throws(TDNSError) -> String {
         let settings = self.settings
+        let conf = Self.settingsFile(settings)
+        let enrolled = settings.isEnrolled && POSIXFile.exists(conf)
+        if enrolled && !reenroll, let node = settings.nodeID {
+            throw .config("already enrolled as \(node); use --reenroll")
+        }
+        if reenroll && !enrolled {
+            throw .config("not enrolled: there is nothing to re-enroll (enroll without --reenroll)")
+        }
+        var package = try EnrollmentPackage(fileContents: text, nodeID: nodeID ?? settings.nodeID?.description)
+        if package.kdcSIG0Key == nil, let key = settings.kdcSIG0Key, let zone = try? DNSName(package.controlZone) {
+            // kdc_sig0_pubkey= given at enrollment: kept in krs.conf like a package's key.
+            package.kdcSIG0Key = key.presentationLine(owner: zone)
+        } else if package.kdcSIG0Key == nil && package.format == .seed {
+            log(.warning, "the seed-format package carries no KDC SIG(0) key: NOTIFYs will not be verified (require_notify_signature=no); give kdc_sig0_pubkey= to verify them")
+        }
         guard let notify = notifyAddress ?? settings.notifyListen?.description else {
             throw .config("notify_listen: required for enrollment (the address the KDC sends NOTIFYs to)")
         }
         // Settings given now that describe the node's setup, not its identity, are kept too.
         // The last value of each (later settings win), once.
         var seen = Set<String>()
-        let kept = Array(settings.arguments.reversed().filter { arg in
+        var kept = Array(settings.arguments.reversed().filter { arg in
             guard let key = KRSSettings.setupSettings.first(where: { arg.hasPrefix($0 + "=") }) else { return false }
             return seen.insert(key).inserted
         }.reversed())
+        var reenrollment: Enrollment.Reenrollment? = nil
+        var oldFiles: [String] = []
+        if reenroll {
+            let old = try KRSSettings.readFile(conf)
+            // The old krs.conf's setup, unless given again now.
+            kept = old.filter { KRSSettings.setupSettings.contains($0.0) && !seen.contains($0.0) }.map { "\($0.0)=\($0.1)" } + kept
+            let previous = old.compactMap { (k, v) -> String? in
+                k == "hpke_private_key" || k == "jose_private_key" ? "previous_\(k)=\(v)" : nil
+            }
+            // Keys of an earlier re-enrollment and the old SIG(0) key: of no use once the KDC
+            // holds the new keys.
+            oldFiles = old.filter { ["previous_hpke_private_key", "previous_jose_private_key", "sig0_private_key"].contains($0.0) }.map(\.1)
+            let suffix = Hex.encode((0..<4).map { _ in UInt8.random(in: 0...255) })
+            reenrollment = Enrollment.Reenrollment(suffix: suffix, previousLines: previous, now: now)
+        }
         let outcome = try Enrollment.run(
             package: package, notifyAddress: notify, chunkType: settings.chunkType,
-            stateDirectory: settings.stateDirectory, now: now, keepSettings: kept, log: log)
-        let enrolled = try Self.steps(KRSSettings(arguments: settings.arguments), clock: clock, log: log, keyChanged: keyChanged,
-                                      stop: stopToken, activity: activity)
-        steps.withLock { $0 = enrolled }
+            stateDirectory: settings.stateDirectory, now: now, keepSettings: kept,
+            supported: settings.supportedCrypto, preferred: settings.preferredCrypto, reenrollment: reenrollment, log: log)
+        if reenroll {
+            removeOwnKeyFiles(oldFiles, keeping: outcome.settingsLines)
+            log(.info, "re-enrolled as \(outcome.nodeID): the new keys are in use; the previous ones open distributions made for them until the first made with the new keys is processed (at most 7 days)")
+        }
+        try reloadSettings()
         return outcome.nodeID
+    }
+
+    /// Removes key files the node wrote into its state directory that no line of krs.conf
+    /// names any more (never a file elsewhere: an operator's).
+    private func removeOwnKeyFiles(_ files: [String], keeping lines: [String]) {
+        let dir = settings.stateDirectory
+        for file in Set(files) where file.hasPrefix(dir + "/") && !file.contains("/../") && file.hasSuffix(".privatekey") {
+            guard !lines.contains(where: { $0.hasSuffix("=" + file) }) else { continue }
+            try? POSIXFile.remove(file)
+        }
+    }
+
+    /// Builds the steps again from the settings' arguments and krs.conf as it is now.
+    private func reloadSettings() throws(TDNSError) {
+        let arguments = settings.arguments
+        let path = Self.settingsFile(settings)
+        let stamp = FileStamp(path)
+        let fresh = try Self.steps(KRSSettings(arguments: arguments), clock: clock, log: log, keyChanged: keyChanged,
+                                   stop: stopToken, activity: activity)
+        steps.withLock { $0 = fresh }
+        settingsStamp.withLock { $0 = stamp }
+    }
+
+    /// Before each distribution: krs.conf read again when it changed (a re-enrollment beside
+    /// the running node), and the previous keys retired once `previous_keys_until` passed.
+    /// A krs.conf that does not read keeps the current settings, with a warning.
+    func refreshSettings() {
+        let settings = self.settings
+        let stamp = FileStamp(Self.settingsFile(settings))
+        if stamp != settingsStamp.withLock({ $0 }), !settings.arguments.isEmpty {
+            do {
+                try reloadSettings()
+                log(.info, "\(KRSSettings.enrollmentFile) changed: settings read again")
+            } catch {
+                settingsStamp.withLock { $0 = stamp }
+                log(.warning, "\(KRSSettings.enrollmentFile) changed but does not read, the current settings stay: \(error.reason)")
+            }
+        }
+        let current = self.settings
+        if current.hasPreviousKeys, let until = current.previousKeysUntil, now >= until {
+            retirePreviousKeys(because: "they were kept for 7 days")
+        }
+    }
+
+    /// Drops the `previous_*` keys from krs.conf and removes their files (contract item 5).
+    func retirePreviousKeys(because reason: String) {
+        let path = Self.settingsFile(settings)
+        settingsWrite.withLock { _ in
+            do throws(TDNSError) {
+                let text = try POSIXFile.read(path, limit: KRSSettings.maxConfigFile)
+                var removed: [String] = []
+                var kept: [String] = []
+                for line in String(decoding: text, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
+                    let trimmed = String(line).trimmingWhitespace()
+                    if trimmed.hasPrefix("previous_") {
+                        if let eq = trimmed.firstIndex(of: "="), trimmed.hasPrefix("previous_hpke") || trimmed.hasPrefix("previous_jose") {
+                            removed.append(String(trimmed[trimmed.index(after: eq)...]).trimmingWhitespace())
+                        }
+                        continue
+                    }
+                    kept.append(String(line))
+                }
+                guard text.count > 0 else { return }
+                try POSIXFile.writeAtomically(path, bytes: Array(kept.joined(separator: "\n").utf8), mode: 0o600)
+                removeOwnKeyFiles(removed, keeping: kept)
+                try reloadSettings()
+                log(.info, "the keys from before the re-enrollment are retired: \(reason)")
+            } catch {
+                log(.warning, "the keys from before the re-enrollment could not be retired: \(error.reason)")
+            }
+        }
     }
 
     // MARK: - start / stop
@@ -295,7 +432,9 @@ public final class KRSNode: Sendable {
     /// acknowledged, skips one processed before, or fetches (manifest authenticated first),
     /// receives (verify, decrypt, validate, store) and confirms.
     func handle(_ id: DistributionID) -> Handled {
+        refreshSettings()
         let steps = current
+        let started = MonotonicClock.now()
         var handled = Handled(record: DistributionRecord(id: id, time: now, outcome: .refused))
         defer { activity.record(handled.record) }
         // 1. Installed before, but the KDC never heard of it (crash, KDC down): confirm again
@@ -345,7 +484,7 @@ public final class KRSNode: Sendable {
         // 4. Receive and store: verify, decrypt, validate, install (all or nothing).
         let result: DistributionResult
         do throws(TDNSError) {
-            result = try steps.receiver.process(distribution)
+            result = try receive(distribution, with: steps, started: started)
         } catch {
             handled.record.detail = "\(error.code): \(error.reason)"
             // Stopped while the server was being told: nothing was kept or recorded, and the
@@ -363,6 +502,41 @@ public final class KRSNode: Sendable {
         try? steps.unconfirmed.save(id, result)
         handled.record.confirmed = confirm(id, result, with: steps)
         return handled
+    }
+
+    /// The receive and store steps of one authenticated distribution, counted by backend and
+    /// timed (contract items 6 and 7); the first distribution the new keys open after a
+    /// re-enrollment retires the previous keys.
+    func receive(_ distribution: ReceivedDistribution, with steps: Steps, started: Double) throws(TDNSError) -> DistributionResult {
+        let backend = distribution.manifest.crypto.backend
+        func elapsed() -> Int { max(0, Int(((MonotonicClock.now() - started) * 1000).rounded())) }
+        let result: DistributionResult
+        do throws(TDNSError) {
+            result = try steps.receiver.process(distribution)
+        } catch {
+            if let backend { activity.record(backend: backend, success: false, milliseconds: elapsed()) }
+            throw error
+        }
+        let milliseconds = elapsed()
+        let applied = result.outcome == .applied
+        if let backend { activity.record(backend: backend, success: applied, milliseconds: milliseconds) }
+        if applied {
+            log(.info, "Distribution \(distribution.id) processed successfully (backend: \(backend?.rawValue ?? "unknown"), duration: \(milliseconds)ms)")
+            if steps.settings.hasPreviousKeys && !result.openedWithPreviousKey {
+                retirePreviousKeys(because: "distribution \(distribution.id) was made with the new keys")
+            }
+        }
+        return result
+    }
+
+    /// Processes a host's CHUNK records (`krs_process_distribution`): the manifest
+    /// authenticated, then ``receive(_:with:started:)``, as for a fetched distribution.
+    public func process(_ records: DistributionRecords) throws(TDNSError) -> DistributionResult {
+        refreshSettings()
+        let steps = current
+        let started = MonotonicClock.now()
+        let distribution = try steps.receiver.authenticated(records)
+        return try receive(distribution, with: steps, started: started)
     }
 
     /// Confirms, and forgets the kept report once the KDC acknowledged it.

@@ -35,6 +35,10 @@ public struct DistributionResult: Sendable {
     public var keysChanged: Int
     /// Of those, the keys installed.
     public var keysInstalled: Int = 0
+    /// The distribution's backend (the manifest's `crypto`), when the receiver got that far.
+    public var backend: CryptoBackend? = nil
+    /// Opened with a key from before a re-enrollment (`previous_*`), not the current one.
+    public var openedWithPreviousKey = false
 
     /// The report as sent.
     public var reportJSON: String { report.serializedString() }
@@ -116,6 +120,15 @@ public final class KeyReceiver: Sendable {
         }
     }
 
+    /// Authenticates a host's records' manifest (``authenticateManifest(_:for:)``), audited
+    /// when refused: the first half of ``process(_:)-(DistributionRecords)``.
+    public func authenticated(_ records: DistributionRecords) throws(TDNSError) -> ReceivedDistribution {
+        try audited(records.id.text) { () throws(TDNSError) -> ReceivedDistribution in
+            ReceivedDistribution(id: records.id, manifest: try authenticateManifest(records.manifestRecord, for: records.id),
+                                 dataChunks: records.dataChunks)
+        }
+    }
+
     /// Processes one distribution whose manifest was authenticated: checks replay and (again:
     /// time went by since) freshness, reassembles, decrypts, validates every operation and
     /// applies them all at once (PROTOCOL §6, §9, §10, §13, §19). A refusal is logged and
@@ -141,7 +154,7 @@ public final class KeyReceiver: Sendable {
         ])
     }
 
-    private func audited(_ id: String, _ body: () throws(TDNSError) -> DistributionResult) throws(TDNSError) -> DistributionResult {
+    private func audited<R>(_ id: String, _ body: () throws(TDNSError) -> R) throws(TDNSError) -> R {
         do {
             return try body()
         } catch {
@@ -174,6 +187,10 @@ public final class KeyReceiver: Sendable {
         var hmacKeys: [[UInt8]] = []
         if let k = settings.hpkeKey { hmacKeys.append(k.publicKey.rawRepresentation) }
         if let k = settings.joseKey { hmacKeys.append(k.publicKey.xCoordinate) }
+        // The keys from before a re-enrollment, while they are kept (contract item 5).
+        let previous = settings.previousKeys(at: clock.now)
+        if let k = previous.hpke { hmacKeys.append(k.publicKey.rawRepresentation) }
+        if let k = previous.jose { hmacKeys.append(k.publicKey.xCoordinate) }
         let manifest = try Manifest.decode(record, hmacKeys: hmacKeys, kdcKey: settings.kdcSigningKey)
         guard manifest.distributionID.lowercasedASCII() == id.text else {
             throw .wrongNode("manifest is for distribution \(manifest.distributionID.prefix(16)), not \(id)")
@@ -233,9 +250,22 @@ public final class KeyReceiver: Sendable {
                 throw .authentication("chunk_hash of the JWT manifest does not match the payload")
             }
 
-            // 3. Decrypt. Only a Format 2 manifest binds the distribution; a JWS around the
+            // 3. A distribution for a backend this node has no key for (a JOSE-only node given
+            //    an HPKE distribution, or the reverse): a final answer to the KDC, in the
+            //    confirmation, never tried again (contract item 4).
+            let previous = settings.previousKeys(at: now)
+            let hpkeKeys = [settings.hpkeKey, previous.hpke].compactMap { $0 }
+            let joseKeys = [settings.joseKey, previous.jose].compactMap { $0 }
+            if let backend = manifest.crypto.backend, backend == .hpke ? hpkeKeys.isEmpty : joseKeys.isEmpty {
+                // Enrolled: the node has a key for the other backend.
+                let mine: CryptoBackend = backend == .hpke ? .jose : .hpke
+                return try backendMismatch(id, node: nodeID, mine: mine, received: backend, now: now, signed: manifest.isBound)
+            }
+
+            // 4. Decrypt. Only a Format 2 manifest binds the distribution; a JWS around the
             //    ciphertext is verified when present but binds nothing (contract §2).
-            let decryption = Decryption(hpkeKey: settings.hpkeKey, joseKey: settings.joseKey, kdcSigningKey: settings.kdcSigningKey)
+            let decryption = Decryption(hpkeKeys: hpkeKeys, joseKeys: joseKeys, kdcSigningKey: settings.kdcSigningKey,
+                                        hasCurrentHPKE: settings.hpkeKey != nil, hasCurrentJOSE: settings.joseKey != nil)
             var decrypted = try decryption.decrypt(blob: blob, crypto: manifest.crypto)
             defer { zeroize(&decrypted.plaintext) }
             let signed = manifest.isBound
@@ -253,20 +283,52 @@ public final class KeyReceiver: Sendable {
                 try auditLine(id, now: now, result: "accepted", extra: [("note", .string(note))])
             }
 
-            // 4. Validate every operation, then apply them all at once.
-            if manifest.contentKind == .nodeOperations {
-                let components = try Content.components(decrypted.plaintext)
-                try state.storeComponents(components)
-                try state.recordProcessed(node: nodeID, distributionID: id, at: now)
-                try auditLine(id, now: now, result: "components", extra: [("count", .integer(components.count))])
-                let report = JSONValue.object([
-                    ("successful_components", .array(components.map { .object([("component_id", .string($0))]) }))
-                ])
-                return DistributionResult(reportKind: .componentStatus, report: report, outcome: .applied, signed: signed, keysChanged: 0)
+            if decrypted.openedWithPreviousKey {
+                log(.info, "distribution \(id) opened with the key from before the re-enrollment")
             }
-            return try install(try Content.operations(decrypted.plaintext), id: id, node: nodeID, now: now,
-                               retireAfter: manifest.retireTime, signed: signed)
+
+            // 5. Validate every operation, then apply them all at once.
+            var result = try apply(decrypted.plaintext, manifest: manifest, id: id, node: nodeID, now: now, signed: signed)
+            result.backend = manifest.crypto.backend
+            result.openedWithPreviousKey = decrypted.openedWithPreviousKey
+            return result
         }
+    }
+
+    /// The operations of a decrypted payload, applied (under the state lock).
+    private func apply(
+        _ plaintext: [UInt8], manifest: Manifest, id: DistributionID, node nodeID: DNSName, now: Int64, signed: Bool
+    ) throws(TDNSError) -> DistributionResult {
+        if manifest.contentKind == .nodeOperations {
+            let components = try Content.components(plaintext)
+            try state.storeComponents(components)
+            try state.recordProcessed(node: nodeID, distributionID: id, at: now)
+            try auditLine(id, now: now, result: "components", extra: [("count", .integer(components.count))])
+            let report = JSONValue.object([
+                ("successful_components", .array(components.map { .object([("component_id", .string($0))]) }))
+            ])
+            return DistributionResult(reportKind: .componentStatus, report: report, outcome: .applied, signed: signed, keysChanged: 0)
+        }
+        return try install(try Content.operations(plaintext), id: id, node: nodeID, now: now,
+                           retireAfter: manifest.retireTime, signed: signed)
+    }
+
+    /// The report of a distribution for a backend this node has no key for (contract item 4):
+    /// one `failed_keys` entry (the manifest names no keys: zone `""`, key `*`) with
+    /// `backend mismatch: <node's> node received an <distribution's> distribution`. The ID
+    /// enters the replay record and the audit log: the answer is final.
+    private func backendMismatch(
+        _ id: DistributionID, node: DNSName, mine: CryptoBackend, received: CryptoBackend, now: Int64, signed: Bool
+    ) throws(TDNSError) -> DistributionResult {
+        let reason = "backend mismatch: \(mine.rawValue) node received an \(received.rawValue) distribution"
+        try state.recordProcessed(node: node, distributionID: id, at: now)
+        try auditLine(id, now: now, result: "backend-mismatch", extra: [("reason", .string(reason))])
+        log(.error, "distribution \(id) refused: \(reason)")
+        let entry = JSONValue.object([("zone_name", .string("")), ("key_id", .string("*")), ("error", .string(reason))])
+        var result = DistributionResult(reportKind: .keyStatus, report: .object([("failed_keys", .array([entry]))]),
+                                        outcome: .notInstalled(reason: reason), signed: signed, keysChanged: 0)
+        result.backend = received
+        return result
     }
 
     /// The store step: hands the operations to the key store, all or nothing, and reports

@@ -39,6 +39,10 @@ import TDNSWire
 /// | `max_skew` | tolerated clock skew, a duration (`60`, `30s`, `2m`: ``GoDuration``) | `60s` |
 /// | `chunk_rrtype` | `65288` (current tdns) or `65015` (KDC builds of Jan–Mar 2026) | `65288` |
 /// | `max_distribution_size` | cap on the bytes of one distribution | 67108864 (64 MiB) |
+/// | `supported_crypto` | the backends this node enrolls with, comma-separated (`hpke`, `jose`): enrollment makes keys only for those the package offers too | `hpke,jose` |
+/// | `preferred_crypto` | `hpke` or `jose` (one of `supported_crypto`): sent in the enrollment request as the backend the node would rather receive with (PROTOCOL §19); empty: none | none |
+/// | `previous_hpke_private_key`, `previous_jose_private_key` | the keys from before a re-enrollment (as `hpke_private_key`/`jose_private_key`): they still open distributions made for them, until the first distribution made with the new keys is processed or `previous_keys_until` passes; written and removed by `tdns-krs enroll --reenroll` | none |
+/// | `previous_keys_until` | Unix time after which the `previous_*` keys are no longer used | none |
 ///
 /// Every value is parsed here, once — names to ``DNSName``, addresses to ``SocketAddress``,
 /// durations to seconds, keys read from their files — and used as it is by the intake, the
@@ -73,6 +77,15 @@ public struct KRSSettings: Sendable {
     public var chunkType: RRType
     public var maxDistributionSize: Int
     public var server: ServerTools
+    /// `supported_crypto`, in the order given, without repetitions; never empty.
+    public var supportedCrypto: [CryptoBackend]
+    /// `preferred_crypto`; nil when the node states none.
+    public var preferredCrypto: CryptoBackend?
+    /// The keys from before a re-enrollment (`previous_*`), used until ``previousKeysUntil``.
+    public var previousHPKEKey: HPKEPrivateKey?
+    public var previousJOSEKey: JOSEPrivateKey?
+    /// Unix seconds; nil: the previous keys (if any) have no end of their own.
+    public var previousKeysUntil: Int64?
 
     public enum KeyStoreKind: String, Sendable { case bind, knot, nsd, none }
 
@@ -98,6 +111,8 @@ public struct KRSSettings: Sendable {
         "chunk_rrtype", "max_distribution_size", "config", "sig0_private_key", "kdc_address", "notify_listen",
         "rndc", "rndc_conf", "keymgr", "knotc", "knot_conf", "knot_socket", "zone_dir", "signed_dir", "signer",
         "nsd_control", "nsd_conf", "command_timeout", "kdc_sig0_pubkey", "require_notify_signature",
+        "supported_crypto", "preferred_crypto", "previous_hpke_private_key", "previous_jose_private_key",
+        "previous_keys_until",
     ]
     /// Settings that describe the node's setup, not its identity: given at enrollment, they
     /// are kept in `krs.conf` with what the KDC sent.
@@ -105,7 +120,7 @@ public struct KRSSettings: Sendable {
         "key_store", "key_dir", "chunk_rrtype", "max_skew", "max_distribution_size", "require_signature",
         "require_notify_signature",
         "rndc", "rndc_conf", "keymgr", "knotc", "knot_conf", "knot_socket", "zone_dir", "signed_dir",
-        "signer", "nsd_control", "nsd_conf", "command_timeout",
+        "signer", "nsd_control", "nsd_conf", "command_timeout", "supported_crypto", "preferred_crypto",
     ]
     /// The file enrollment writes into the state directory.
     public static let enrollmentFile = "krs.conf"
@@ -166,16 +181,27 @@ public struct KRSSettings: Sendable {
         }
         server = try Self.serverTools(values, keyStore: keyStore)
 
-        hpkeKey = try values["hpke_private_key"].map { (v) throws(TDNSError) -> HPKEPrivateKey in
-            try Self.loadKey("hpke_private_key", v, inline: Self.looksLikeHex(v)) { (b) throws(TDNSError) in try HPKEPrivateKey(text: b) }
+        hpkeKey = try values["hpke_private_key"].map { (v) throws(TDNSError) in try Self.hpkeKey("hpke_private_key", v) }
+        joseKey = try values["jose_private_key"].map { (v) throws(TDNSError) in try Self.joseKey("jose_private_key", v) }
+        previousHPKEKey = try values["previous_hpke_private_key"].map { (v) throws(TDNSError) in
+            try Self.hpkeKey("previous_hpke_private_key", v)
         }
-        joseKey = try values["jose_private_key"].map { (v) throws(TDNSError) -> JOSEPrivateKey in
-            // krs-cli writes the JWK pretty-printed below `#` comment lines (PROTOCOL §11.6).
-            try Self.loadKey("jose_private_key", v, inline: v.trimmingWhitespace().hasPrefix("{")) { (b) throws(TDNSError) in
-                var jwk = Self.withoutCommentLines(b)
-                defer { zeroize(&jwk) }
-                return try JOSEPrivateKey(jwk: jwk)
+        previousJOSEKey = try values["previous_jose_private_key"].map { (v) throws(TDNSError) in
+            try Self.joseKey("previous_jose_private_key", v)
+        }
+        if let v = values["previous_keys_until"] {
+            guard let t = Int64(v), t >= 0 else { throw .config("previous_keys_until: \"\(v.prefix(32))\" is not Unix seconds") }
+            previousKeysUntil = t
+        }
+        supportedCrypto = try Self.backendList(values["supported_crypto"] ?? "hpke,jose")
+        preferredCrypto = try values["preferred_crypto"].map { (v) throws(TDNSError) -> CryptoBackend in
+            guard let b = CryptoBackend(rawValue: v.lowercasedASCII()) else {
+                throw .config("preferred_crypto: \"\(v.prefix(32))\" is not hpke or jose")
             }
+            return b
+        }
+        if let p = preferredCrypto, !supportedCrypto.contains(p) {
+            throw .config("preferred_crypto: \(p.rawValue) is not in supported_crypto (\(supportedCrypto.map(\.rawValue).joined(separator: ",")))")
         }
         sig0Key = try values["sig0_private_key"].map { (v) throws(TDNSError) -> DNSSECPrivateKey in
             try Self.loadKey("sig0_private_key", v, inline: false) { (b) throws(TDNSError) in try DNSSECPrivateKey(pkcs8PEM: b, algorithm: .ed25519) }
@@ -377,6 +403,47 @@ public struct KRSSettings: Sendable {
         return out
     }
 
+    static func hpkeKey(_ setting: String, _ v: String) throws(TDNSError) -> HPKEPrivateKey {
+        try loadKey(setting, v, inline: looksLikeHex(v)) { (b) throws(TDNSError) in try HPKEPrivateKey(text: b) }
+    }
+
+    static func joseKey(_ setting: String, _ v: String) throws(TDNSError) -> JOSEPrivateKey {
+        // krs-cli writes the JWK pretty-printed below `#` comment lines (PROTOCOL §11.6).
+        try loadKey(setting, v, inline: v.trimmingWhitespace().hasPrefix("{")) { (b) throws(TDNSError) in
+            var jwk = withoutCommentLines(b)
+            defer { zeroize(&jwk) }
+            return try JOSEPrivateKey(jwk: jwk)
+        }
+    }
+
+    /// `hpke,jose`: a comma-separated list of backends, at least one, each once.
+    static func backendList(_ text: String) throws(TDNSError) -> [CryptoBackend] {
+        var out: [CryptoBackend] = []
+        for item in text.split(separator: ",") {
+            let name = String(item).trimmingWhitespace().lowercasedASCII()
+            guard let b = CryptoBackend(rawValue: name) else {
+                throw .config("supported_crypto: \"\(name.prefix(32))\" is not hpke or jose")
+            }
+            if !out.contains(b) { out.append(b) }
+        }
+        guard !out.isEmpty else { throw .config("supported_crypto: names no backend (hpke, jose)") }
+        return out
+    }
+
+    /// The previous keys (`previous_*`) while they are still to be used at `now`.
+    public func previousKeys(at now: Int64) -> (hpke: HPKEPrivateKey?, jose: JOSEPrivateKey?) {
+        if let until = previousKeysUntil, now >= until { return (nil, nil) }
+        return (previousHPKEKey, previousJOSEKey)
+    }
+
+    /// Whether `previous_*` keys are configured (used or expired).
+    public var hasPreviousKeys: Bool { previousHPKEKey != nil || previousJOSEKey != nil }
+
+    /// The backends this node has a current key for, in the order hpke, jose.
+    public var keyBackends: [CryptoBackend] {
+        (hpkeKey != nil ? [CryptoBackend.hpke] : []) + (joseKey != nil ? [CryptoBackend.jose] : [])
+    }
+
     private static func looksLikeHex(_ v: String) -> Bool {
         let t = v.trimmingWhitespace()
         return t.utf8.count == 64 && t.utf8.allSatisfy { Hex.decode([$0, $0]) != nil }
@@ -402,6 +469,12 @@ public struct KRSSettings: Sendable {
             throw .config("\(setting): \(error.reason)")
         }
     }
+}
+
+/// An encryption backend of distributions and enrollment (PROTOCOL §6, §21): the names of the
+/// manifest's `crypto`, of `supported_crypto`/`preferred_crypto` and of the status's `backends`.
+public enum CryptoBackend: String, Sendable, CaseIterable {
+    case hpke, jose
 }
 
 /// Domain-name checks for names used in settings, file names and payloads.

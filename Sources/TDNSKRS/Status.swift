@@ -76,6 +76,39 @@ struct NodeCounters: Sendable {
     }
 }
 
+/// Distributions by backend (the status's `backends`, contract item 7): processed (applied),
+/// failed (refused or not installed once the manifest named the backend), and how long
+/// processing took — from the start of the fetch (or of `krs_process_distribution`) until the
+/// keys were installed — over the last ``kept`` of them.
+struct BackendCounters: Sendable {
+    var processed = 0
+    var failed = 0
+    /// Milliseconds, newest last.
+    var durations: [Int] = []
+    static let kept = 1024
+
+    mutating func add(success: Bool, milliseconds: Int) {
+        if success { processed += 1 } else { failed += 1 }
+        durations.append(milliseconds)
+        if durations.count > Self.kept { durations.removeFirst(durations.count - Self.kept) }
+    }
+
+    /// Nearest-rank percentile of the kept durations; 0 when there are none.
+    func percentile(_ p: Int) -> Int {
+        guard !durations.isEmpty else { return 0 }
+        let sorted = durations.sorted()
+        let rank = (p * sorted.count + 99) / 100
+        return sorted[max(0, min(sorted.count - 1, rank - 1))]
+    }
+
+    var json: JSONValue {
+        .object([
+            ("processed", .integer(processed)), ("failed", .integer(failed)),
+            ("processing_ms", .object([("median", .integer(percentile(50))), ("p95", .integer(percentile(95)))])),
+        ])
+    }
+}
+
 /// The node's memory of what it did since it started — the last distributions and the
 /// counters — shared by the intake, the fetch and confirmation steps and the status.
 final class NodeActivity: Sendable {
@@ -85,6 +118,7 @@ final class NodeActivity: Sendable {
     private struct State {
         var recent: [DistributionRecord] = []
         var counters = NodeCounters()
+        var backends: [CryptoBackend: BackendCounters] = [:]
     }
     private let state = Mutex(State())
 
@@ -106,8 +140,19 @@ final class NodeActivity: Sendable {
         }
     }
 
+    /// Counts one distribution whose backend is known.
+    func record(backend: CryptoBackend, success: Bool, milliseconds: Int) {
+        state.withLock { $0.backends[backend, default: BackendCounters()].add(success: success, milliseconds: milliseconds) }
+    }
+
     var snapshot: (recent: [DistributionRecord], counters: NodeCounters) {
         state.withLock { ($0.recent, $0.counters) }
+    }
+
+    /// `{"hpke": {...}, "jose": {...}}`, both always present.
+    var backendsJSON: JSONValue {
+        let backends = state.withLock { $0.backends }
+        return .object(CryptoBackend.allCases.map { ($0.rawValue, (backends[$0] ?? BackendCounters()).json) })
     }
 }
 
@@ -132,6 +177,10 @@ struct NodeStatus {
             ("notify_listen", opt(settings.notifyListen)), ("listening", .bool(listening)), ("running", .bool(running)),
             ("require_signature", .bool(settings.requireSignature)),
             ("require_notify_signature", .bool(settings.requireNotifySignature)),
+            // The backends this node has keys for, and until when the keys from before a
+            // re-enrollment are kept (contract item 5).
+            ("crypto", .array(settings.keyBackends.map { .string($0.rawValue) })),
+            ("previous_keys_until", settings.hasPreviousKeys ? settings.previousKeysUntil.map { .integer($0) } ?? .null : .null),
             ("pending", .array(pending.map { .string($0.text) })),
             ("distributions", .array(recent.reversed().map { r in
                 .object([("id", .string(r.id.text)), ("time", .integer(r.time)), ("result", .string(r.outcome.rawValue)),
@@ -141,6 +190,7 @@ struct NodeStatus {
             // The audit log outlives the process: this is what a separate `status` can show.
             ("audit", .array(audit)),
             ("counters", counters.json),
+            ("backends", activity.backendsJSON),
         ])
         return status.serializedString()
     }

@@ -292,7 +292,8 @@ public func krs_process_distribution(
             receiver.recordRefusal(distributionID: id, error)
             throw error
         }
-        let result = try receiver.process(parsed)
+        // Through the node: krs.conf read again when it changed, counters by backend.
+        let result = try context.node.process(parsed)
         var length = 0
         return deliver(text: result.reportJSON, to: outReport, length: &length)
     } catch {

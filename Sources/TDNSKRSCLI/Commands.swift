@@ -89,25 +89,31 @@ func fail(_ error: TDNSError) -> ExitCode {
 public struct Enroll: ParsableCommand {
     public static let configuration = CommandConfiguration(abstract: "Enroll this node with the KDC of an enrollment package.")
     @OptionGroup var global: Global
-    @Argument(help: "The enrollment package file from `tdns-kdc enroll generate`.") var package: String
-    @Option(help: "Where this node receives NOTIFYs, IP:port; its IP identifies the node.") var notify: String
+    @Argument(help: "The enrollment package file from `tdns-kdc enroll generate` (Go or seed format).") var package: String
+    @Option(help: "Where this node receives NOTIFYs, IP:port; its IP identifies the node (default: notify_listen, e.g. from the enrollment being renewed).")
+    var notify: String?
     @Option(name: .customLong("key-store"), help: "bind, knot, nsd or none (default: bind, or the config file's).") var keyStore: String?
     @Option(name: .customLong("key-dir"), help: "Directory for the key files (default: the config file's).") var keyDir: String?
+    @Option(name: .customLong("node-id"), help: "This node's ID (FQDN), for a seed-format package, which names none; or node_id=.")
+    var nodeID: String?
+    @Flag(help: "Re-enroll a node enrolled already: new keys beside the old ones, switched to when the KDC acknowledges them; the old ones still open distributions until the first made with the new keys (at most 7 days).")
+    var reenroll = false
 
     public init() {}
 
     public func run() throws {
         // Later settings win: the options here override the config file, the profile's forced
         // settings (tdnskrs-nsd: key_store=nsd) override everything.
-        var args = global.userArguments + ["notify_listen=\(notify)"]
+        var args = global.userArguments
+        if let notify { args.append("notify_listen=\(notify)") }
         if let keyStore { args.append("key_store=\(keyStore)") }
         if let keyDir { args.append("key_dir=\(keyDir)") }
         args += CLIProfile.active.forcedSettings
         do {
             let text = try readFile(package)
             let node = try KRSNode(arguments: args, log: stderrLog)
-            let id = try node.enroll(package: text, notifyAddress: notify)
-            print("enrolled \(id)")
+            let id = try node.enroll(package: text, notifyAddress: notify, nodeID: nodeID, reenroll: reenroll)
+            print("\(reenroll ? "re-enrolled" : "enrolled") \(id)")
         } catch {
             throw fail(error)
         }
@@ -251,6 +257,10 @@ func humanReadable(_ statusJSON: String) -> String {
     lines.append("control zone: \(s["control_zone"]?.stringValue ?? "-")")
     lines.append("KDC:         \(s["kdc_address"]?.stringValue ?? "-")")
     lines.append("NOTIFY on:   \(s["notify_listen"]?.stringValue ?? "-")")
+    let crypto = (s["crypto"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: ", ")
+    var keysLine = "crypto:      \(crypto.isEmpty ? "-" : crypto)"
+    if let until = s["previous_keys_until"]?.int64Value { keysLine += " (keys from before the re-enrollment kept until \(RFC3339.format(until)))" }
+    lines.append(keysLine)
     lines.append("signatures:  \(s["require_signature"]?.boolValue == true ? "required" : "not required (legacy HMAC accepted)")")
     for d in s["distributions"]?.arrayValue ?? [] {
         lines.append("distribution \(d["id"]?.stringValue ?? "?"): \(d["result"]?.stringValue ?? "?") \(d["detail"]?.stringValue ?? "")")

@@ -26,6 +26,10 @@ struct TestKDC {
     let nodeJOSE: JOSEPrivateKey
     let kdcSigner: JOSEPrivateKey
     var now: Int64 = 1_800_000_000
+    /// Encrypt to these public keys instead of ``nodeHPKE``/``nodeJOSE`` (a node whose keys
+    /// were made by its own enrollment).
+    var hpkeRecipient: HPKEPublicKey? = nil
+    var joseRecipient: JOSEPublicKey? = nil
 
     init() throws {
         nodeJOSE = try JOSEPrivateKey.generate()
@@ -100,11 +104,11 @@ struct TestKDC {
 
     func encrypt(_ plaintext: [UInt8], _ o: Options) throws -> [UInt8] {
         switch o.crypto {
-        case .hpke: return try HPKECipher.seal(plaintext, to: nodeHPKE.publicKey)
+        case .hpke: return try HPKECipher.seal(plaintext, to: hpkeRecipient ?? nodeHPKE.publicKey)
         case .v1:
-            let ct = try HPKECipher.seal(plaintext, to: nodeHPKE.publicKey)
+            let ct = try HPKECipher.seal(plaintext, to: hpkeRecipient ?? nodeHPKE.publicKey)
             return Array(ct.prefix(32)) + ct
-        case .jose: return try JWE.encrypt(plaintext, to: nodeJOSE.publicKey)
+        case .jose: return try JWE.encrypt(plaintext, to: joseRecipient ?? nodeJOSE.publicKey)
         }
     }
 

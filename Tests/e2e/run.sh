@@ -63,8 +63,23 @@ if "$KRS" enroll --state "$S2" "$work/node2.pkg" --notify 127.0.0.3:$N2P --key-d
 else
     fail "node2 enrollment: $(tail -2 "$work/e2.out" | tr '\n' ' ')"
 fi
-"$KRS" enroll --state "$S1" "$work/node1.pkg" --notify 127.0.0.2:$N1P --key-dir "$S1/keys" >/dev/null 2>&1 \
-    && fail "a used enrollment package is accepted twice" || pass "a used enrollment package is refused the second time"
+# Enrolled already: refused by the node itself, before anything is sent (issue 13).
+if "$KRS" enroll --state "$S1" "$work/node1.pkg" --notify 127.0.0.2:$N1P --key-dir "$S1/keys" >"$work/e1b.out" 2>&1; then
+    fail "an enrolled node enrolls again without --reenroll"
+elif grep -q "already enrolled as node1.test.; use --reenroll" "$work/e1b.out"; then
+    pass "an enrolled node refuses a second enrollment: already enrolled as node1.test.; use --reenroll"
+else
+    fail "second enrollment refused, but not as enrolled already: $(tail -1 "$work/e1b.out")"
+fi
+# The same package on a fresh state directory: the KDC refuses the used token.
+mkdir -p "$work/again/keys"
+if "$KRS" enroll --state "$work/again" "$work/node1.pkg" --notify 127.0.0.2:$N1P --key-dir "$work/again/keys" >"$work/e1c.out" 2>&1; then
+    fail "a used enrollment package is accepted twice"
+elif grep -q "token already used" "$work/e1c.out"; then
+    pass "a used enrollment package is refused the second time (token already used)"
+else
+    fail "a used package refused, but not by the KDC: $(tail -1 "$work/e1c.out")"
+fi
 
 "$KRS" run --state "$S1" >"$work/n1.log" 2>&1 & pids+=($!)
 "$KRS" run --state "$S2" >"$work/n2.log" 2>&1 & pids+=($!)
@@ -97,6 +112,13 @@ done
 [ "$n1" -ge 4 ] && pass "node1 installed 4 keys (2 zones × KSK+ZSK)" || fail "node1 has $n1 keys, want 4"
 [ "$n2" -ge 4 ] && pass "node2 installed 4 keys (2 zones × KSK+ZSK)" || fail "node2 has $n2 keys, want 4"
 [ $ok = 1 ] && pass "tdns-kdc status shows all 8 distributions confirmed" || fail "confirmed distributions: $confirmed of 8"
+# The seed's log line, with the backend each node was enrolled with (issue 13).
+for nb in 1:hpke 2:jose; do
+    n=${nb%%:*}; b=${nb##*:}
+    c=$(grep -cE "Distribution [0-9a-f]+ processed successfully \(backend: $b, duration: [0-9]+ms\)" "$work/n$n.log")
+    [ "$c" -ge 4 ] && pass "node$n logged $c distributions processed successfully (backend: $b, duration: …ms)" \
+        || fail "node$n logged $c 'processed successfully (backend: $b' lines, want 4: $(tail -2 "$work/n$n.log" | tr '\n' ' ')"
+done
 for n in 1 2; do
     if "$KRS" status --state "$work/node$n" --json | "$PY" -c 'import json,sys; d=json.load(sys.stdin); assert d["enrolled"] and len(d["keys"]) >= 4' 2>/dev/null; then
         pass "tdns-krs status --json of node$n lists its keys"
@@ -104,4 +126,38 @@ for n in 1 2; do
         fail "tdns-krs status of node$n"
     fi
 done
+
+# --- Re-enrollment of the running node1, HPKE → JOSE (issue 13) --------------------------------
+# The node keeps running: the new keys reach it through krs.conf, read again before the next
+# distribution; the old HPKE key is kept as previous_* until the first JOSE distribution.
+kdc enroll generate node1.test. --out "$work/node1-jose.pkg" --crypto jose --notify 127.0.0.2:$N1P >/dev/null \
+    && kdc enroll activate node1.test. >/dev/null || fail "enroll generate/activate node1 for re-enrollment"
+old_hpke=$(sed -n 's/^hpke_private_key=//p' "$S1/krs.conf")
+if "$KRS" enroll --state "$S1" "$work/node1-jose.pkg" --reenroll >"$work/e1r.out" 2>&1 && grep -q "^re-enrolled node1.test." "$work/e1r.out"; then
+    pass "node1 re-enrolled with a JOSE key while it runs (notify address kept from krs.conf)"
+else
+    fail "re-enrollment of node1: $(tail -2 "$work/e1r.out" | tr '\n' ' ')"
+fi
+if grep -q "^previous_hpke_private_key=$old_hpke\$" "$S1/krs.conf" && grep -q '^jose_private_key=' "$S1/krs.conf" \
+    && ! grep -q '^hpke_private_key=' "$S1/krs.conf" && grep -q '^previous_keys_until=' "$S1/krs.conf"; then
+    pass "krs.conf: the new JOSE key, the old HPKE key as previous_hpke_private_key until previous_keys_until"
+else
+    fail "krs.conf after the re-enrollment: $(grep -E '^(hpke|jose|previous)' "$S1/krs.conf" | tr '\n' ' ')"
+fi
+new_tag=$(kdc key generate --zone example.test. --algorithm 13 --type zsk --json | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("key_tag") or d.get("tag") or d["key"]["key_tag"])')
+kdc distribute --node node1.test. --zone example.test. --key "$new_tag" >/dev/null || fail "distribute key $new_tag to node1"
+got=0
+for _ in $(seq 100); do
+    grep -qE "Distribution [0-9a-f]+ processed successfully \(backend: jose, duration: [0-9]+ms\)" "$work/n1.log" \
+        && ls "$S1/keys" | grep -q "+$(printf %05d "$new_tag").private\$" && { got=1; break; }
+    sleep 0.2
+done
+[ $got = 1 ] && pass "the running node1 (not restarted) received key $new_tag as JOSE" \
+    || fail "node1 after re-enrollment: $(tail -3 "$work/n1.log" | tr '\n' ' ')"
+if ! grep -q '^previous_' "$S1/krs.conf" && [ ! -e "$old_hpke" ]; then
+    pass "the first JOSE distribution retired the old HPKE key (krs.conf line and file gone)"
+else
+    fail "old HPKE key still kept: $(grep '^previous_' "$S1/krs.conf" | tr '\n' ' ')"
+fi
+
 [ "$fails" -eq 0 ]

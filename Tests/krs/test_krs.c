@@ -170,6 +170,16 @@ int main(int argc, char **argv) {
           "the same distribution again -> KRS_EREPLAY with a reason", detail);
     check(strcmp(krs_strerror(KRS_EREPLAY), "unknown error") != 0, "krs_strerror(KRS_EREPLAY) has a text", NULL);
 
+    /* Counters by backend (issue 13): the vector processed, its replay refused once its
+     * manifest named the backend; the refusals before that (HMAC, stale) are nobody's. */
+    char *status_json = NULL;
+    rc = krs_status_json(ctx, &status_json);
+    check(rc == KRS_OK && status_json != NULL &&
+              strstr(status_json, "\"backends\":{\"hpke\":{\"processed\":1,\"failed\":1,\"processing_ms\":{\"median\":") != NULL &&
+              strstr(status_json, "\"jose\":{\"processed\":0,\"failed\":0,\"processing_ms\":{\"median\":0,\"p95\":0}}") != NULL,
+          "krs_status_json backends: hpke processed 1, failed 1 (the replay); jose nothing", status_json);
+    krs_free(status_json);
+
     krs_cleanup(ctx);
     krs_cleanup(NULL);
     check(krs_process_distribution(ctx, argv[7], records, lengths, 1, &report) == KRS_EINVAL,
