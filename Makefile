@@ -200,12 +200,12 @@ MAN_PAGES   := $(wildcard Sources/Packaging/man/*.3 Sources/Packaging/man/*.5 So
 
 # --- the API reference ------------------------------------------------------------------------
 
-# HTML from the headers' Doxygen comments (Doxyfile): build/docs/html/index.html. Doxygen's
+# HTML from the headers' Doxygen comments (Include/Doxyfile): build/docs/html/index.html. Doxygen's
 # warnings are errors there (WARN_AS_ERROR), so an undocumented parameter fails this target.
-docs: Doxyfile $(wildcard Include/tdnskrs/*.h)
+docs: Include/Doxyfile $(wildcard Include/tdnskrs/*.h)
 	@command -v doxygen >/dev/null || { echo "doxygen not found (apt-get install doxygen, or make deps)" >&2; exit 1; }
 	@rm -rf $(BUILD)/docs && mkdir -p $(BUILD)/docs
-	( cat Doxyfile; echo "OUTPUT_DIRECTORY = $(BUILD)/docs"; echo "PROJECT_NUMBER = $(VERSION)" ) | doxygen -
+	( cat Include/Doxyfile; echo "OUTPUT_DIRECTORY = $(BUILD)/docs"; echo "PROJECT_NUMBER = $(VERSION)" ) | doxygen -
 	@echo "API reference: $(BUILD)/docs/html/index.html"
 
 install: all

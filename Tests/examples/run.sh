@@ -355,7 +355,7 @@ if command -v doxygen >/dev/null 2>&1; then
     mkdir -p "$TMP/badheaders/tdnskrs"
     cp "$REPO_ROOT"/Include/tdnskrs/*.h "$TMP/badheaders/tdnskrs/"
     sed -i '0,/@param/{/@param/d}' "$TMP/badheaders/tdnskrs/krs.h"
-    bad=$( (cd "$REPO_ROOT" && { cat Doxyfile; echo "INPUT = $TMP/badheaders/tdnskrs"; echo "OUTPUT_DIRECTORY = $TMP/docs-bad"; } | doxygen - 2>&1) )
+    bad=$( (cd "$REPO_ROOT" && { cat Include/Doxyfile; echo "INPUT = $TMP/badheaders/tdnskrs"; echo "OUTPUT_DIRECTORY = $TMP/docs-bad"; } | doxygen - 2>&1) )
     rc=$?
     check "$T: Doxyfile: a header with an undocumented parameter fails the docs build (WARN_AS_ERROR)" \
         "rc=$rc: $(head -2 <<<"$bad" | one_line)" eval '[ $rc -ne 0 ] && grep -q "is not documented" <<<"$bad" && ! grep -q "not an input file" <<<"$bad"'
