@@ -203,13 +203,13 @@ void krs_cleanup(krs_context_t *ctx);
  * when the keys could not be installed because the server refused them or key_dir could not
  * be written: then nothing was installed, the distribution is recorded as processed
  * (install-failed) and the report lists every key in "failed_keys" with its "error" (the
- * tool's message, or "storage: <reason>") — the report the KDC receives. KRS_OK too for a
+ * tool's message, or "storage: \<reason\>") — the report the KDC receives. KRS_OK too for a
  * distribution encrypted for a backend this node has no key for (a JOSE-only node given
  * crypto "hpke", or the reverse): it is recorded as processed and audited
- * (backend-mismatch), and the report is {"failed_keys":[{"zone_name":"","key_id":"*",
+ * (backend-mismatch), and the report is {"failed_keys":[{"zone_name":"","key_id":"\*",
  * "error":"backend mismatch: jose node received an hpke distribution"}]} — a final answer
  * for the KDC, which marks the distribution failed with that reason. Each distribution
- * processed logs "Distribution <id> processed successfully (backend: hpke, duration:
+ * processed logs "Distribution \<id\> processed successfully (backend: hpke, duration:
  * 15ms)". Otherwise:
  *   KRS_EINVAL        NULL arguments, count 0, NULL rdata with non-zero length
  *   KRS_EMALFORMED    malformed records, manifest, chunks, base64, payload or key material
