@@ -67,6 +67,8 @@ run_suite nsd bash "$here/nsd/run.sh"
 # The same flow with named under valgrind memcheck (issue 6: no memory errors from our code).
 run_suite bind9-valgrind env VALGRIND=1 bash "$here/bind9/run.sh"
 run_suite knot-valgrind env VALGRIND=1 bash "$here/knot/run.sh"
+# HPKE and JOSE nodes side by side, migration, rollback, node remove (issue 13).
+run_suite mixed bash "$here/mixed/run.sh"
 # The Debian packages: make deb, lintian, dpkg -i, the flows on the installed paths, purge.
 run_suite deb bash "$here/deb/run.sh"
 
