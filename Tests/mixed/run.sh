@@ -350,9 +350,12 @@ if m["enrollments"] != {"hpke": 10, "jose": 12}: bad.append(f"enrollments {m['en
 if m.get("reenrollments", {}).get("jose") != 2: bad.append(f"reenrollments {m.get('reenrollments')}")
 for b in ("hpke", "jose"):
     ds = [x for x in d["distributions"] if x["crypto"] == b]
-    # status shows a withdrawn distribution as failed with its reason: "superseded by ID"
-    # (re-enrollment) or "withdrawn: node removed"; metrics count those as withdrawn
-    gone = lambda x: x["state"] == "withdrawn" or (x.get("reason") or "").startswith(("superseded by ", "withdrawn"))
+    # status shows a withdrawn distribution as failed, "withdrawn": true, with its reason
+    # ("superseded by ID" after a re-enrollment, "withdrawn: node removed"); metrics count it
+    # under withdrawn, not failed
+    gone = lambda x: x.get("withdrawn") is True
+    if any(x.get("withdrawn") is True and not (x.get("reason") or "").startswith(("superseded by ", "withdrawn: node removed")) for x in ds):
+        bad.append(f"{b}: a withdrawn distribution without its reason")
     want = {"sent": len(ds), "confirmed": sum(x["state"] == "confirmed" for x in ds),
             "failed": sum(x["state"] == "failed" and not gone(x) for x in ds), "withdrawn": sum(gone(x) for x in ds)}
     if b == "hpke" and want["failed"] != 1: bad.append(f"hpke failed {want['failed']}, want 1 (n20)")
