@@ -217,6 +217,26 @@ else
     fail "n02's D2 after re-enrollment: $d2n2"
 fi
 
+# n05: the KDC is down when the node sends its re-enrollment (token activated, unused): the
+# enrollment fails on the node, nothing changes on either side, the KDC comes back.
+kdc enroll generate "$(name 5)" --crypto jose --out "$work/re5.pkg" >/dev/null && kdc enroll activate "$(name 5)" >/dev/null \
+    || fail "enroll generate/activate n05 --crypto jose"
+conf5=$(md5sum <"$(S 5)/krs.conf")
+kill "$KDCPID"; wait "$KDCPID" 2>/dev/null
+t0=$(now_ms)
+if "$KRS" enroll --state "$(S 5)" "$work/re5.pkg" --reenroll >"$work/re5.out" 2>&1; then
+    fail "n05 re-enrolled with the KDC stopped"
+else
+    pass "n05: re-enrollment with the KDC stopped fails after $(( $(now_ms) - t0 )) ms ($(tail -1 "$work/re5.out" | cut -c1-80))"
+fi
+"$KDC" serve --state "$K" >>"$work/kdc.log" 2>&1 &
+KDCPID=$!; pids+=($KDCPID)
+for _ in $(seq 50); do "$PY" -c "import socket; socket.create_connection(('127.0.0.1', $KP), 0.2)" 2>/dev/null && break; sleep 0.1; done
+[ "$(md5sum <"$(S 5)/krs.conf")" = "$conf5" ] && ! ls "$(S 5)" | grep -qi jose \
+    && [ "$(kdc node show "$(name 5)" --json | js 'print(d["crypto"], ",".join(d["keys_on_file"]))')" = "hpke hpke,sig0" ] \
+    && pass "n05 after the failed re-enrollment: krs.conf unchanged, no JOSE key kept, KDC record still hpke" \
+    || fail "n05 after the re-enrollment with the KDC down: $(grep -h private_key "$(S 5)/krs.conf" | tr '\n' ' ')"
+
 # The dual node n17 switched to JOSE; n01 (now JOSE only) cannot be switched back to HPKE.
 if kdc node set "$(name 17)" --crypto jose >/dev/null && [ "$(kdc node show "$(name 17)" --json | js 'print(d["crypto"])')" = jose ]; then
     pass "node set n17 --crypto jose (dual node: key on file)"
@@ -237,9 +257,9 @@ settle "$work/d3" 60
 c=$(count_state "$work/d3.states" confirmed)
 [ "$c" = 20 ] && pass "D3: all 20 confirmed" || fail "D3 confirmed $c of 20: $(grep -v ' confirmed ' "$work/d3.states" | head -3 | tr '\n' ' ')"
 [ "$(crypto_of "$work/d3.states" 1)$(crypto_of "$work/d3.states" 2)$(crypto_of "$work/d3.states" 17)" = josejosejose ] \
-    && [ "$(crypto_of "$work/d3.states" 3)$(crypto_of "$work/d3.states" 4)" = hpkehpke ] \
-    && pass "D3 went to n01 n02 (re-enrolled) and n17 (switched) as jose, to n03 n04 (failed re-enrollment) as hpke" \
-    || fail "D3 backends: n01 $(crypto_of "$work/d3.states" 1) n02 $(crypto_of "$work/d3.states" 2) n17 $(crypto_of "$work/d3.states" 17) n03 $(crypto_of "$work/d3.states" 3) n04 $(crypto_of "$work/d3.states" 4)"
+    && [ "$(crypto_of "$work/d3.states" 3)$(crypto_of "$work/d3.states" 4)$(crypto_of "$work/d3.states" 5)" = hpkehpkehpke ] \
+    && pass "D3 went to n01 n02 (re-enrolled) and n17 (switched) as jose, to n03 n04 n05 (failed re-enrollments) as hpke" \
+    || fail "D3 backends: n01 $(crypto_of "$work/d3.states" 1) n02 $(crypto_of "$work/d3.states" 2) n17 $(crypto_of "$work/d3.states" 17) n03 $(crypto_of "$work/d3.states" 3) n04 $(crypto_of "$work/d3.states" 4) n05 $(crypto_of "$work/d3.states" 5)"
 ok=1
 for i in 1 2; do
     [ "$(kdc node show "$(name $i)" --json | js 'print(d["crypto"], ",".join(d["keys_on_file"]))')" = "jose jose,sig0" ] || ok=0
