@@ -82,6 +82,10 @@ TMP=$(mktemp -d /tmp/tdnskrs-deb.XXXXXX)
 # Files the sandboxed services read live under /run: PrivateTmp= hides /tmp from them.
 SB=$(mktemp -d /run/tdnskrs-deb.XXXXXX)
 chmod 0755 "$SB"
+# The sandbox wrapper re-runs itself inside the unit's sandbox: from /run, so that a checkout
+# under /tmp works too.
+install -m 0644 "$SANDBOX" "$SB/unit-sandbox.py"
+SANDBOX=$SB/unit-sandbox.py
 
 # --- make deb, lintian -----------------------------------------------------------------------
 
