@@ -49,6 +49,8 @@ public final class KRSNode: Sendable {
         /// nil with `notify_listen=none`: the host hands NOTIFYs to ``handleNotify(_:)``.
         let server: DNSServer?
         let worker: JoinableThread
+        /// nil without `metrics_listen` (Metrics.swift).
+        let metrics: HTTPMetricsServer?
     }
 
     /// How often an idle worker merges what other instances wrote into `state_dir/pending`.
@@ -148,13 +150,15 @@ public final class KRSNode: Sendable {
                 server = s
             }
             let worker: JoinableThread
+            let metrics: HTTPMetricsServer?
             do throws(TDNSError) {
+                metrics = try startMetrics(settings)
                 worker = try JoinableThread { [weak self] in self?.workLoop() }
             } catch {
                 server?.stop()
                 throw error
             }
-            current = Running(server: server, worker: worker)
+            current = Running(server: server, worker: worker, metrics: metrics)
             if let server {
                 log(.info, "listening for NOTIFYs on \(server.boundAddress)")
             } else {
@@ -170,6 +174,7 @@ public final class KRSNode: Sendable {
         }
         guard let current else { return }
         stopToken.stop()
+        current.metrics?.stop()
         current.server?.stop()
         current.worker.join()
         log(.info, "stopped")

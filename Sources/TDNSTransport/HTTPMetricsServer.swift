@@ -304,12 +304,15 @@ struct HTTPMetricsLoop {
         if let n = perSource[s.source], n > 1 { perSource[s.source] = n - 1 } else { perSource[s.source] = nil }
     }
 
-    /// Where the request's headers end (the index of the blank line's start), or nil.
+    /// Where the request's line and headers end — the index of the line break before the
+    /// blank line (CRLF CRLF, or bare LF as RFC 9112 §2.2 lets a server accept) — or nil.
     static func headerEnd(_ b: [UInt8]) -> Int? {
         guard b.count >= 2 else { return nil }
         for i in 1..<b.count where b[i] == 0x0A {
-            if b[i - 1] == 0x0A { return i - 1 }
-            if i >= 3, b[i - 1] == 0x0D, b[i - 2] == 0x0A { return i - 2 }
+            if b[i - 1] == 0x0A { return i - 1 }  // LF LF
+            if i >= 2, b[i - 1] == 0x0D, b[i - 2] == 0x0A {  // (CR) LF CR LF
+                return i >= 3 && b[i - 3] == 0x0D ? i - 3 : i - 2
+            }
         }
         return nil
     }
