@@ -1516,3 +1516,31 @@ def test_metrics_off_by_default_and_bad_address_refused(kdc, tmp_path):
     assert p.returncode != 0 and "--metrics" in p.stderr and "IP:port" in p.stderr, p.stderr
     with open(kdc["server"].log.name) as f:
         assert "serving metrics" not in f.read()
+
+
+PROM_GOOD = '# HELP a_total x\n# TYPE a_total counter\na_total{b="q\\"\\\\\\n"} 3\n# HELP g y\n# TYPE g gauge\ng NaN\n'
+PROM_BAD = {
+    "no final newline": PROM_GOOD[:-1],
+    "gauge named _total": PROM_GOOD.replace("a_total counter", "a_total gauge"),
+    "family not contiguous": PROM_GOOD + "a_total 4\n",
+    "unknown escape": PROM_GOOD.replace('\\"', "\\t"),
+    "no HELP": "# TYPE x gauge\nx 1\n",
+    "series twice": "# HELP x h\n# TYPE x gauge\nx 1\nx 1\n",
+    "label not snake_case": '# HELP x h\n# TYPE x gauge\nx{A="1"} 1\n',
+    "milliseconds unit": "# HELP x_ms h\n# TYPE x_ms gauge\nx_ms 1\n",
+    "blank line": "# HELP x h\n# TYPE x gauge\nx 1\n\n",
+    "bad value": "# HELP x h\n# TYPE x gauge\nx one\n",
+    "TYPE without samples": "# HELP x h\n# TYPE x gauge\n",
+    "truncated labels": '# HELP x h\n# TYPE x gauge\nx{a="1\n',
+    "counter without _total": "# HELP x h\n# TYPE x counter\nx 1\n",
+    "_info not 1": '# HELP x_info h\n# TYPE x_info gauge\nx_info{v="1"} 2\n',
+}
+
+
+@pytest.mark.parametrize("what", PROM_BAD, ids=list(PROM_BAD))
+def test_strict_exposition_parser_rejects(what):
+    """The parser standing in for promtool accepts well-formed text and fails on each defect."""
+    p = promtext.parse(PROM_GOOD)
+    assert promtext.value(p, "a_total", b='q"\\\n') == 3
+    with pytest.raises(ValueError):
+        promtext.parse(PROM_BAD[what])
