@@ -149,12 +149,18 @@ public final class KRSNode: Sendable {
                 try s.start()
                 server = s
             }
-            let worker: JoinableThread
             let metrics: HTTPMetricsServer?
             do throws(TDNSError) {
                 metrics = try startMetrics(settings)
+            } catch {
+                server?.stop()
+                throw error
+            }
+            let worker: JoinableThread
+            do throws(TDNSError) {
                 worker = try JoinableThread { [weak self] in self?.workLoop() }
             } catch {
+                metrics?.stop()
                 server?.stop()
                 throw error
             }
