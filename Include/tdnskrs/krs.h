@@ -110,6 +110,9 @@ typedef struct krs_host_ops {
  *   command_timeout=30                seconds any of these tools may run (1-300)
  *   notify_listen=IP:PORT|none        where NOTIFYs are received (none: the host passes them
  *                                     to krs_handle_notify; krs_start then runs only the worker)
+ *   metrics_listen=IP:PORT|none       Prometheus metrics: krs_start serves HTTP GET /metrics
+ *                                     there (one thread, 16 connections, 4 per source, 5 s per
+ *                                     request); default none (off)
  *   hpke_private_key=HEX|PATH         node's HPKE key: 64 hex characters or a tdns key file
  *   jose_private_key=JWK|PATH         node's JOSE key: private JWK JSON or a file holding it
  *                                     (at least one of the two keys is required)
@@ -273,7 +276,8 @@ int krs_enroll(krs_context_t *ctx, const char *package, size_t len);
  * confirms announced distributions. The threads belong to the library, and their number is
  * fixed whatever the traffic: one for UDP, one event loop for every TCP connection, four
  * handlers. TCP is bounded: 64 connections, 8 per source address, 5 s for each message to
- * arrive or be sent, 10 s idle. Idempotent.
+ * arrive or be sent, 10 s idle. With metrics_listen, one more thread serves GET /metrics
+ * (Prometheus text format 0.0.4). Idempotent.
  * Distributions in state_dir/pending (announced, not handled before a stop or crash) are
  * queued again; entries older than 24 hours or beyond the 256 newest are dropped (audit
  * line). A fetch that fails (network, timeout, malformed answer) or a confirmation the KDC

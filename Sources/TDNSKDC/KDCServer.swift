@@ -13,13 +13,22 @@ public final class KDCServer: Sendable {
     public let service: KDCService
     public let notifier: KDCNotifier
     let server: DNSServer
+    /// `--metrics`: Prometheus metrics over HTTP (``KDCMetricsExposition``); nil when off.
+    let metricsServer: HTTPMetricsServer?
 
     /// Timeout of one NOTIFY exchange (the Go KDC uses miekg's ~2 s default, PROTOCOL §13).
     public static let notifyTimeout = 2.0
 
     /// Binds the listen address (from the state, or `listen` to override it, e.g. port 0 in
-    /// tests); serves nothing until ``start()``.
-    public init(kdc: KDC, listen: String? = nil, workers: Int = 4) throws(TDNSError) {
+    /// tests); serves nothing until ``start()``. `metrics` (`IP:port`) also serves `GET /metrics`.
+    public init(kdc: KDC, listen: String? = nil, workers: Int = 4, metrics: String? = nil) throws(TDNSError) {
+        // Checked first: a bad --metrics is reported as such, before anything is bound.
+        let metricsAddress = try metrics.map { (text) throws(TDNSError) -> SocketAddress in
+            guard let address = try? SocketAddress(text), address.port > 0 else {
+                throw .config("--metrics: \"\(text)\" is not IP:port")
+            }
+            return address
+        }
         let service = try KDCService(kdc: kdc)
         let address = try SocketAddress(listen ?? service.currentState().config.listen)
         self.service = service
@@ -35,6 +44,11 @@ public final class KDCServer: Sendable {
         ) { request, peer, transport in
             service.handle(request: request, peerHost: peer.host, transport: transport == .tcp ? .tcp : .udp)
         }
+        self.metricsServer = try metricsAddress.map { (address) throws(TDNSError) -> HTTPMetricsServer in
+            // The state as `status --json` reads it: currentState() re-reads kdc.json when
+            // another process changed it.
+            try HTTPMetricsServer(listen: address) { KDCMetricsExposition.render(service.currentState()) }
+        }
         self.notifier = KDCNotifier(service: service) { request, address in
             guard let server = try? SocketAddress(address) else { return nil }
             return try? DNSClient.exchange(request, server: server, over: .udp, timeout: Self.notifyTimeout)
@@ -45,10 +59,22 @@ public final class KDCServer: Sendable {
 
     public func start() throws(TDNSError) {
         try server.start()
+        if let metricsServer {
+            do throws(TDNSError) {
+                try metricsServer.start()
+            } catch {
+                server.stop()
+                throw error
+            }
+            service.log.info("serving metrics on http://\(metricsServer.boundAddress)/metrics")
+        }
         service.log.info("serving control zone \(service.controlZone) on \(server.boundAddress) (UDP and TCP)")
     }
 
+    public var metricsAddress: SocketAddress? { metricsServer?.boundAddress }
+
     public func stop() {
+        metricsServer?.stop()
         server.stop()
     }
 

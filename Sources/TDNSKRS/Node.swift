@@ -68,6 +68,8 @@ public final class KRSNode: Sendable {
         /// nil with `notify_listen=none`: the host hands NOTIFYs to ``handleNotify(_:)``.
         let server: DNSServer?
         let worker: JoinableThread
+        /// nil without `metrics_listen` (Metrics.swift).
+        let metrics: HTTPMetricsServer?
     }
 
     /// How often an idle worker merges what other instances wrote into `state_dir/pending`.
@@ -284,14 +286,22 @@ public final class KRSNode: Sendable {
                 try s.start()
                 server = s
             }
-            let worker: JoinableThread
+            let metrics: HTTPMetricsServer?
             do throws(TDNSError) {
-                worker = try JoinableThread { [weak self] in self?.workLoop() }
+                metrics = try startMetrics(settings)
             } catch {
                 server?.stop()
                 throw error
             }
-            current = Running(server: server, worker: worker)
+            let worker: JoinableThread
+            do throws(TDNSError) {
+                worker = try JoinableThread { [weak self] in self?.workLoop() }
+            } catch {
+                metrics?.stop()
+                server?.stop()
+                throw error
+            }
+            current = Running(server: server, worker: worker, metrics: metrics)
             if let server {
                 log(.info, "listening for NOTIFYs on \(server.boundAddress)")
             } else {
@@ -307,6 +317,7 @@ public final class KRSNode: Sendable {
         }
         guard let current else { return }
         stopToken.stop()
+        current.metrics?.stop()
         current.server?.stop()
         current.worker.join()
         log(.info, "stopped")

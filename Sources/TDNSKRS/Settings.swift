@@ -31,6 +31,7 @@ import TDNSWire
 /// | `sig0_private_key` | path of the node's Ed25519 SIG(0) key (PKCS#8 PEM) | from enrollment |
 /// | `kdc_address` | the KDC's DNS service, `IP:port` | from enrollment |
 /// | `notify_listen` | where NOTIFYs are received, `IP:port` (also the confirmations' source); `none` when the host hands them to `krs_handle_notify` (Knot) | none |
+/// | `metrics_listen` | Prometheus metrics over HTTP (`GET /metrics`) on `IP:port`; `none` | none (off) |
 /// | `kdc_signing_pubkey` | the KDC's public ES256 JWK, or a path | from enrollment (our KDC's packages) |
 /// | `require_signature` | `yes`: only distributions whose Format 2 (JWT) manifest the KDC signed and that bind this node, the distribution ID, the time and the payload hash (PROTOCOL §9.3) are accepted; `no`: Format 1 (HMAC) manifests are accepted too, with a warning | `yes` when `kdc_signing_pubkey` is set, else `no` |
 /// | `kdc_sig0_pubkey` | the KDC's SIG(0) KEY RR (presentation text), or the path of a file holding it | from enrollment (our KDC's packages) |
@@ -69,6 +70,8 @@ public struct KRSSettings: Sendable {
     public var kdcAddress: SocketAddress?
     /// nil with `notify_listen=none` (or unset): the host hands NOTIFYs to `krs_handle_notify`.
     public var notifyListen: SocketAddress?
+    /// Where `GET /metrics` is served (`metrics_listen`); nil (the default) for nowhere.
+    public var metricsListen: SocketAddress?
     public var requireSignature: Bool
     public var fixedNow: Int64?
     /// Seconds.
@@ -113,6 +116,7 @@ public struct KRSSettings: Sendable {
         "nsd_control", "nsd_conf", "command_timeout", "kdc_sig0_pubkey", "require_notify_signature",
         "supported_crypto", "preferred_crypto", "previous_hpke_private_key", "previous_jose_private_key",
         "previous_keys_until",
+        "metrics_listen",
     ]
     /// Settings that describe the node's setup, not its identity: given at enrollment, they
     /// are kept in `krs.conf` with what the KDC sent.
@@ -209,6 +213,9 @@ public struct KRSSettings: Sendable {
         kdcAddress = try values["kdc_address"].map { (v) throws(TDNSError) in try Self.address(v, setting: "kdc_address") }
         notifyListen = try values["notify_listen"].flatMap { (v) throws(TDNSError) in
             v == "none" ? nil : try Self.address(v, setting: "notify_listen")
+        }
+        metricsListen = try values["metrics_listen"].flatMap { (v) throws(TDNSError) in
+            v == "none" ? nil : try Self.address(v, setting: "metrics_listen")
         }
         kdcSigningKey = try values["kdc_signing_pubkey"].map { (v) throws(TDNSError) -> JOSEPublicKey in
             try Self.loadKey("kdc_signing_pubkey", v, inline: v.trimmingWhitespace().hasPrefix("{")) { (b) throws(TDNSError) in

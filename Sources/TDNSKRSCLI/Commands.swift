@@ -128,10 +128,14 @@ public struct Run: ParsableCommand {
     @OptionGroup var global: Global
     @Option(name: .customLong("resign-every"), help: "key_store=nsd: re-sign every zone with keys this often, in hours (0: never).")
     var resignHours: Double = 24
+    @Option(help: "Serve Prometheus metrics (HTTP GET /metrics) on this IP:port (the metrics_listen setting); off by default.")
+    var metrics: String?
 
     public init() {}
 
     public func run() throws {
+        var global = global
+        if let metrics { global.settings.append("metrics_listen=\(metrics)") }
         let node = try global.node()
         // Made here, before the handlers exist: a global is created lazily on first use, and
         // creating it (an allocation) inside a signal handler would not be async-signal-safe.

@@ -292,9 +292,10 @@ struct Serve: ParsableCommand {
     @OptionGroup var global: Global
     @Option(help: "Listen on this IP:port instead of the configured one.") var listen: String?
     @Option(help: "Handler threads.") var workers = 4
+    @Option(help: "Serve Prometheus metrics (HTTP GET /metrics) on this IP:port; off by default.") var metrics: String?
 
     func run() throws {
-        let server = try KDCServer(kdc: try global.kdc(logging: true), listen: listen, workers: workers)
+        let server = try KDCServer(kdc: try global.kdc(logging: true), listen: listen, workers: workers, metrics: metrics)
         try server.runUntilSignalled()
     }
 }

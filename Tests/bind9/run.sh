@@ -42,7 +42,7 @@ RNDC_BIN=$(command -v rndc)
 RNDC_BIN=$(readlink -f "$RNDC_BIN")
 
 TMP=$(mktemp -d /tmp/tdnskrs-bind9krs.XXXXXX)
-DNS_PORT=$(free_port) && CTL_PORT=$(free_port) && KDC_PORT=$(free_port) && NOTIFY_PORT=$(free_port) ||
+DNS_PORT=$(free_port) && CTL_PORT=$(free_port) && KDC_PORT=$(free_port) && NOTIFY_PORT=$(free_port) && METRICS_PORT=$(free_port) ||
     { fail "$T: free ports" "none found in 20000-40000"; exit 1; }
 K=$TMP/kdc S=$TMP/node KEYS=$TMP/keys LOG=$TMP/named.log
 mkdir -p "$K" "$S" "$KEYS" "$TMP/run"
@@ -67,7 +67,7 @@ enrolled "$T: node enrolled with tdns-krs enroll" \
 
 rndc_setup
 example_zone >"$TMP/example.test.db"
-DATABASE="dlopen $PLUGIN state_dir=$S rndc=$RNDC_BIN rndc_conf=$TMP/rndc.conf"
+DATABASE="dlopen $PLUGIN state_dir=$S rndc=$RNDC_BIN rndc_conf=$TMP/rndc.conf metrics_listen=127.0.0.1:$METRICS_PORT"
 {
     named_conf_head
     cat <<EOF
@@ -164,6 +164,45 @@ if [ "${TDNSKRS_SHORT:-0}" = 1 ]; then
     exit $((FAILURES > 0))
 fi
 
+# --- Prometheus metrics (metrics_listen) ------------------------------------------------------
+
+METRICS_PY=$(cd "$(dirname "${BASH_SOURCE[0]}")/../support" && pwd)/metrics_http.py
+# metrics_match_status: a strict scrape (Tests/support/promtext.py) says what status.tdnskrs.
+# TXT says — the instance's krs_status_json at the same moment: version, flags, keys, counters.
+metrics_match_status() {
+    local st m
+    st=$(status_line) && m=$(python3 "$METRICS_PY" scrape "$METRICS_PORT" 2>"$TMP/scrape.err") || return 1
+    python3 - "$st" "$m" "$(library_version)" <<'PY'
+import json, sys
+st, m, libversion = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]
+txt = dict(t.split("=", 1) for t in st.replace('"', " ").split() if "=" in t)
+v = {}
+for n, l, x in m["samples"]:
+    v[(n, tuple(sorted(l.items())))] = x
+g = lambda n, **l: v.get((n, tuple(sorted(l.items()))))
+yes = {"yes": 1, "no": 0}
+ok = (g("tdnskrs_build_info", version=txt["version"]) == 1 and txt["version"] == libversion
+      and g("tdnskrs_enrolled") == yes[txt["enrolled"]] and g("tdnskrs_running") == yes[txt["running"]]
+      and g("tdnskrs_listening") == yes[txt["listening"]]
+      and sum(x for (n, _), x in v.items() if n == "tdnskrs_keys") == int(txt["keys"])
+      and all(g(f"tdnskrs_{k}_total") == int(txt[k]) for k in ("keys_installed", "notifies", "fetches", "refused"))
+      and all(g(f"tdnskrs_{k}_total") is not None for k in ("confirmations", "fetch_failures", "notifies_refused", "pending_dropped")))
+sys.exit(0 if ok else 1)
+PY
+}
+metrics_diff() { echo "TXT '$(status_line)' vs scrape $(python3 "$METRICS_PY" scrape "$METRICS_PORT" 2>&1 | head -c 600)"; }
+say "metrics_listen=127.0.0.1:$METRICS_PORT: GET /metrics from the KRS inside named"
+check_within 10 "$T: metrics: a strict 0.0.4 scrape from inside named equals status.tdnskrs. TXT (version, flags, keys, counters)" \
+    '"$(metrics_diff)"' metrics_match_status
+check "$T: metrics: named logged the metrics listener" "not in named's log" grep -q "serving metrics on http://127.0.0.1:$METRICS_PORT/metrics" "$LOG"
+threads_before=$(ls /proc/"$NAMED_PID"/task 2>/dev/null | wc -l)
+while IFS=$'\t' read -r verdict name reason; do
+    if [ "$verdict" = PASS ]; then pass "$T: metrics: $name"; else fail "$T: metrics: $name" "$reason"; fi
+done < <(python3 "$METRICS_PY" behaviour "$METRICS_PORT" 2>&1)
+threads_after=$(ls /proc/"$NAMED_PID"/task 2>/dev/null | wc -l)
+check "$T: metrics: named has as many threads after those 40-odd connections as before ($threads_before)" \
+    "$threads_after after" eval '[ "$threads_before" = "$threads_after" ] && [ "$threads_before" -gt 0 ]'
+
 # --- reloads ---------------------------------------------------------------------------------
 
 LOADED="tdnskrs DLZ 'tdnskrs': KRS started"
@@ -196,6 +235,8 @@ if [ "${DEMO:-0}" = 1 ]; then
     show_status
 fi
 check "$T: status.tdnskrs. TXT shows keys=3" "$(status_line)" eval 'status_txt | grep -q "keys=3 "'
+check_within 10 "$T: metrics: after three reloads the new instance serves metrics equal to its status.tdnskrs. TXT" \
+    '"$(metrics_diff)"' metrics_match_status
 
 # --- the roll: the new ZSK signs, the old one is retired, then deleted ----------------------
 

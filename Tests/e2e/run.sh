@@ -29,7 +29,7 @@ PY
 }
 
 [ -x "$KDC" ] && [ -x "$KRS" ] || { fail "tdns-kdc and tdns-krs built in $build/bin"; exit 1; }
-KP=$(free_port 127.0.0.1); N1P=$(free_port 127.0.0.2); N2P=$(free_port 127.0.0.3)
+KP=$(free_port 127.0.0.1); N1P=$(free_port 127.0.0.2); N2P=$(free_port 127.0.0.3); M1P=$(free_port 127.0.0.1)
 K="$work/kdc"; S1="$work/node1"; S2="$work/node2"
 mkdir -p "$K" "$S1/keys" "$S2/keys"
 
@@ -81,7 +81,7 @@ else
     fail "a used package refused, but not by the KDC: $(tail -1 "$work/e1c.out")"
 fi
 
-"$KRS" run --state "$S1" >"$work/n1.log" 2>&1 & pids+=($!)
+"$KRS" run --state "$S1" --metrics 127.0.0.1:$M1P >"$work/n1.log" 2>&1 & pids+=($!)
 "$KRS" run --state "$S2" >"$work/n2.log" 2>&1 & pids+=($!)
 sleep 0.5
 
@@ -126,6 +126,28 @@ for n in 1 2; do
         fail "tdns-krs status of node$n"
     fi
 done
+# tdns-krs run --metrics (issue 15): a strict scrape (Tests/support/promtext.py) of node1 shows
+# what it did: its keys as status --json lists them, 4 fetches and 4 confirmations at least.
+keys1=$("$KRS" status --state "$S1" --json | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["keys"]))' 2>/dev/null)
+if "$PY" - "$here/../support" "$M1P" "$keys1" <<'PY' >"$work/metrics.out" 2>&1
+import sys
+sys.path.insert(0, sys.argv[1])
+import metrics_http, promtext
+p = promtext.parse(metrics_http.scrape(int(sys.argv[2])))
+v = lambda n, **l: promtext.value(p, n, **l)
+keys = sum(x for (n, _), x in p["samples"].items() if n == "tdnskrs_keys")
+assert keys == int(sys.argv[3]) >= 4, (keys, sys.argv[3])
+assert v("tdnskrs_running") == 1 and v("tdnskrs_listening") == 1 and v("tdnskrs_enrolled") == 1
+assert v("tdnskrs_fetches_total") >= 4 and v("tdnskrs_confirmations_total") >= 4 and v("tdnskrs_keys_installed_total") >= 4, p["samples"]
+assert v("tdnskrs_refused_total") == 0
+PY
+then
+    pass "tdns-krs run --metrics: a strict Prometheus scrape of node1 shows its $keys1 keys, fetches and confirmations"
+else
+    fail "tdns-krs run --metrics: $(tail -3 "$work/metrics.out" | tr '\n' ' ')"
+fi
+grep -q "serving metrics on http://127.0.0.1:$M1P/metrics" "$work/n1.log" && pass "tdns-krs run --metrics logs its address" \
+    || fail "tdns-krs run --metrics: no 'serving metrics' line in the log"
 
 # --- Re-enrollment of the running node1, HPKE → JOSE (issue 13) --------------------------------
 # The node keeps running: the new keys reach it through krs.conf, read again before the next

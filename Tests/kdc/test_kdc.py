@@ -18,6 +18,7 @@ import re
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 
@@ -219,10 +220,11 @@ def check_manifest(manifest, meta, node, dist_id, crypto, hmac_key):
 # --- fixtures -----------------------------------------------------------------------------------
 
 class Server:
-    def __init__(self, state, port):
-        self.state, self.port = state, port
+    def __init__(self, state, port, metrics=None):
+        self.state, self.port, self.metrics = state, port, metrics
         self.log = open(os.path.join(WORK, f"serve-{port}.log"), "w")
-        self.proc = subprocess.Popen([KDC, "serve", "--state", state], stdout=self.log, stderr=subprocess.STDOUT)
+        extra = ["--metrics", f"127.0.0.1:{metrics}"] if metrics else []
+        self.proc = subprocess.Popen([KDC, "serve", "--state", state, *extra], stdout=self.log, stderr=subprocess.STDOUT)
         with open(os.path.join(WORK, "pids"), "a") as f:
             f.write(f"{self.proc.pid}\n")
         deadline = time.time() + 20
@@ -1031,7 +1033,7 @@ def mig():
     zsk = run_json(state, "key", "generate", "--zone", "example.com.", "--algorithm", "15", "--type", "zsk")
     run(state, "zone", "add", "example.org.")
     csk = run_json(state, "key", "generate", "--zone", "example.org.", "--algorithm", "13", "--type", "csk")
-    server = Server(state, port)
+    server = Server(state, port, metrics=free_port())
     yield {"state": state, "server": server, "port": port, "keys": {"ksk": ksk, "zsk": zsk, "csk": csk}}
     server.stop()
 
@@ -1432,3 +1434,113 @@ def test_metrics_match_what_happened(mig):
     assert m["enrollments"] == {"hpke": 3, "jose": 1}
     assert m["reenrollments"]["jose"] == 1
     assert m["distributions"]["hpke"]["failed"] >= 1 and m["distributions"]["hpke"]["withdrawn"] >= 2
+
+
+# --- issue 15: Prometheus metrics (serve --metrics) -------------------------------------------------
+
+sys.path.insert(0, os.path.join(HERE, "..", "support"))
+import metrics_http  # noqa: E402
+import promtext  # noqa: E402
+
+
+def metrics_equal_status(st, p):
+    """Every value of the exposition against `status --json` (metrics, nodes)."""
+    m, v = st["metrics"], lambda name, **l: promtext.value(p, name, **l)
+    assert v("tdns_kdc_build_info", version="0.2.0") == 1
+    active = len([n for n in st["nodes"] if n["state"] == "active"])
+    assert v("tdns_kdc_nodes", state="active") == active
+    assert v("tdns_kdc_nodes", state="removed") == len(st["nodes"]) - active
+    for b in ("hpke", "jose"):
+        assert v("tdns_kdc_enrollments_total", backend=b) == m["enrollments"][b], b
+        assert v("tdns_kdc_reenrollments_total", backend=b) == m["reenrollments"][b], b
+        d = m["distributions"][b]
+        assert v("tdns_kdc_distributions_sent_total", backend=b) == d["sent"], b
+        for outcome in ("live", "confirmed", "failed", "withdrawn"):
+            assert v("tdns_kdc_distributions", backend=b, outcome=outcome) == d[outcome], (b, outcome)
+        lat = m["confirmation_latency_ms"][b]
+        assert v("tdns_kdc_confirmation_latency_samples", backend=b) == lat["samples"], b
+        for q, key in (("0.5", "median"), ("0.95", "p95")):
+            got = v("tdns_kdc_confirmation_latency_seconds", backend=b, quantile=q)
+            assert (got is None and lat[key] is None) or abs(got * 1000 - lat[key]) < 1e-6, (b, q, got, lat[key])
+    # Nothing else: every series is one of those checked above.
+    names = {n for n, _ in p["samples"]}
+    assert names == {"tdns_kdc_build_info", "tdns_kdc_nodes", "tdns_kdc_enrollments_total", "tdns_kdc_reenrollments_total",
+                     "tdns_kdc_distributions_sent_total", "tdns_kdc_distributions", "tdns_kdc_confirmation_latency_samples",
+                     "tdns_kdc_confirmation_latency_seconds"} - ({"tdns_kdc_confirmation_latency_seconds"}
+                                                                  if not any(m["confirmation_latency_ms"][b]["samples"] for b in ("hpke", "jose")) else set()), names
+
+
+def test_prometheus_metrics_equal_status_json(mig):
+    """After the whole migration group: a strict scrape of serve --metrics equals status --json
+    taken between two identical scrapes (so at the same moment)."""
+    port = mig["server"].metrics
+    for _ in range(5):
+        before = metrics_http.scrape(port)
+        st = run_json(mig["state"], "status")
+        if metrics_http.scrape(port) == before:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the metrics kept changing")
+    p = promtext.parse(before)
+    assert any(st["metrics"]["distributions"][b]["sent"] for b in ("hpke", "jose")), "the group made distributions"
+    metrics_equal_status(st, p)
+    assert "tdns_kdc_distributions_sent_total" in before and "# TYPE tdns_kdc_enrollments_total counter" in before
+
+
+def test_prometheus_metrics_follow_a_change(mig, tmp_path):
+    """A change made by another process (node add + distribute) shows in the next scrape."""
+    port = mig["server"].metrics
+    before = promtext.parse(metrics_http.scrape(port))
+    pub, _ = hpke_keypair()
+    node = "scraped.example."
+    run(mig["state"], "node", "add", node, "--crypto", "hpke", "--hpke-pubkey", pub.hex())
+    run_json(mig["state"], "distribute", "--node", node, "--zone", "example.com.")
+    after = promtext.parse(metrics_http.scrape(port))
+    sent = lambda p: promtext.value(p, "tdns_kdc_distributions_sent_total", backend="hpke")
+    assert sent(after) == sent(before) + 1
+    assert promtext.value(after, "tdns_kdc_nodes", state="active") == promtext.value(before, "tdns_kdc_nodes", state="active") + 1
+    metrics_equal_status(run_json(mig["state"], "status"), after)
+
+
+@pytest.mark.parametrize("name,check", metrics_http.CHECKS, ids=[n for n, _ in metrics_http.CHECKS])
+def test_prometheus_endpoint_behaviour(mig, name, check):
+    before = chunk_query(mig["server"], f"nothing.{CZ}").rcode()
+    check(mig["server"].metrics)
+    # The DNS side answers as before.
+    assert chunk_query(mig["server"], f"nothing.{CZ}").rcode() == before
+
+
+def test_metrics_off_by_default_and_bad_address_refused(kdc, tmp_path):
+    p = subprocess.run([KDC, "serve", "--state", kdc["state"], "--metrics", "localhost:9"], capture_output=True, text=True, timeout=30)
+    assert p.returncode != 0 and "--metrics" in p.stderr and "IP:port" in p.stderr, p.stderr
+    with open(kdc["server"].log.name) as f:
+        assert "serving metrics" not in f.read()
+
+
+PROM_GOOD = '# HELP a_total x\n# TYPE a_total counter\na_total{b="q\\"\\\\\\n"} 3\n# HELP g y\n# TYPE g gauge\ng NaN\n'
+PROM_BAD = {
+    "no final newline": PROM_GOOD[:-1],
+    "gauge named _total": PROM_GOOD.replace("a_total counter", "a_total gauge"),
+    "family not contiguous": PROM_GOOD + "a_total 4\n",
+    "unknown escape": PROM_GOOD.replace('\\"', "\\t"),
+    "no HELP": "# TYPE x gauge\nx 1\n",
+    "series twice": "# HELP x h\n# TYPE x gauge\nx 1\nx 1\n",
+    "label not snake_case": '# HELP x h\n# TYPE x gauge\nx{A="1"} 1\n',
+    "milliseconds unit": "# HELP x_ms h\n# TYPE x_ms gauge\nx_ms 1\n",
+    "blank line": "# HELP x h\n# TYPE x gauge\nx 1\n\n",
+    "bad value": "# HELP x h\n# TYPE x gauge\nx one\n",
+    "TYPE without samples": "# HELP x h\n# TYPE x gauge\n",
+    "truncated labels": '# HELP x h\n# TYPE x gauge\nx{a="1\n',
+    "counter without _total": "# HELP x h\n# TYPE x counter\nx 1\n",
+    "_info not 1": '# HELP x_info h\n# TYPE x_info gauge\nx_info{v="1"} 2\n',
+}
+
+
+@pytest.mark.parametrize("what", PROM_BAD, ids=list(PROM_BAD))
+def test_strict_exposition_parser_rejects(what):
+    """The parser standing in for promtool accepts well-formed text and fails on each defect."""
+    p = promtext.parse(PROM_GOOD)
+    assert promtext.value(p, "a_total", b='q"\\\n') == 3
+    with pytest.raises(ValueError):
+        promtext.parse(PROM_BAD[what])
