@@ -5,7 +5,7 @@
 #   tdnskrs-nsd.service          the sidecar with NSD: enroll, KSK+ZSK, dnssec-signzone, nsd-control,
 #                                NSD (as user nsd) serves the zone signed with the key tags
 #   tdns-krs.service + drop-in   as user bind with named (rndc loadkeys), then as user knot with
-#                                knotd (keymgr import-bind, knotc zone-keys-load): the drop-ins
+#                                knotd (keymgr import-bind, knotc): the drop-ins
 #                                and ownership changes its unit header documents
 # Servers are this test's own, on 127.0.0.1 high ports, configured under $SB (/run: PrivateTmp=
 # hides /tmp from the services).
@@ -302,10 +302,16 @@ check_within 15 "$T: units: tdns-krs run in tdns-krs.service's sandbox + drop-in
 check "$T: units: tdns-krs runs as knot, no new privileges, no capabilities, seccomp filter" \
     "$(grep -E '^(Uid|NoNewPrivs|Seccomp|CapEff)' "/proc/$(cat "$TMP/krs-knot.pid" 2>/dev/null)/status" 2>&1 | one_line)" sandboxed krs-knot knot
 new_ksk_zsk
-check_within 40 "$T: units: KSK $KSK and ZSK $ZSK confirmed by the sandboxed tdns-krs" '"states $(dist_state "$D1") / $(dist_state "$D2"); $(grep -iE "error|fail" "$TMP/krs-knot.log" | tail -1)"' \
-    eval 'confirmed "$D1" && confirmed "$D2"'
-check "$T: units: keymgr import-bind and knotc (zone-keys-load or zone-reload) ran inside the sandbox" "$(grep -E 'keymgr|knotc' "$TMP/krs-knot.log" | tail -2 | one_line)" \
-    eval 'grep -qE "keymgr .*import-bind.*: ok" "$TMP/krs-knot.log" && grep -qE "knotc zone-(keys-load|reload) .*: ok" "$TMP/krs-knot.log"'
+# The KSK arrives alone first: installed, but Knot cannot sign with it alone, and the KDC is
+# told so (failed_keys with that reason); the ZSK after it is confirmed (README, Knot).
+knot_first_key_reported() {
+    [ "$(dist_state "$D1")" = failed ] &&
+        kdc status --json 2>/dev/null | grep -q "Knot cannot sign $ZONE until it has an active KSK and ZSK"
+}
+check_within 40 "$T: units: the sandboxed tdns-krs reports the lone KSK $KSK as installed but not signing, and confirms ZSK $ZSK" '"states $(dist_state "$D1") / $(dist_state "$D2"); $(grep -iE "error|fail|cannot sign" "$TMP/krs-knot.log" | tail -1)"' \
+    eval 'knot_first_key_reported && confirmed "$D2"'
+check "$T: units: keymgr import-bind and knotc ran inside the sandbox" "$(grep -E 'keymgr|knotc' "$TMP/krs-knot.log" | tail -2 | one_line)" \
+    eval 'grep -qE "keymgr .*import-bind.*: ok" "$TMP/krs-knot.log" && grep -qE "knotc (zone-keys-load|zone-reload|conf-commit).*: ok" "$TMP/krs-knot.log"'
 check_within 30 "$T: units: knotd signs $ZONE with the distributed keys (RRSIG DNSKEY by $KSK, RRSIG SOA by $ZSK)" \
     '"$(signing_state)"' eval 'has_all "$(dnskey_tags)" "$KSK" "$ZSK" && has_all "$(rrsig_tags DNSKEY)" "$KSK" && [ "$(rrsig_tags SOA)" = "$ZSK" ]'
 stop_sandbox
