@@ -109,13 +109,15 @@ finish_tmp() {
     fi
 }
 
-# A TCP+UDP port in 20000-40000 that nothing listens on (and we have not handed out yet).
+# A TCP+UDP port in 20000-32767 that no socket uses (and we have not handed out yet). Below
+# the kernel's ephemeral range (32768-60999), so that no client socket of the test itself — a
+# dig, a NOTIFY sender — takes it as its source port between the choice and the bind.
 free_port() {
     local p i
     for i in $(seq 1 200); do
-        p=$((20000 + RANDOM % 20001))
+        p=$((20000 + RANDOM % 12768))
         case $USED_PORTS in *" $p "*) continue ;; esac
-        if [ -z "$(ss -Hlntu "sport = :$p" 2>/dev/null)" ]; then
+        if [ -z "$(ss -Hantu "sport = :$p" 2>/dev/null)" ]; then
             USED_PORTS="$USED_PORTS$p "
             echo "$p"
             return 0
